@@ -1,0 +1,1 @@
+//! Model-based property tests of the storage drivers live in `tests/`.

@@ -1,0 +1,282 @@
+//! Commit: a writable layer's changes as an OCI layer tar.
+//!
+//! Drivers find the changes (overlay reads its upper directory, copy compares its tree with the
+//! stack); this module orders and writes them the same way for both:
+//! - depth first; in each directory the opaque marker, then whiteouts, then entries, by name;
+//! - a changed entry's parent directories are in the layer with their current attributes;
+//! - hard links: the first name of an inode carries the data, later names are links to it;
+//! - names beginning with `.wh.` cannot be committed (they would read back as whiteouts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use rustix::fs::{FileType, Stat};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, file_type, open_dir, open_dir_beneath, open_file_at};
+use crate::model::{Entry, EntryKind, FileData, Meta, RelPath, parent_and_name};
+use crate::tarw::{TarWriter, WHITEOUT_PREFIX};
+
+/// What a committed path holds (file content is read when the tar is written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    File { size: u64 },
+    Dir,
+    Symlink(String),
+    CharDev(u32, u32),
+    BlockDev(u32, u32),
+    Fifo,
+}
+
+/// One thing a commit writes.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// An added or changed entry. `inode` is (st_dev, st_ino) for files with more than one
+    /// name, so their names become one data entry and hard links.
+    Entry {
+        path: RelPath,
+        kind: ItemKind,
+        meta: Meta,
+        inode: Option<(u64, u64)>,
+    },
+    /// `.wh.NAME`.
+    Whiteout { path: RelPath },
+    /// `DIR/.wh..wh..opq`, with the directory's attributes.
+    Opaque { path: RelPath, meta: Meta },
+}
+
+impl Item {
+    /// A directory entry.
+    pub fn dir(path: &str, meta: Meta) -> Item {
+        Item::Entry {
+            path: path.to_string(),
+            kind: ItemKind::Dir,
+            meta,
+            inode: None,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            Item::Entry { path, .. } | Item::Whiteout { path } | Item::Opaque { path, .. } => path,
+        }
+    }
+
+    /// Depth first; in a directory: opaque marker, whiteouts, then entries, each by name.
+    fn sort_key(&self) -> Vec<(u8, &str)> {
+        fn comps(p: &str) -> Vec<(u8, &str)> {
+            p.split('/')
+                .filter(|c| !c.is_empty())
+                .map(|c| (2u8, c))
+                .collect()
+        }
+        match self {
+            Item::Entry { path, .. } => comps(path),
+            Item::Opaque { path, .. } => {
+                let mut k = comps(path);
+                k.push((0, ""));
+                k
+            }
+            Item::Whiteout { path } => {
+                let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+                let mut k = comps(parent);
+                k.push((1, name));
+                k
+            }
+        }
+    }
+}
+
+/// True when two directory (or root) attributes differ in a way a layer records:
+/// mode, owner, xattrs (a directory's mtime alone is not a change).
+pub fn meta_changed(a: &Meta, b: &Meta) -> bool {
+    a.mode != b.mode || a.uid != b.uid || a.gid != b.gid || a.xattrs != b.xattrs
+}
+
+/// Reads the kind (file content not hashed) and metadata of `name` in `dir`.
+pub fn inode_at(dir: BorrowedFd<'_>, name: &str, root: &Path) -> Result<(ItemKind, Meta)> {
+    let st = fsutil::lstat_at(dir, name).map_err(|e| Error::io("stat", root.join(name), e))?;
+    let item = item_at(dir, name, name, &st, root)?;
+    match item {
+        Item::Entry { kind, meta, .. } => Ok((kind, meta)),
+        _ => Err(Error::io(
+            "stat",
+            root.join(name),
+            io::Error::other("not an entry"),
+        )),
+    }
+}
+
+/// Builds the commit item for `name` in `dir`, known by `path` in the layer.
+pub fn item_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &str,
+    st: &Stat,
+    root: &Path,
+) -> Result<Item> {
+    let at = || root.join(path);
+    let kind = match file_type(st) {
+        FileType::RegularFile => ItemKind::File {
+            size: st.st_size as u64,
+        },
+        FileType::Directory => ItemKind::Dir,
+        FileType::Symlink => ItemKind::Symlink(
+            fsutil::read_link(dir, name).map_err(|e| Error::io("readlink", at(), e))?,
+        ),
+        FileType::CharacterDevice => {
+            ItemKind::CharDev(rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev))
+        }
+        FileType::BlockDevice => {
+            ItemKind::BlockDev(rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev))
+        }
+        FileType::Fifo => ItemKind::Fifo,
+        other => {
+            return Err(Error::io(
+                "commit",
+                at(),
+                io::Error::other(format!("cannot be in a layer: {other:?}")),
+            ));
+        }
+    };
+    let meta = Meta {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: fsutil::mtime_of(st),
+        xattrs: fsutil::read_xattrs(dir, name).map_err(|e| Error::io("read xattrs", at(), e))?,
+    };
+    let inode = (matches!(kind, ItemKind::File { .. }) && st.st_nlink > 1)
+        .then_some((st.st_dev, st.st_ino));
+    Ok(Item::Entry {
+        path: path.to_string(),
+        kind,
+        meta,
+        inode,
+    })
+}
+
+/// Writes `items` as a tar to `out`, reading file data under `data_root`.
+pub fn write(items: Vec<Item>, data_root: &Path, out: &mut dyn Write) -> Result<()> {
+    let mut sorted: BTreeMap<Vec<(u8, String)>, Item> = BTreeMap::new();
+    for item in items {
+        if let Item::Entry { path, .. } = &item
+            && let Some((_, base)) = parent_and_name(path)
+            && base.starts_with(WHITEOUT_PREFIX)
+        {
+            return Err(Error::Usage(format!(
+                "{}: a name beginning with {WHITEOUT_PREFIX} cannot be committed (it would read back as a whiteout)",
+                data_root.join(path).display()
+            )));
+        }
+        let key = item
+            .sort_key()
+            .into_iter()
+            .map(|(o, s)| (o, s.to_string()))
+            .collect();
+        sorted.entry(key).or_insert(item);
+    }
+    let root = open_dir(data_root)?;
+    let mut tw = TarWriter::new(io::BufWriter::with_capacity(1 << 17, out));
+    let mut first_name: HashMap<(u64, u64), RelPath> = HashMap::new();
+    let werr = |p: &str, e: io::Error| Error::io("write tar entry", data_root.join(p), e);
+    for item in sorted.into_values() {
+        match item {
+            Item::Whiteout { path } => tw.whiteout(&path).map_err(|e| werr(&path, e))?,
+            Item::Opaque { path, meta } => tw.opaque(&path, &meta).map_err(|e| werr(&path, e))?,
+            Item::Entry {
+                path,
+                kind,
+                meta,
+                inode,
+            } => {
+                if let Some(key) = inode {
+                    if let Some(first) = first_name.get(&key) {
+                        let e = Entry {
+                            path: path.clone(),
+                            kind: EntryKind::HardLink {
+                                target: first.clone(),
+                            },
+                            meta,
+                        };
+                        tw.entry(&e, None).map_err(|e| werr(&path, e))?;
+                        continue;
+                    }
+                    first_name.insert(key, path.clone());
+                }
+                let kind = match kind {
+                    ItemKind::File { size } => EntryKind::File(FileData {
+                        size,
+                        digest: Digest([0; 32]),
+                        bytes: None,
+                    }),
+                    ItemKind::Dir => EntryKind::Dir,
+                    ItemKind::Symlink(target) => EntryKind::Symlink { target },
+                    ItemKind::CharDev(major, minor) => EntryKind::CharDev { major, minor },
+                    ItemKind::BlockDev(major, minor) => EntryKind::BlockDev { major, minor },
+                    ItemKind::Fifo => EntryKind::Fifo,
+                };
+                let e = Entry {
+                    path: path.clone(),
+                    kind,
+                    meta,
+                };
+                if let EntryKind::File(_) = e.kind {
+                    let mut f = open_data(root.as_fd(), &path)
+                        .map_err(|e| Error::io("open", data_root.join(&path), e))?;
+                    tw.entry(&e, Some(&mut f)).map_err(|e| werr(&path, e))?;
+                } else {
+                    tw.entry(&e, None).map_err(|e| werr(&path, e))?;
+                }
+            }
+        }
+    }
+    let mut w = tw.finish().map_err(|e| werr("", e))?;
+    w.flush().map_err(|e| werr("", e))
+}
+
+fn open_data(root: BorrowedFd<'_>, path: &str) -> io::Result<File> {
+    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+    let dir = open_dir_beneath(root, parent)?;
+    open_file_at(dir.as_fd(), name)
+}
+
+/// Writes a commit to `path` atomically: a temporary beside it, renamed into place only when
+/// whole. Returns the sha256 of the tar (its diff-id).
+pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Digest> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir, path)?;
+    let mut hw = HashingWriter::new(&mut tmp.1);
+    let result = f(&mut hw);
+    let (digest, _, _) = hw.finish();
+    let finish = result.and_then(|()| {
+        tmp.1.sync_all().map_err(|e| Error::io("sync", &tmp.0, e))?;
+        std::fs::rename(&tmp.0, path).map_err(|e| Error::io("rename", path, e))
+    });
+    if let Err(e) = finish {
+        let _ = std::fs::remove_file(&tmp.0);
+        return Err(e);
+    }
+    Ok(digest)
+}
+
+fn tempfile_in(dir: &Path, path: &Path) -> Result<(std::path::PathBuf, File)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "commit".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", crate::store::unique_id()));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    Ok((tmp, f))
+}

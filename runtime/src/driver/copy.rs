@@ -1,0 +1,693 @@
+//! Copy-merge (like Docker's vfs or containerd's native snapshotter): the stack is
+//! materialized into one directory by applying each layer's change set in order, lowest first,
+//! exactly as the OCI rules say: whiteouts and opaque markers first, then entries; parents
+//! resolved through symlinks inside the root; directory over directory keeps its children.
+//! File data is cloned (FICLONE) where the filesystem allows, else copied with
+//! copy_file_range (holes stay holes). The merged directory is bind-mounted on the target.
+//!
+//! Commit compares the tree with the stack's model by content and metadata (a same-size,
+//! same-mtime rewrite is a change).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
+
+use super::{Capabilities, Driver, MountView, driver_err, need_mount_privilege, umount};
+use crate::commit::{self, Item, ItemKind};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::fsutil::{
+    self, CopyMethod, file_type, ioe, list_dir, lstat_at, open_dir, open_dir_beneath,
+    open_dir_in_root, open_file_at,
+};
+use crate::model::{
+    self, Change, ChangeSet, Entry, EntryKind, Kind, Meta, RelPath, Timespec, Tree, join,
+    parent_and_name,
+};
+use crate::store::{StoredLayer, read_json, write_json};
+
+/// Symlinks followed while resolving one path (as the kernel's 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// The copy-merge driver.
+#[derive(Clone, Copy, Debug)]
+pub struct Copy {
+    /// Try FICLONE before copying data.
+    pub reflink: bool,
+}
+
+impl Copy {
+    fn merged(view: &MountView) -> PathBuf {
+        view.scratch.join("merged")
+    }
+
+    fn dirs_record(view: &MountView) -> PathBuf {
+        view.scratch.join("dirs.json")
+    }
+
+    /// Materializes `layers` into the empty directory `dest` and returns the inode number of
+    /// every directory (the commit uses them to see a directory replaced whole), with counters.
+    pub fn materialize(
+        &self,
+        layers: &[StoredLayer],
+        dest: &Path,
+    ) -> Result<(BTreeMap<RelPath, u64>, CopyStats)> {
+        let mut m = Materializer {
+            root: open_dir(dest)?,
+            dest: dest.to_path_buf(),
+            dir_mtimes: HashMap::new(),
+            reflink: self.reflink,
+            root_meta: Meta::implied_dir(),
+            stats: CopyStats::default(),
+        };
+        for layer in layers {
+            let changes = layer.changes()?;
+            m.apply(layer, &changes)?;
+        }
+        let mut dirs = BTreeMap::new();
+        m.finish_dirs(
+            m.root
+                .try_clone()
+                .map_err(|e| Error::io("dup", dest, e))?
+                .as_fd(),
+            "",
+            &mut dirs,
+        )?;
+        let root_meta = m.root_meta.clone();
+        fsutil::set_meta_at(m.root.as_fd(), ".", &Kind::Dir, &root_meta)
+            .map_err(|e| Error::io("set metadata", dest, e))?;
+        let st = lstat_at(m.root.as_fd(), ".").map_err(|e| Error::io("stat", dest, e))?;
+        dirs.insert(String::new(), st.st_ino);
+        Ok((dirs, m.stats))
+    }
+}
+
+/// What a materialization did.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct CopyStats {
+    pub files: u64,
+    pub bytes: u64,
+    pub reflinked: u64,
+    pub dirs: u64,
+    pub other: u64,
+}
+
+struct Materializer {
+    root: OwnedFd,
+    dest: PathBuf,
+    /// Directory inode -> the mtime it must end with.
+    dir_mtimes: HashMap<u64, Timespec>,
+    reflink: bool,
+    root_meta: Meta,
+    stats: CopyStats,
+}
+
+/// What a resolution walk does at a missing component.
+#[derive(Clone, Copy, PartialEq)]
+enum Missing {
+    Stop,
+    Create,
+}
+
+impl Materializer {
+    fn err(&self, op: &'static str, path: &str, e: io::Error) -> Error {
+        Error::io(op, self.dest.join(path), e)
+    }
+
+    fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
+        // Deletions see only the lower layers.
+        for c in &changes.changes {
+            match c {
+                Change::Opaque { path } => {
+                    if let Some(dir) = self.resolve(path, Missing::Stop)? {
+                        fsutil::clear_dir(dir.as_fd())
+                            .map_err(|e| self.err("clear opaque directory", path, e))?;
+                    }
+                }
+                Change::Whiteout { path } => {
+                    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+                    if let Some(dir) = self.resolve(parent, Missing::Stop)? {
+                        fsutil::remove_all_at(dir.as_fd(), name)
+                            .map_err(|e| self.err("remove whited-out", path, e))?;
+                    }
+                }
+                Change::Entry(_) => {}
+            }
+        }
+        let src = open_dir(&layer.fs())?;
+        let mut src_cache: Option<(String, OwnedFd)> = None;
+        for c in &changes.changes {
+            match c {
+                Change::Opaque { path } => {
+                    self.resolve(path, Missing::Create)?;
+                }
+                Change::Whiteout { path } => {
+                    let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
+                    self.resolve(parent, Missing::Create)?;
+                }
+                Change::Entry(e) => self.put(e, src.as_fd(), &mut src_cache, layer)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the directory `path` resolves to inside the root, following symlinks in the root.
+    /// With [`Missing::Create`], missing components become implied directories (0755, root,
+    /// mtime 0) and a non-directory in the way is replaced by one, as the model says.
+    fn resolve(&mut self, path: &str, missing: Missing) -> Result<Option<OwnedFd>> {
+        match open_dir_in_root(self.root.as_fd(), path) {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::Model {
+                    path: path.to_string(),
+                    reason: "too many levels of symbolic links".into(),
+                });
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                if missing == Missing::Stop {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(self.err("resolve", path, e)),
+        }
+        self.walk_create(path).map(Some)
+    }
+
+    fn walk_create(&mut self, path: &str) -> Result<OwnedFd> {
+        let mut cur = RelPath::new();
+        let mut fd = self.root.try_clone().map_err(|e| self.err("dup", "", e))?;
+        let mut queue: VecDeque<String> = components(path).collect();
+        let mut followed = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == ".." {
+                cur = parent_and_name(&cur)
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default();
+                fd = open_dir_in_root(self.root.as_fd(), &cur)
+                    .map_err(|e| self.err("open", &cur, e))?;
+                continue;
+            }
+            let next = join(&cur, &c);
+            let st = match lstat_at(fd.as_fd(), &c) {
+                Ok(st) => Some(st),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(self.err("stat", &next, e)),
+            };
+            match st.as_ref().map(file_type) {
+                Some(FileType::Directory) => {}
+                Some(FileType::Symlink) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(Error::Model {
+                            path: path.to_string(),
+                            reason: "too many levels of symbolic links".into(),
+                        });
+                    }
+                    let target = fsutil::read_link(fd.as_fd(), &c)
+                        .map_err(|e| self.err("readlink", &next, e))?;
+                    if target.starts_with('/') {
+                        cur = RelPath::new();
+                        fd = self.root.try_clone().map_err(|e| self.err("dup", "", e))?;
+                    }
+                    for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                        queue.push_front(t);
+                    }
+                    continue;
+                }
+                Some(_) => {
+                    fsutil::remove_all_at(fd.as_fd(), &c)
+                        .map_err(|e| self.err("remove", &next, e))?;
+                    self.mkdir_implied(fd.as_fd(), &c, &next)?;
+                }
+                None => self.mkdir_implied(fd.as_fd(), &c, &next)?,
+            }
+            fd = open_dir_beneath(fd.as_fd(), &c).map_err(|e| self.err("open", &next, e))?;
+            cur = next;
+        }
+        Ok(fd)
+    }
+
+    fn mkdir_implied(&mut self, dir: BorrowedFd<'_>, name: &str, path: &str) -> Result<()> {
+        rfs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
+            .map_err(|e| self.err("mkdir", path, ioe(e)))?;
+        let meta = Meta::implied_dir();
+        fsutil::set_meta_at(dir, name, &Kind::Dir, &meta)
+            .map_err(|e| self.err("set metadata", path, e))?;
+        self.note_dir(dir, name, path, meta.mtime)
+    }
+
+    fn note_dir(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        path: &str,
+        mtime: Timespec,
+    ) -> Result<()> {
+        let st = lstat_at(dir, name).map_err(|e| self.err("stat", path, e))?;
+        self.dir_mtimes.insert(st.st_ino, mtime);
+        self.stats.dirs += 1;
+        Ok(())
+    }
+
+    fn put(
+        &mut self,
+        e: &Entry,
+        src: BorrowedFd<'_>,
+        src_cache: &mut Option<(String, OwnedFd)>,
+        layer: &StoredLayer,
+    ) -> Result<()> {
+        let Some((parent, name)) = parent_and_name(&e.path) else {
+            self.root_meta = e.meta.clone();
+            return Ok(());
+        };
+        let dir = self
+            .resolve(parent, Missing::Create)?
+            .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
+        let dir = dir.as_fd();
+        let existing = match lstat_at(dir, name) {
+            Ok(st) => Some(file_type(&st)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(self.err("stat", &e.path, err)),
+        };
+        if let EntryKind::HardLink { target } = &e.kind {
+            let (tparent, tname) = parent_and_name(target).unwrap_or(("", target));
+            let tdir = self
+                .resolve(tparent, Missing::Stop)?
+                .ok_or_else(|| Error::Model {
+                    path: e.path.clone(),
+                    reason: format!("hard link target {target:?} does not exist"),
+                })?;
+            let same = lstat_at(tdir.as_fd(), tname)
+                .ok()
+                .zip(lstat_at(dir, name).ok())
+                .is_some_and(|(a, b)| a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+            if !same {
+                if existing.is_some() {
+                    fsutil::remove_all_at(dir, name)
+                        .map_err(|err| self.err("remove", &e.path, err))?;
+                }
+                rfs::linkat(tdir.as_fd(), tname, dir, name, AtFlags::empty())
+                    .map_err(|err| self.err("link", &e.path, ioe(err)))?;
+            }
+            return Ok(());
+        }
+        let Some(kind) = e.kind.to_kind() else {
+            return Ok(());
+        };
+        if kind.is_dir() {
+            if existing != Some(FileType::Directory) {
+                if existing.is_some() {
+                    fsutil::remove_all_at(dir, name)
+                        .map_err(|err| self.err("remove", &e.path, err))?;
+                }
+                rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                    .map_err(|err| self.err("mkdir", &e.path, ioe(err)))?;
+            }
+            let m = Meta {
+                mtime: Timespec::default(),
+                ..e.meta.clone()
+            };
+            fsutil::set_meta_at(dir, name, &kind, &m)
+                .map_err(|err| self.err("set metadata", &e.path, err))?;
+            return self.note_dir(dir, name, &e.path, e.meta.mtime);
+        }
+        if existing.is_some() {
+            fsutil::remove_all_at(dir, name).map_err(|err| self.err("remove", &e.path, err))?;
+        }
+        match &kind {
+            Kind::File(data) => {
+                let src_file = open_src(src, src_cache, &e.path)
+                    .map_err(|err| Error::io("open", layer.fs().join(&e.path), err))?;
+                let dst = fsutil::create_file_at(dir, name)
+                    .map_err(|err| self.err("create", &e.path, err))?;
+                let how = fsutil::copy_data(&src_file, &dst, data.size, self.reflink)
+                    .map_err(|err| self.err("copy data", &e.path, err))?;
+                if how == CopyMethod::Reflink {
+                    self.stats.reflinked += 1;
+                } else if self.reflink && data.size > 0 {
+                    // One failed clone means this filesystem pair cannot: stop asking.
+                    self.reflink = false;
+                }
+                fsutil::set_meta_fd(dst.as_fd(), &e.meta)
+                    .map_err(|err| self.err("set metadata", &e.path, err))?;
+                self.stats.files += 1;
+                self.stats.bytes += data.size;
+            }
+            Kind::Symlink { target } => {
+                rfs::symlinkat(target.as_str(), dir, name)
+                    .map_err(|err| self.err("symlink", &e.path, ioe(err)))?;
+                fsutil::set_meta_at(dir, name, &kind, &e.meta)
+                    .map_err(|err| self.err("set metadata", &e.path, err))?;
+                self.stats.other += 1;
+            }
+            Kind::CharDev { .. } | Kind::BlockDev { .. } | Kind::Fifo => {
+                fsutil::mknod_at(dir, name, &kind)
+                    .map_err(|err| self.err("mknod", &e.path, err))?;
+                fsutil::set_meta_at(dir, name, &kind, &e.meta)
+                    .map_err(|err| self.err("set metadata", &e.path, err))?;
+                self.stats.other += 1;
+            }
+            Kind::Dir => {}
+        }
+        Ok(())
+    }
+
+    /// Sets every directory's final mtime, deepest first, and records directory inodes.
+    fn finish_dirs(
+        &self,
+        dir: BorrowedFd<'_>,
+        rel: &str,
+        out: &mut BTreeMap<RelPath, u64>,
+    ) -> Result<()> {
+        for name in list_dir(dir).map_err(|e| self.err("read directory", rel, e))? {
+            let path = join(rel, &name);
+            let st = lstat_at(dir, &name).map_err(|e| self.err("stat", &path, e))?;
+            if file_type(&st) != FileType::Directory {
+                continue;
+            }
+            let sub = open_dir_beneath(dir, &name).map_err(|e| self.err("open", &path, e))?;
+            self.finish_dirs(sub.as_fd(), &path, out)?;
+            let mtime = self.dir_mtimes.get(&st.st_ino).copied().unwrap_or_default();
+            fsutil::set_mtime_at(dir, &name, mtime).map_err(|e| self.err("set mtime", &path, e))?;
+            out.insert(path, st.st_ino);
+        }
+        Ok(())
+    }
+}
+
+fn components(p: &str) -> impl Iterator<Item = String> + '_ {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+}
+
+/// Opens a layer's source file, reusing the parent directory fd of the previous entry.
+fn open_src(
+    src: BorrowedFd<'_>,
+    cache: &mut Option<(String, OwnedFd)>,
+    path: &str,
+) -> io::Result<File> {
+    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+    if cache.as_ref().is_none_or(|(p, _)| p != parent) {
+        *cache = Some((parent.to_string(), open_dir_beneath(src, parent)?));
+    }
+    match cache {
+        Some((_, fd)) => open_file_at(fd.as_fd(), name),
+        None => Err(io::ErrorKind::NotFound.into()),
+    }
+}
+
+impl Driver for Copy {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dir_rename: true,
+            hardlinks_kept: true,
+            stable_ino: true,
+            native_diff: false,
+            follows_lower_symlinks: true,
+            implied_dirs_keep_lower_attrs: true,
+            max_layers: None,
+        }
+    }
+
+    fn availability(&self) -> std::result::Result<(), String> {
+        need_mount_privilege()
+    }
+
+    fn mount(&self, view: &MountView) -> Result<()> {
+        let merged = Self::merged(view);
+        std::fs::create_dir(&merged).map_err(|e| Error::io("create", &merged, e))?;
+        let (dirs, _) = self.materialize(&view.layers, &merged)?;
+        write_json(&Self::dirs_record(view), &dirs)?;
+        // The merged tree lives in the store; the target shows it through a bind mount.
+        nix::mount::mount(
+            Some(&merged),
+            &view.target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            driver_err(
+                "copy",
+                format!(
+                    "bind {} on {}: {e}",
+                    merged.display(),
+                    view.target.display()
+                ),
+            )
+        })
+    }
+
+    fn unmount(&self, view: &MountView) -> Result<()> {
+        umount(&view.target)
+    }
+
+    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()> {
+        let merged = Self::merged(view);
+        let mut layers = Vec::with_capacity(view.layers.len());
+        for l in &view.layers {
+            layers.push(l.changes()?);
+        }
+        let lower = model::apply(&layers)?;
+        let dirs: BTreeMap<RelPath, u64> = read_json(&Self::dirs_record(view))?;
+        let items = tree_diff(&lower, &view.root_meta(), &dirs, &merged)?;
+        commit::write(items, &merged, out)
+    }
+}
+
+/// What the walk of the merged tree saw at one path.
+struct Seen {
+    item: Item,
+    ino: u64,
+    dev: u64,
+}
+
+/// The changes between the stack's model and the merged tree: added and changed entries (with
+/// their parents and every name of a changed hard-linked inode), whiteouts for deleted names,
+/// and an opaque marker for a directory that was removed and made again.
+fn tree_diff(
+    lower: &Tree,
+    lower_root: &Meta,
+    dirs: &BTreeMap<RelPath, u64>,
+    merged: &Path,
+) -> Result<Vec<Item>> {
+    let root = open_dir(merged)?;
+    let mut seen: BTreeMap<RelPath, Seen> = BTreeMap::new();
+    walk(root.as_fd(), "", merged, &mut seen)?;
+    let mut changed: BTreeSet<RelPath> = BTreeSet::new();
+    let mut recreated: HashSet<RelPath> = HashSet::new();
+    for (path, s) in &seen {
+        let Item::Entry { kind, meta, .. } = &s.item else {
+            continue;
+        };
+        let Some(l) = lower.get(path) else {
+            changed.insert(path.clone());
+            continue;
+        };
+        let differs = match (kind, &l.kind) {
+            (ItemKind::Dir, Kind::Dir) => {
+                if dirs.get(path) != Some(&s.ino) {
+                    recreated.insert(path.clone());
+                    true
+                } else {
+                    commit::meta_changed(&l.meta, meta)
+                }
+            }
+            (ItemKind::File { size }, Kind::File(d)) => {
+                *size != d.size
+                    || meta != &l.meta
+                    || file_digest(root.as_fd(), path, merged)? != d.digest
+            }
+            (ItemKind::Symlink(t), Kind::Symlink { target }) => {
+                t != target
+                    || meta.uid != l.meta.uid
+                    || meta.gid != l.meta.gid
+                    || meta.xattrs != l.meta.xattrs
+            }
+            (ItemKind::CharDev(a, b), Kind::CharDev { major, minor })
+            | (ItemKind::BlockDev(a, b), Kind::BlockDev { major, minor }) => {
+                (a, b) != (major, minor) || meta != &l.meta
+            }
+            (ItemKind::Fifo, Kind::Fifo) => meta != &l.meta,
+            _ => true,
+        };
+        if differs {
+            changed.insert(path.clone());
+        }
+    }
+    // A name that joined or left a hard-link group is a change even with equal content.
+    let mut by_inode: HashMap<(u64, u64), Vec<RelPath>> = HashMap::new();
+    for (path, s) in &seen {
+        if let Item::Entry { inode: Some(_), .. } = s.item {
+            by_inode
+                .entry((s.dev, s.ino))
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    let mut group_now: HashMap<&str, &Vec<RelPath>> = HashMap::new();
+    for names in by_inode.values() {
+        for n in names {
+            group_now.insert(n.as_str(), names);
+        }
+    }
+    let lower_groups = lower.hardlink_groups();
+    let mut group_before: HashMap<&str, &Vec<RelPath>> = HashMap::new();
+    for names in &lower_groups {
+        for n in names {
+            group_before.insert(n.as_str(), names);
+        }
+    }
+    for path in group_now.keys().chain(group_before.keys()) {
+        let now = group_now
+            .get(path)
+            .map(|g| g.iter().collect::<BTreeSet<_>>());
+        let before = group_before
+            .get(path)
+            .map(|g| g.iter().collect::<BTreeSet<_>>());
+        if now != before && seen.contains_key(*path) {
+            changed.insert(path.to_string());
+        }
+    }
+    // Every name of a changed inode goes in, so the layer keeps the link.
+    for names in by_inode.values() {
+        if names.iter().any(|n| changed.contains(n)) {
+            changed.extend(names.iter().cloned());
+        }
+    }
+    let mut items = Vec::new();
+    let mut emitted: BTreeSet<RelPath> = BTreeSet::new();
+    for path in &changed {
+        let mut p = path.as_str();
+        while let Some((parent, _)) = parent_and_name(p) {
+            if parent.is_empty() || !emitted.insert(parent.to_string()) {
+                break;
+            }
+            if let Some(s) = seen.get(parent) {
+                items.push(s.item.clone());
+            }
+            p = parent;
+        }
+        if emitted.insert(path.clone())
+            && let Some(s) = seen.get(path)
+        {
+            items.push(s.item.clone());
+        }
+        if recreated.contains(path)
+            && let Some(Seen {
+                item: Item::Entry { meta, .. },
+                ..
+            }) = seen.get(path)
+        {
+            items.push(Item::Opaque {
+                path: path.clone(),
+                meta: meta.clone(),
+            });
+        }
+    }
+    // Deleted names: the topmost missing path under a directory that is still the same one.
+    for (path, _) in lower.iter() {
+        if path.is_empty() || seen.contains_key(path) {
+            continue;
+        }
+        let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
+        let parent_same = parent.is_empty()
+            || (lower.get(parent).is_some_and(|i| i.kind.is_dir())
+                && matches!(
+                    seen.get(parent),
+                    Some(Seen {
+                        item: Item::Entry {
+                            kind: ItemKind::Dir,
+                            ..
+                        },
+                        ..
+                    })
+                )
+                && !recreated.contains(parent));
+        if parent_same {
+            items.push(Item::Whiteout { path: path.clone() });
+            if !parent.is_empty() && emitted.insert(parent.to_string()) {
+                let mut p = parent;
+                loop {
+                    if let Some(s) = seen.get(p) {
+                        items.push(s.item.clone());
+                    }
+                    match parent_and_name(p) {
+                        Some((pp, _)) if !pp.is_empty() && emitted.insert(pp.to_string()) => p = pp,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Seen {
+        item: Item::Entry { meta, .. },
+        ..
+    }) = seen.get("")
+        && commit::meta_changed(lower_root, meta)
+    {
+        items.push(Item::dir("", meta.clone()));
+    }
+    Ok(items)
+}
+
+fn walk(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    root: &Path,
+    seen: &mut BTreeMap<RelPath, Seen>,
+) -> Result<()> {
+    if rel.is_empty() {
+        let st = lstat_at(dir, ".").map_err(|e| Error::io("stat", root, e))?;
+        let item = commit::item_at(dir, ".", "", &st, root)?;
+        seen.insert(
+            String::new(),
+            Seen {
+                item,
+                ino: st.st_ino,
+                dev: st.st_dev,
+            },
+        );
+    }
+    for name in list_dir(dir).map_err(|e| Error::io("read directory", root.join(rel), e))? {
+        let path = join(rel, &name);
+        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", root.join(&path), e))?;
+        let item = commit::item_at(dir, &name, &path, &st, root)?;
+        let is_dir = file_type(&st) == FileType::Directory;
+        seen.insert(
+            path.clone(),
+            Seen {
+                item,
+                ino: st.st_ino,
+                dev: st.st_dev,
+            },
+        );
+        if is_dir {
+            let sub =
+                open_dir_beneath(dir, &name).map_err(|e| Error::io("open", root.join(&path), e))?;
+            walk(sub.as_fd(), &path, root, seen)?;
+        }
+    }
+    Ok(())
+}
+
+fn file_digest(root: BorrowedFd<'_>, path: &str, merged: &Path) -> Result<Digest> {
+    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+    let open = || -> io::Result<File> {
+        let d = open_dir_beneath(root, parent)?;
+        open_file_at(d.as_fd(), name)
+    };
+    let f = open().map_err(|e| Error::io("open", merged.join(path), e))?;
+    Digest::of_reader(io::BufReader::with_capacity(1 << 17, f))
+        .map(|(d, _)| d)
+        .map_err(|e| Error::io("read", merged.join(path), e))
+}

@@ -1,0 +1,139 @@
+//! Storage drivers: one file each, one trait.
+//!
+//! A driver turns a stack of stored layers into a merged view at a target directory, with a
+//! fresh writable layer on top, and turns that writable layer back into an OCI layer tar.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::Meta;
+use crate::store::StoredLayer;
+
+pub mod copy;
+pub mod overlay;
+
+pub use copy::Copy;
+pub use overlay::{Overlay, OverlayApi};
+
+/// What a driver promises where union filesystems are known to differ. Tests check each
+/// promise; the conformance matrix shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// rename(2) of a directory that came from a lower layer works (false: it fails with EXDEV).
+    pub dir_rename: bool,
+    /// Hard links to a lower file stay one inode after one of the names is written.
+    pub hardlinks_kept: bool,
+    /// A lower file keeps its st_ino when it is copied up.
+    pub stable_ino: bool,
+    /// Commit reads only the writable layer (no tree compare).
+    pub native_diff: bool,
+    /// An entry under a lower layer's symlink (`lib -> usr/lib`, then `lib/x`) lands behind the
+    /// symlink, as the model says; false: the layer's directory hides the symlink.
+    pub follows_lower_symlinks: bool,
+    /// A directory a layer only implies (no tar entry of its own) keeps the attributes of the
+    /// same directory below, as the model says; false: it shows 0755 root:root, mtime 0.
+    pub implied_dirs_keep_lower_attrs: bool,
+    /// The most layers one mount can stack, if bounded.
+    pub max_layers: Option<usize>,
+}
+
+/// One mount as a driver sees it.
+#[derive(Clone, Debug)]
+pub struct MountView {
+    /// Layers, lowest first.
+    pub layers: Vec<StoredLayer>,
+    /// A directory owned by this mount alone (its writable layer lives here).
+    pub scratch: PathBuf,
+    /// The directory that shows the merged view.
+    pub target: PathBuf,
+}
+
+impl MountView {
+    /// The attributes the merged root takes: the topmost layer root entry's, else 0755 root.
+    pub fn root_meta(&self) -> Meta {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| l.info.root.clone())
+            .unwrap_or_else(Meta::implied_dir)
+    }
+}
+
+/// A storage driver.
+pub trait Driver: Send + Sync {
+    /// The name users pick it by (`--driver NAME`).
+    fn name(&self) -> &'static str;
+
+    /// What it promises where union filesystems differ.
+    fn capabilities(&self) -> Capabilities;
+
+    /// `Ok` when it can mount here, else the reason it cannot.
+    fn availability(&self) -> std::result::Result<(), String>;
+
+    /// Makes `view.target` show the merged layers with a fresh writable layer on top.
+    /// On error nothing stays mounted (the caller removes `view.scratch`).
+    fn mount(&self, view: &MountView) -> Result<()>;
+
+    /// Undoes [`Driver::mount`]; the caller then removes `view.scratch`.
+    fn unmount(&self, view: &MountView) -> Result<()>;
+
+    /// Writes the writable layer's changes to `out` as an OCI layer tar.
+    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()>;
+}
+
+static OVERLAY: Overlay = Overlay {
+    api: OverlayApi::Auto,
+};
+static COPY: Copy = Copy { reflink: true };
+
+/// Every driver strata knows, available or not.
+pub fn all() -> Vec<&'static dyn Driver> {
+    vec![&OVERLAY, &COPY]
+}
+
+/// The names of every driver, for messages.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|d| d.name()).collect()
+}
+
+/// The driver called `name`.
+pub fn by_name(name: &str) -> Result<&'static dyn Driver> {
+    all().into_iter().find(|d| d.name() == name).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown driver {name:?} (known: {})",
+            names().join(", ")
+        ))
+    })
+}
+
+/// Fails unless the process may mount (root or CAP_SYS_ADMIN in its user namespace).
+pub(crate) fn need_mount_privilege() -> std::result::Result<(), String> {
+    if rustix::process::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("needs root (CAP_SYS_ADMIN) to mount".into())
+    }
+}
+
+/// True when the running kernel lists `fs` in /proc/filesystems.
+pub(crate) fn kernel_has_fs(fs: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some(fs)))
+        .unwrap_or(false)
+}
+
+pub(crate) fn driver_err(driver: &str, reason: impl Into<String>) -> Error {
+    Error::Driver {
+        driver: driver.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Unmounts `target` (no lazy detach: a busy mount is an error the user should see).
+pub(crate) fn umount(target: &Path) -> Result<()> {
+    nix::mount::umount2(target, nix::mount::MntFlags::empty())
+        .map_err(|e| Error::io("unmount", target, std::io::Error::from(e)))
+}

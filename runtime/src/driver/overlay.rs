@@ -1,0 +1,289 @@
+//! Kernel overlayfs. The stored layer directories are the lowerdirs (they are already in
+//! overlayfs's form: whiteouts are char devices 0:0, opaque directories carry
+//! `trusted.overlay.opaque=y`); each mount gets a fresh upper and work directory.
+//!
+//! The mount uses mount(2) while its option string fits in one page, and the new mount API
+//! (fsopen, fsconfig `lowerdir+`, fsmount, move_mount) beyond, up to the kernel's 500 layers.
+//! It mounts with `redirect_dir=off,index=off,metacopy=off` so the upper directory alone is a
+//! complete diff (no redirects, no metadata-only copies): renaming a lower directory fails with
+//! EXDEV and a hard link to a lower file splits when one name is written. Both are declared.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{CWD, FileType};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+    fsconfig_set_string, fsmount, fsopen, move_mount,
+};
+
+use super::{
+    Capabilities, Driver, MountView, driver_err, kernel_has_fs, need_mount_privilege, umount,
+};
+use crate::commit::{self, Item};
+use crate::error::{Error, Result};
+use crate::fsutil::{
+    self, OVERLAY_OPAQUE_XATTR, file_type, list_dir, lstat_at, open_dir, open_dir_beneath,
+};
+use crate::model::{Kind, join};
+
+/// The kernel's limit on lower layers (`OVL_MAX_STACK`).
+pub const MAX_LAYERS: usize = 500;
+/// mount(2) copies at most one page of options.
+const OPTION_PAGE: usize = 4096;
+/// Options every strata overlay mount sets, so the upper directory is a complete diff.
+const FIXED_OPTIONS: [(&str, &str); 3] = [
+    ("redirect_dir", "off"),
+    ("index", "off"),
+    ("metacopy", "off"),
+];
+
+/// Which mount API to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayApi {
+    /// mount(2) while the options fit one page, else the new API.
+    Auto,
+    /// Always mount(2) (fails beyond one page of options).
+    Legacy,
+    /// Always fsopen/fsconfig(`lowerdir+`)/fsmount/move_mount.
+    NewApi,
+}
+
+/// The kernel overlayfs driver.
+#[derive(Clone, Copy, Debug)]
+pub struct Overlay {
+    pub api: OverlayApi,
+}
+
+impl Overlay {
+    fn upper(view: &MountView) -> PathBuf {
+        view.scratch.join("upper")
+    }
+
+    fn work(view: &MountView) -> PathBuf {
+        view.scratch.join("work")
+    }
+
+    /// The lowerdirs, topmost first (overlayfs's order).
+    fn lowers(view: &MountView) -> Vec<PathBuf> {
+        view.layers.iter().rev().map(|l| l.fs()).collect()
+    }
+
+    /// The mount(2) option string.
+    pub fn legacy_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String {
+        let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        let mut s = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            upper.display(),
+            work.display()
+        );
+        for (k, v) in FIXED_OPTIONS {
+            s.push_str(&format!(",{k}={v}"));
+        }
+        s
+    }
+
+    fn mount_legacy(&self, opts: &str, target: &Path) -> Result<()> {
+        nix::mount::mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts),
+        )
+        .map_err(|e| driver_err("overlay", format!("mount on {}: {e}", target.display())))
+    }
+
+    fn mount_new_api(
+        &self,
+        lowers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> Result<()> {
+        // The filesystem context collects the options one by one: no page limit.
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+            .map_err(|e| driver_err("overlay", format!("fsopen: {e}")))?;
+        let fail = |what: String, e: rustix::io::Errno| {
+            let log = read_fs_log(fs.as_fd());
+            driver_err("overlay", format!("{what}: {e}{log}"))
+        };
+        fsconfig_set_string(&fs, "source", "overlay")
+            .map_err(|e| fail("fsconfig source".into(), e))?;
+        for (i, l) in lowers.iter().enumerate() {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_path())
+                .map_err(|e| fail(format!("fsconfig lowerdir+ #{} {}", i + 1, l.display()), e))?;
+        }
+        fsconfig_set_string(&fs, "upperdir", upper)
+            .map_err(|e| fail("fsconfig upperdir".into(), e))?;
+        fsconfig_set_string(&fs, "workdir", work)
+            .map_err(|e| fail("fsconfig workdir".into(), e))?;
+        for (k, v) in FIXED_OPTIONS {
+            fsconfig_set_string(&fs, k, v).map_err(|e| fail(format!("fsconfig {k}"), e))?;
+        }
+        fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), e))?;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+            .map_err(|e| fail("fsmount".into(), e))?;
+        // Attach the detached mount at the target.
+        move_mount(
+            &mnt,
+            "",
+            CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| {
+            driver_err(
+                "overlay",
+                format!("move_mount to {}: {e}", target.display()),
+            )
+        })
+    }
+
+    /// True when some lower layer holds a directory at `path` (before any whiteout of it).
+    fn lower_has_dir(view: &MountView, path: &str) -> bool {
+        for l in view.layers.iter().rev() {
+            match std::fs::symlink_metadata(l.fs().join(path)) {
+                Ok(m) if m.is_dir() => return true,
+                Ok(_) => return false,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// The filesystem context's error log, when the kernel left one.
+fn read_fs_log(fs: std::os::fd::BorrowedFd<'_>) -> String {
+    let mut out = String::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = rustix::io::read(fs, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(" (");
+        out.push_str(String::from_utf8_lossy(&buf[..n]).trim());
+        out.push(')');
+    }
+    out
+}
+
+impl Driver for Overlay {
+    fn name(&self) -> &'static str {
+        "overlay"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dir_rename: false,
+            hardlinks_kept: false,
+            stable_ino: true,
+            native_diff: true,
+            follows_lower_symlinks: false,
+            implied_dirs_keep_lower_attrs: false,
+            max_layers: Some(MAX_LAYERS),
+        }
+    }
+
+    fn availability(&self) -> std::result::Result<(), String> {
+        if !kernel_has_fs("overlay") {
+            return Err("the kernel has no overlay filesystem (modprobe overlay)".into());
+        }
+        need_mount_privilege()
+    }
+
+    fn mount(&self, view: &MountView) -> Result<()> {
+        if view.layers.is_empty() {
+            return Err(driver_err("overlay", "no layers to mount"));
+        }
+        if view.layers.len() > MAX_LAYERS {
+            return Err(driver_err(
+                "overlay",
+                format!(
+                    "{} layers exceed the kernel's limit of {MAX_LAYERS} lower layers (OVL_MAX_STACK)",
+                    view.layers.len()
+                ),
+            ));
+        }
+        let (upper, work) = (Self::upper(view), Self::work(view));
+        for d in [&upper, &work] {
+            std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
+        }
+        // The merged root shows the upper root's attributes: give it the stack's.
+        let root = view.root_meta();
+        let ufd = open_dir(&upper)?;
+        fsutil::set_meta_at(ufd.as_fd(), ".", &Kind::Dir, &root)
+            .map_err(|e| Error::io("set metadata", &upper, e))?;
+        let lowers = Self::lowers(view);
+        let opts = Self::legacy_options(&lowers, &upper, &work);
+        let fits = opts.len() < OPTION_PAGE
+            && !opts.contains(['\\', '\n'])
+            && !lowers
+                .iter()
+                .chain([&upper, &work])
+                .any(|p| p.display().to_string().contains([',', ':']));
+        match self.api {
+            OverlayApi::Legacy => self.mount_legacy(&opts, &view.target),
+            OverlayApi::Auto if fits => self.mount_legacy(&opts, &view.target),
+            OverlayApi::Auto | OverlayApi::NewApi => {
+                self.mount_new_api(&lowers, &upper, &work, &view.target)
+            }
+        }
+    }
+
+    fn unmount(&self, view: &MountView) -> Result<()> {
+        umount(&view.target)
+    }
+
+    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()> {
+        let upper = Self::upper(view);
+        let ufd = open_dir(&upper)?;
+        let mut items = Vec::new();
+        let root = view.root_meta();
+        let (_, upper_root) = commit::inode_at(ufd.as_fd(), ".", &upper)?;
+        if commit::meta_changed(&root, &upper_root) {
+            items.push(Item::dir("", upper_root));
+        }
+        walk_upper(view, ufd.as_fd(), "", &upper, &mut items)?;
+        commit::write(items, &upper, out)
+    }
+}
+
+/// Turns the upper directory into commit items: whiteouts from char devices 0:0, opaque
+/// markers from the opaque xattr (only where a lower directory exists to hide).
+fn walk_upper(
+    view: &MountView,
+    dir: std::os::fd::BorrowedFd<'_>,
+    rel: &str,
+    upper: &Path,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    let at = |p: &str| upper.join(p);
+    for name in list_dir(dir).map_err(|e| Error::io("read directory", at(rel), e))? {
+        let path = join(rel, &name);
+        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", at(&path), e))?;
+        if fsutil::is_whiteout(&st) {
+            items.push(Item::Whiteout { path });
+            continue;
+        }
+        let item = commit::item_at(dir, &name, &path, &st, upper)?;
+        items.push(item);
+        if file_type(&st) == FileType::Directory {
+            let opaque = fsutil::get_xattr(dir, &name, OVERLAY_OPAQUE_XATTR)
+                .map_err(|e| Error::io("read xattr", at(&path), e))?;
+            if opaque.as_deref() == Some(b"y") && Overlay::lower_has_dir(view, &path) {
+                let (_, meta) = commit::inode_at(dir, &name, upper)?;
+                items.push(Item::Opaque {
+                    path: path.clone(),
+                    meta,
+                });
+            }
+            let sub = open_dir_beneath(dir, &name)
+                .map_err(|e| Error::io("open directory", at(&path), e))?;
+            walk_upper(view, sub.as_fd(), &path, upper, items)?;
+        }
+    }
+    Ok(())
+}

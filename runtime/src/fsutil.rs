@@ -1,0 +1,560 @@
+//! Low-level filesystem steps shared by import, the copy driver, commit and scan.
+//!
+//! Everything works relative to a directory fd and never follows a symlink in the last
+//! component, so a layer can never make strata write outside the directory it works in.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{
+    self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, SeekFrom, Stat,
+    Timespec as RTimespec, Timestamps,
+};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::model::{Kind, Meta, Timespec};
+
+/// The xattr overlayfs uses to mark a directory opaque in a lower layer.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The prefix of every xattr overlayfs keeps for itself.
+pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+
+/// Converts a rustix errno into `io::Error`.
+pub fn ioe(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// Opens directory `path` (following symlinks: the caller names a directory it trusts).
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rfs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open directory", path, ioe(e)))
+}
+
+/// Opens directory `rel` under `dir` without following any symlink and without leaving `dir`.
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    rfs::openat2(
+        dir,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(ioe)
+}
+
+/// Opens directory `rel` under `root`, resolving symlinks as if `root` were `/`
+/// (a layer's `lib -> /usr/lib` lands in `root/usr/lib`, never on the host).
+pub fn open_dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    rfs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(ioe)
+}
+
+/// `lstat` of `name` in `dir`.
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Stat> {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(ioe)
+}
+
+/// The path through `/proc/self/fd` that names `name` inside the directory open as `dir`;
+/// the `l*xattr` calls on it do not follow `name` if it is a symlink.
+pub fn proc_path(dir: BorrowedFd<'_>, name: &str) -> String {
+    format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), name)
+}
+
+/// The file type bits of a stat.
+pub fn file_type(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Modification time of a stat.
+pub fn mtime_of(st: &Stat) -> Timespec {
+    Timespec::new(st.st_mtime, st.st_mtime_nsec as u32)
+}
+
+/// Change time of a stat.
+pub fn ctime_of(st: &Stat) -> Timespec {
+    Timespec::new(st.st_ctime, st.st_ctime_nsec as u32)
+}
+
+/// Reads every xattr of `name` in `dir` (not following a symlink), skipping overlayfs's own.
+pub fn read_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let path = proc_path(dir, name);
+    let mut out = BTreeMap::new();
+    let mut list = vec![0u8; 1024];
+    let n = loop {
+        match rfs::llistxattr(path.as_str(), &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rfs::llistxattr(path.as_str(), &mut [0u8; 0][..]).map_err(ioe)?;
+                list.resize(need.max(list.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(out),
+            Err(e) => return Err(ioe(e)),
+        }
+    };
+    for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let key = String::from_utf8_lossy(key).into_owned();
+        if key.starts_with(OVERLAY_XATTR_PREFIX) || key.starts_with("user.overlay.") {
+            continue;
+        }
+        let mut val = vec![0u8; 256];
+        let len = loop {
+            match rfs::lgetxattr(path.as_str(), key.as_str(), &mut val[..]) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::RANGE) => {
+                    let need = rfs::lgetxattr(path.as_str(), key.as_str(), &mut [0u8; 0][..])
+                        .map_err(ioe)?;
+                    val.resize(need.max(val.len() * 2), 0);
+                }
+                Err(rustix::io::Errno::NODATA) => break usize::MAX,
+                Err(e) => return Err(ioe(e)),
+            }
+        };
+        if len != usize::MAX {
+            val.truncate(len);
+            out.insert(key, val);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one xattr of `name` in `dir`; `None` when it is not set.
+pub fn get_xattr(dir: BorrowedFd<'_>, name: &str, key: &str) -> io::Result<Option<Vec<u8>>> {
+    let path = proc_path(dir, name);
+    let mut val = vec![0u8; 64];
+    match rfs::lgetxattr(path.as_str(), key, &mut val[..]) {
+        Ok(n) => {
+            val.truncate(n);
+            Ok(Some(val))
+        }
+        Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => Ok(None),
+        Err(rustix::io::Errno::RANGE) => {
+            let need = rfs::lgetxattr(path.as_str(), key, &mut [0u8; 0][..]).map_err(ioe)?;
+            let mut val = vec![0u8; need];
+            let n = rfs::lgetxattr(path.as_str(), key, &mut val[..]).map_err(ioe)?;
+            val.truncate(n);
+            Ok(Some(val))
+        }
+        Err(e) => Err(ioe(e)),
+    }
+}
+
+/// Sets xattr `key` on `name` in `dir` without following a symlink.
+pub fn set_xattr(dir: BorrowedFd<'_>, name: &str, key: &str, value: &[u8]) -> io::Result<()> {
+    let path = proc_path(dir, name);
+    rfs::lsetxattr(path.as_str(), key, value, rfs::XattrFlags::empty()).map_err(ioe)
+}
+
+/// Reads the kind and metadata of `name` in `dir`; file content is hashed.
+pub fn read_inode(dir: BorrowedFd<'_>, name: &str, st: &Stat) -> io::Result<(Kind, Meta)> {
+    let kind = match file_type(st) {
+        FileType::RegularFile => {
+            let f = File::from(
+                rfs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(ioe)?,
+            );
+            let (digest, size) = Digest::of_reader(io::BufReader::with_capacity(1 << 16, f))?;
+            Kind::File(crate::model::FileData {
+                size,
+                digest,
+                bytes: None,
+            })
+        }
+        FileType::Directory => Kind::Dir,
+        FileType::Symlink => Kind::Symlink {
+            target: read_link(dir, name)?,
+        },
+        FileType::CharacterDevice => Kind::CharDev {
+            major: rfs::major(st.st_rdev),
+            minor: rfs::minor(st.st_rdev),
+        },
+        FileType::BlockDevice => Kind::BlockDev {
+            major: rfs::major(st.st_rdev),
+            minor: rfs::minor(st.st_rdev),
+        },
+        FileType::Fifo => Kind::Fifo,
+        other => {
+            return Err(io::Error::other(format!("unsupported file type {other:?}")));
+        }
+    };
+    let meta = Meta {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: mtime_of(st),
+        xattrs: read_xattrs(dir, name)?,
+    };
+    Ok((kind, meta))
+}
+
+/// The target of symlink `name` in `dir`.
+pub fn read_link(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
+    let t = rfs::readlinkat(dir, name, Vec::new()).map_err(ioe)?;
+    t.into_string()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8"))
+}
+
+/// The names in directory `dir`, sorted, without `.` and `..`.
+pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<String>> {
+    let mut d = Dir::read_from(dir).map_err(ioe)?;
+    let mut names = Vec::new();
+    while let Some(ent) = d.read() {
+        let ent = ent.map_err(ioe)?;
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        names.push(
+            String::from_utf8(name.to_vec()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8")
+            })?,
+        );
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Removes `name` in `dir` and everything under it, never following a symlink.
+/// A missing name is not an error.
+pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let st = match lstat_at(dir, name) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if file_type(&st) == FileType::Directory {
+        let sub = open_dir_beneath(dir, name)?;
+        for child in list_dir(sub.as_fd())? {
+            remove_all_at(sub.as_fd(), &child)?;
+        }
+        rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(ioe)
+    } else {
+        rfs::unlinkat(dir, name, AtFlags::empty()).map_err(ioe)
+    }
+}
+
+/// Removes everything inside directory `dir`, keeping the directory.
+pub fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    for child in list_dir(dir)? {
+        remove_all_at(dir, &child)?;
+    }
+    Ok(())
+}
+
+/// Removes `path` and everything under it (for directories strata owns, e.g. in its store).
+pub fn remove_tree(path: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Usage(format!(
+            "refusing to remove {}",
+            path.display()
+        )));
+    };
+    let dir = open_dir(parent)?;
+    remove_all_at(dir.as_fd(), &name.to_string_lossy()).map_err(|e| Error::io("remove", path, e))
+}
+
+fn to_rts(t: Timespec) -> RTimespec {
+    RTimespec {
+        tv_sec: t.sec,
+        tv_nsec: t.nsec as _,
+    }
+}
+
+/// Sets owner, mode, xattrs and mtime of `name` in `dir`, in the order that keeps them all
+/// (chown clears setuid and file capabilities, so it comes first; mtime comes last).
+pub fn set_meta_at(dir: BorrowedFd<'_>, name: &str, kind: &Kind, meta: &Meta) -> io::Result<()> {
+    rfs::chownat(
+        dir,
+        name,
+        Some(rfs::Uid::from_raw(meta.uid)),
+        Some(rfs::Gid::from_raw(meta.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(ioe)?;
+    if !matches!(kind, Kind::Symlink { .. }) {
+        // chmodat follows symlinks; `name` is known here not to be one.
+        rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty()).map_err(ioe)?;
+    }
+    for (k, v) in &meta.xattrs {
+        set_xattr(dir, name, k, v)?;
+    }
+    set_mtime_at(dir, name, meta.mtime)
+}
+
+/// Sets owner, mode, xattrs and mtime through an open file.
+pub fn set_meta_fd(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
+    rfs::fchown(
+        fd,
+        Some(rfs::Uid::from_raw(meta.uid)),
+        Some(rfs::Gid::from_raw(meta.gid)),
+    )
+    .map_err(ioe)?;
+    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ioe)?;
+    for (k, v) in &meta.xattrs {
+        rfs::fsetxattr(fd, k.as_str(), v, rfs::XattrFlags::empty()).map_err(ioe)?;
+    }
+    set_mtime_fd(fd, meta.mtime)
+}
+
+/// Sets the mtime (atime too, to the same value) of `name` in `dir`, not following symlinks.
+pub fn set_mtime_at(dir: BorrowedFd<'_>, name: &str, t: Timespec) -> io::Result<()> {
+    let ts = Timestamps {
+        last_access: to_rts(t),
+        last_modification: to_rts(t),
+    };
+    let name = if name.is_empty() { "." } else { name };
+    rfs::utimensat(dir, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(ioe)
+}
+
+/// Sets the mtime (and atime) of an open file.
+pub fn set_mtime_fd(fd: BorrowedFd<'_>, t: Timespec) -> io::Result<()> {
+    let ts = Timestamps {
+        last_access: to_rts(t),
+        last_modification: to_rts(t),
+    };
+    rfs::futimens(fd, &ts).map_err(ioe)
+}
+
+/// Creates a device node or fifo `name` in `dir`.
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &str, kind: &Kind) -> io::Result<()> {
+    let (ft, dev) = match kind {
+        Kind::CharDev { major, minor } => (FileType::CharacterDevice, rfs::makedev(*major, *minor)),
+        Kind::BlockDev { major, minor } => (FileType::BlockDevice, rfs::makedev(*major, *minor)),
+        Kind::Fifo => (FileType::Fifo, 0),
+        _ => return Err(io::Error::other("mknod of a non-device")),
+    };
+    rfs::mknodat(dir, name, ft, Mode::from_raw_mode(0o600), dev).map_err(ioe)
+}
+
+/// Creates the overlayfs whiteout (a char device 0:0) `name` in `dir`.
+pub fn make_whiteout_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    mknod_at(dir, name, &Kind::CharDev { major: 0, minor: 0 })
+}
+
+/// True when a stat is overlayfs's whiteout form (a char device 0:0).
+pub fn is_whiteout(st: &Stat) -> bool {
+    file_type(st) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+/// Creates a new empty file `name` in `dir` for writing (fails if the name exists).
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(ioe)?;
+    Ok(File::from(fd))
+}
+
+/// Opens `name` in `dir` for reading, not following a symlink.
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(ioe)?;
+    Ok(File::from(fd))
+}
+
+/// The block size holes are detected in when writing file data.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `size` bytes from `src` into `dst`, leaving all-zero 4 KiB blocks as holes so sparse
+/// files stay sparse. Returns the sha256 of the data.
+pub fn write_sparse(mut src: impl Read, dst: &mut File, size: u64) -> io::Result<Digest> {
+    let mut hw = HashingWriter::new(io::sink());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = size;
+    let mut pos: u64 = 0;
+    let mut pending_hole = false;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        src.read_exact(&mut buf[..want])?;
+        hw.write_all(&buf[..want])?;
+        for chunk in buf[..want].chunks(HOLE_BLOCK) {
+            if chunk.iter().all(|b| *b == 0) {
+                pending_hole = true;
+            } else {
+                if pending_hole {
+                    rfs::seek(&*dst, SeekFrom::Start(pos)).map_err(ioe)?;
+                    pending_hole = false;
+                }
+                dst.write_all(chunk)?;
+            }
+            pos += chunk.len() as u64;
+        }
+        left -= want as u64;
+    }
+    if pending_hole {
+        rfs::ftruncate(&*dst, size).map_err(ioe)?;
+    }
+    Ok(hw.finish().0)
+}
+
+/// How file data was copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// FICLONE: the destination shares the source's extents (reflink).
+    Reflink,
+    /// copy_file_range over the data segments, holes kept.
+    CopyFileRange,
+    /// read and write, holes kept.
+    ReadWrite,
+}
+
+/// Copies all of `src` (of length `size`) into the empty file `dst`: reflink when the
+/// filesystem allows, else copy_file_range of each data segment (holes stay holes), else
+/// read/write. `allow_reflink` false skips the clone attempt.
+pub fn copy_data(src: &File, dst: &File, size: u64, allow_reflink: bool) -> io::Result<CopyMethod> {
+    if size == 0 {
+        return Ok(CopyMethod::CopyFileRange);
+    }
+    if allow_reflink && rfs::ioctl_ficlone(dst, src).is_ok() {
+        return Ok(CopyMethod::Reflink);
+    }
+    let mut method = CopyMethod::CopyFileRange;
+    let mut pos: u64 = 0;
+    while pos < size {
+        let data = match rfs::seek(src, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(_) => pos,
+        };
+        let hole = match rfs::seek(src, SeekFrom::Hole(data)) {
+            Ok(h) => h.min(size),
+            Err(_) => size,
+        };
+        let mut off_in = data;
+        let mut off_out = data;
+        while off_in < hole {
+            let want = (hole - off_in).min(1 << 30) as usize;
+            let n = if method == CopyMethod::CopyFileRange {
+                match rfs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), want) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "source shrank while copying",
+                        ));
+                    }
+                    Ok(n) => n,
+                    Err(
+                        rustix::io::Errno::XDEV
+                        | rustix::io::Errno::NOSYS
+                        | rustix::io::Errno::INVAL
+                        | rustix::io::Errno::OPNOTSUPP,
+                    ) => {
+                        method = CopyMethod::ReadWrite;
+                        continue;
+                    }
+                    Err(e) => return Err(ioe(e)),
+                }
+            } else {
+                let n = copy_range_rw(src, dst, off_in, want)?;
+                off_in += n as u64;
+                off_out += n as u64;
+                n
+            };
+            debug_assert!(n > 0);
+        }
+        pos = hole;
+    }
+    rfs::ftruncate(dst, size).map_err(ioe)?;
+    Ok(method)
+}
+
+fn copy_range_rw(src: &File, dst: &File, off: u64, len: usize) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len.min(1 << 20)];
+    let n = src.read_at(&mut buf, off)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "source shrank while copying",
+        ));
+    }
+    dst.write_all_at(&buf[..n], off)?;
+    Ok(n)
+}
+
+/// A C string for a path, for the few calls that want one.
+pub fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Usage(format!("{}: path holds a NUL byte", p.display())))
+}
+
+/// Opens `name` in `dir` as an `O_PATH` fd (for *at calls on it), not following a symlink.
+pub fn open_path_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(ioe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_sparse_keeps_content_and_leaves_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_dir(dir.path()).unwrap();
+        let mut data = vec![0u8; 1 << 20];
+        data[0] = 1;
+        data[(1 << 20) - 1] = 2;
+        let mut f = create_file_at(d.as_fd(), "sparse").unwrap();
+        let digest = write_sparse(&data[..], &mut f, data.len() as u64).unwrap();
+        assert_eq!(digest, Digest::of(&data));
+        let back = std::fs::read(dir.path().join("sparse")).unwrap();
+        assert_eq!(back, data);
+        let st = lstat_at(d.as_fd(), "sparse").unwrap();
+        assert!(
+            (st.st_blocks as u64) * 512 < data.len() as u64 / 2,
+            "blocks {}",
+            st.st_blocks
+        );
+    }
+
+    #[test]
+    fn copy_data_copies_a_sparse_file_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_dir(dir.path()).unwrap();
+        let mut data = vec![0u8; 3 << 20];
+        data[5] = 7;
+        data[(2 << 20) + 9] = 9;
+        let mut f = create_file_at(d.as_fd(), "src").unwrap();
+        write_sparse(&data[..], &mut f, data.len() as u64).unwrap();
+        drop(f);
+        let src = open_file_at(d.as_fd(), "src").unwrap();
+        let dst = create_file_at(d.as_fd(), "dst").unwrap();
+        copy_data(&src, &dst, data.len() as u64, false).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("dst")).unwrap(), data);
+    }
+}

@@ -1,0 +1,26 @@
+//! strata-runtime: everything that touches the kernel, plus the pure union model it is checked
+//! against.
+//!
+//! - [`model`]: the spec. A pure, I/O-free application of OCI layer change sets.
+//! - [`layer`]: parsing and safe import of OCI layer tars and directories.
+//! - [`store`]: the content-addressed layer store and the records of live mounts.
+//! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
+//! - [`commit`]: the writable layer of a mount as an OCI layer tar.
+//! - [`scan`]: a real directory read into the model's [`model::Tree`].
+
+pub mod commit;
+pub mod digest;
+pub mod driver;
+pub mod error;
+pub mod fixture;
+pub mod fsutil;
+pub mod layer;
+pub mod model;
+pub mod mounts;
+pub mod sandbox;
+pub mod scan;
+pub mod store;
+pub mod tarw;
+
+pub use digest::Digest;
+pub use error::{Error, Result};

@@ -1,0 +1,636 @@
+//! The flat application of OCI change sets, lowest layer first (the rules are in `mod.rs`).
+
+use std::collections::VecDeque;
+
+use super::changeset::{Change, ChangeSet, Entry, EntryKind};
+use super::path::{RelPath, join, parent_and_name};
+use super::tree::{Inode, Kind, Meta, Tree};
+use crate::error::{Error, Result};
+
+/// Symlinks followed while resolving one path before it counts as a loop (as the kernel's 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// The merged view of `layers`, lowest first, over an empty root (0755, 0:0, mtime 0).
+pub fn apply(layers: &[ChangeSet]) -> Result<Tree> {
+    let mut tree = Tree::default();
+    for layer in layers {
+        apply_layer(&mut tree, layer)?;
+    }
+    Ok(tree)
+}
+
+/// Applies one layer on top of `tree`.
+pub fn apply_layer(tree: &mut Tree, layer: &ChangeSet) -> Result<()> {
+    // Deletions see only the lower layers: they run before any entry of this layer lands.
+    for change in &layer.changes {
+        match change {
+            Change::Opaque { path } => {
+                if let Some(dir) = resolve(tree, path)?
+                    && tree.get(&dir).is_some_and(|i| i.kind.is_dir())
+                {
+                    tree.clear_dir(&dir);
+                }
+            }
+            Change::Whiteout { path } => {
+                let Some((parent, name)) = parent_and_name(path) else {
+                    return Err(model_err(path, "a whiteout cannot delete the root"));
+                };
+                if let Some(dir) = resolve(tree, parent)?
+                    && tree.get(&dir).is_some_and(|i| i.kind.is_dir())
+                {
+                    tree.remove_subtree(&join(&dir, name));
+                }
+            }
+            Change::Entry(_) => {}
+        }
+    }
+    // Entries in tar order; whiteouts and opaque markers still imply their parent directories.
+    for change in &layer.changes {
+        match change {
+            Change::Opaque { path } => {
+                ensure_dir(tree, path)?;
+            }
+            Change::Whiteout { path } => {
+                let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
+                ensure_dir(tree, parent)?;
+            }
+            Change::Entry(e) => put(tree, e)?,
+        }
+    }
+    Ok(())
+}
+
+fn model_err(path: &str, reason: impl Into<String>) -> Error {
+    Error::Model {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn components(p: &str) -> impl Iterator<Item = String> + '_ {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+}
+
+fn parent_of(p: &str) -> RelPath {
+    parent_and_name(p)
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_default()
+}
+
+/// What a resolution walk does when a component is missing or not a directory.
+#[derive(Clone, Copy, PartialEq)]
+enum Missing {
+    /// Stop: the path does not resolve.
+    Stop,
+    /// Create an implied directory (replacing a non-directory).
+    Create,
+}
+
+/// Walks `path` from the root, following every symlink inside the root.
+/// Returns the real path, or `None` when a component is missing (with [`Missing::Stop`]).
+fn walk(tree: &mut Tree, path: &str, missing: Missing) -> Result<Option<RelPath>> {
+    let mut cur = RelPath::new();
+    let mut queue: VecDeque<String> = components(path).collect();
+    let mut followed = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            cur = parent_of(&cur);
+            continue;
+        }
+        let next = join(&cur, &c);
+        let kind = tree.get(&next).map(|i| i.kind.clone());
+        match kind {
+            Some(Kind::Dir) => cur = next,
+            Some(Kind::Symlink { target }) => {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return Err(model_err(path, "too many levels of symbolic links"));
+                }
+                if target.starts_with('/') {
+                    cur = RelPath::new();
+                }
+                for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                    queue.push_front(t);
+                }
+            }
+            Some(_) | None if missing == Missing::Stop => return Ok(None),
+            Some(_) => {
+                tree.remove_subtree(&next);
+                tree.insert(&next, implied_dir());
+                cur = next;
+            }
+            None => {
+                tree.insert(&next, implied_dir());
+                cur = next;
+            }
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn implied_dir() -> Inode {
+    Inode {
+        kind: Kind::Dir,
+        meta: Meta::implied_dir(),
+    }
+}
+
+/// The real path `path` resolves to, following every symlink inside the root.
+fn resolve(tree: &mut Tree, path: &str) -> Result<Option<RelPath>> {
+    walk(tree, path, Missing::Stop)
+}
+
+/// The real path of directory `path`, creating implied directories as needed.
+fn ensure_dir(tree: &mut Tree, path: &str) -> Result<RelPath> {
+    Ok(walk(tree, path, Missing::Create)?.unwrap_or_default())
+}
+
+fn put(tree: &mut Tree, e: &Entry) -> Result<()> {
+    let Some((parent, name)) = parent_and_name(&e.path) else {
+        // The root entry (`./`): only a directory, and only its attributes change.
+        if e.kind != EntryKind::Dir {
+            return Err(model_err("/", "the root entry must be a directory"));
+        }
+        if let Some(root) = tree.get_mut("") {
+            root.meta = e.meta.clone();
+        }
+        return Ok(());
+    };
+    let dir = ensure_dir(tree, parent)?;
+    let full = join(&dir, name);
+    match &e.kind {
+        EntryKind::HardLink { target } => {
+            let Some((tparent, tname)) = parent_and_name(target) else {
+                return Err(model_err(&e.path, "hard link to the root"));
+            };
+            let tdir = resolve(tree, tparent)?.unwrap_or_default();
+            let tfull = join(&tdir, tname);
+            let Some(ino) = tree.ino(&tfull) else {
+                return Err(model_err(
+                    &e.path,
+                    format!("hard link target {target:?} does not exist"),
+                ));
+            };
+            if tree.inode(ino).is_some_and(|i| i.kind.is_dir()) {
+                return Err(model_err(
+                    &e.path,
+                    format!("hard link target {target:?} is a directory"),
+                ));
+            }
+            if tfull != full {
+                tree.remove_subtree(&full);
+                tree.link(&full, ino);
+            }
+        }
+        kind => {
+            let Some(kind) = kind.to_kind() else {
+                return Ok(());
+            };
+            let existing_is_dir = tree.get(&full).map(|i| i.kind.is_dir());
+            match existing_is_dir {
+                Some(true) if kind.is_dir() => {
+                    if let Some(i) = tree.get_mut(&full) {
+                        i.meta = e.meta.clone();
+                    }
+                }
+                _ => {
+                    tree.remove_subtree(&full);
+                    tree.insert(
+                        &full,
+                        Inode {
+                            kind,
+                            meta: e.meta.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FileData;
+
+    // A tiny layer notation for the rules below.
+    fn file(path: &str, content: &str) -> Change {
+        Change::Entry(Entry {
+            path: path.into(),
+            kind: EntryKind::File(FileData::from_bytes(content.as_bytes().to_vec())),
+            meta: Meta::mode(0o644),
+        })
+    }
+    fn dir(path: &str, mode: u32) -> Change {
+        Change::Entry(Entry {
+            path: path.into(),
+            kind: EntryKind::Dir,
+            meta: Meta::mode(mode),
+        })
+    }
+    fn symlink(path: &str, target: &str) -> Change {
+        Change::Entry(Entry {
+            path: path.into(),
+            kind: EntryKind::Symlink {
+                target: target.into(),
+            },
+            meta: Meta::mode(0o777),
+        })
+    }
+    fn hardlink(path: &str, target: &str) -> Change {
+        Change::Entry(Entry {
+            path: path.into(),
+            kind: EntryKind::HardLink {
+                target: target.into(),
+            },
+            meta: Meta::mode(0o644),
+        })
+    }
+    fn wh(path: &str) -> Change {
+        Change::Whiteout { path: path.into() }
+    }
+    fn opq(path: &str) -> Change {
+        Change::Opaque { path: path.into() }
+    }
+    fn layer(changes: Vec<Change>) -> ChangeSet {
+        ChangeSet { changes }
+    }
+    fn content(t: &Tree, p: &str) -> Option<FileData> {
+        match &t.get(p)?.kind {
+            Kind::File(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+    fn is(t: &Tree, p: &str, s: &str) -> bool {
+        content(t, p) == Some(FileData::from_bytes(s.as_bytes().to_vec()))
+    }
+    fn paths(t: &Tree) -> Vec<String> {
+        t.iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn p01_p02_the_topmost_layer_wins() {
+        let t = apply(&[
+            layer(vec![file("f", "from_l1")]),
+            layer(vec![file("f", "from_l2")]),
+            layer(vec![file("f", "from_l3")]),
+        ])
+        .unwrap();
+        assert!(is(&t, "f", "from_l3"));
+    }
+
+    #[test]
+    fn p03_directories_merge_names() {
+        let t = apply(&[
+            layer(vec![dir("shared", 0o755), file("shared/file1", "1")]),
+            layer(vec![dir("shared", 0o755), file("shared/file2", "2")]),
+        ])
+        .unwrap();
+        assert_eq!(t.children("shared"), vec!["file1", "file2"]);
+    }
+
+    #[test]
+    fn p04_a_directory_takes_the_attributes_of_its_topmost_entry() {
+        let mut lower = Meta::mode(0o700);
+        lower.uid = 1;
+        lower.xattrs.insert("user.a".into(), b"1".to_vec());
+        let t = apply(&[
+            layer(vec![Change::Entry(Entry {
+                path: "d".into(),
+                kind: EntryKind::Dir,
+                meta: lower,
+            })]),
+            layer(vec![dir("d", 0o755)]),
+        ])
+        .unwrap();
+        assert_eq!(t.get("d").unwrap().meta, Meta::mode(0o755));
+    }
+
+    #[test]
+    fn p05_p06_a_non_directory_replaces_a_directory_and_back() {
+        let t = apply(&[
+            layer(vec![
+                dir("x", 0o755),
+                file("x/y", "y"),
+                file("dir1", "a file"),
+            ]),
+            layer(vec![
+                file("x", "file"),
+                wh("dir1"),
+                dir("dir1", 0o755),
+                dir("dir1/dir2", 0o755),
+                file("dir1/dir2/f1", "f"),
+            ]),
+        ])
+        .unwrap();
+        assert!(is(&t, "x", "file"));
+        assert!(t.get("x/y").is_none());
+        assert_eq!(t.children("dir1"), vec!["dir2"]);
+    }
+
+    #[test]
+    fn x14_a_directory_over_a_directory_keeps_its_children() {
+        let t = apply(&[
+            layer(vec![dir("d", 0o700), file("d/keep", "k")]),
+            layer(vec![dir("d", 0o711)]),
+        ])
+        .unwrap();
+        assert!(is(&t, "d/keep", "k"));
+        assert_eq!(t.get("d").unwrap().meta.mode, 0o711);
+    }
+
+    #[test]
+    fn w09_w10_a_whiteout_deletes_a_lower_file_or_a_whole_subtree() {
+        let t = apply(&[
+            layer(vec![
+                file("foo", "1"),
+                file("foobar", "2"),
+                dir("d1", 0o755),
+                dir("d1/d2", 0o755),
+                file("d1/d2/f1", "3"),
+                file("d1-before", "4"),
+            ]),
+            layer(vec![wh("foobar"), wh("d1")]),
+            layer(vec![]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec!["d1-before", "foo"]);
+    }
+
+    #[test]
+    fn w14_whiteouts_of_dot_names_are_exact() {
+        let base = layer(vec![
+            file(".baz", "1"),
+            file("baz", "2"),
+            file("foobar", "3"),
+        ]);
+        let t = apply(&[base.clone(), layer(vec![wh("baz")])]).unwrap();
+        assert_eq!(paths(&t), vec![".baz", "foobar"]);
+        let t = apply(&[base, layer(vec![wh(".baz"), wh("foobar")])]).unwrap();
+        assert_eq!(paths(&t), vec!["baz"]);
+    }
+
+    #[test]
+    fn w15_whiteout_of_a_subdirectory_keeps_its_siblings() {
+        let t = apply(&[
+            layer(vec![
+                dir("foo", 0o755),
+                dir("foo/cde", 0o755),
+                file("foo/cde/def", "1"),
+                file("foo/cde/efg", "2"),
+            ]),
+            layer(vec![
+                dir("foo", 0o755),
+                file("foo/.abc", "3"),
+                wh("foo/cde"),
+            ]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec!["foo", "foo/.abc"]);
+    }
+
+    #[test]
+    fn w16_a_whiteout_of_an_absent_name_changes_nothing_but_implies_its_parent() {
+        let t = apply(&[
+            layer(vec![file("a", "1")]),
+            layer(vec![wh("nothing"), wh("p/q/nothing")]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec!["a", "p", "p/q"]);
+        assert_eq!(t.get("p/q").unwrap().meta, Meta::implied_dir());
+    }
+
+    #[test]
+    fn a_whiteout_never_deletes_its_own_layers_entry_whatever_the_order() {
+        for changes in [
+            vec![wh("f"), file("f", "new")],
+            vec![file("f", "new"), wh("f")],
+        ] {
+            let t = apply(&[layer(vec![file("f", "old")]), layer(changes)]).unwrap();
+            assert!(is(&t, "f", "new"));
+        }
+    }
+
+    #[test]
+    fn w22_delete_then_recreate_a_directory_in_the_same_layer_leaves_it_fresh() {
+        for changes in [
+            vec![wh("d"), dir("d", 0o755), file("d/new", "n")],
+            vec![dir("d", 0o755), file("d/new", "n"), wh("d")],
+        ] {
+            let t = apply(&[
+                layer(vec![dir("d", 0o755), file("d/old", "o")]),
+                layer(changes),
+            ])
+            .unwrap();
+            assert_eq!(t.children("d"), vec!["new"]);
+        }
+    }
+
+    #[test]
+    fn delete_in_one_layer_then_recreate_in_a_higher_one() {
+        let t = apply(&[
+            layer(vec![dir("d", 0o755), file("d/old", "o"), file("f", "old")]),
+            layer(vec![wh("d"), wh("f")]),
+            layer(vec![dir("d", 0o700), file("d/new", "n"), file("f", "new")]),
+        ])
+        .unwrap();
+        assert_eq!(t.children("d"), vec!["new"]);
+        assert_eq!(t.get("d").unwrap().meta.mode, 0o700);
+        assert!(is(&t, "f", "new"));
+    }
+
+    #[test]
+    fn o04_opaque_hides_lower_children_whatever_the_marker_position() {
+        let base = layer(vec![
+            dir("a", 0o755),
+            dir("a/b", 0o755),
+            dir("a/b/c", 0o755),
+            file("a/b/c/bar", "1"),
+        ]);
+        for changes in [
+            vec![
+                dir("a", 0o755),
+                opq("a"),
+                dir("a/b", 0o755),
+                dir("a/b/c", 0o755),
+                file("a/b/c/foo", "2"),
+            ],
+            vec![
+                dir("a", 0o755),
+                dir("a/b", 0o755),
+                dir("a/b/c", 0o755),
+                file("a/b/c/foo", "2"),
+                opq("a"),
+            ],
+        ] {
+            let t = apply(&[base.clone(), layer(changes)]).unwrap();
+            assert_eq!(paths(&t), vec!["a", "a/b", "a/b/c", "a/b/c/foo"]);
+        }
+    }
+
+    #[test]
+    fn o05_opaque_at_the_root() {
+        let t = apply(&[
+            layer(vec![file("old", "1"), dir("olddir", 0o755)]),
+            layer(vec![file(".abc", "2"), opq(""), file("foobar", "3")]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec![".abc", "foobar"]);
+    }
+
+    #[test]
+    fn o06_opaque_equals_explicit_whiteouts_of_every_child() {
+        let base = layer(vec![
+            dir("bin", 0o755),
+            file("bin/a", "1"),
+            dir("bin/sub", 0o755),
+            file("bin/sub/b", "2"),
+        ]);
+        let with_opaque = apply(&[
+            base.clone(),
+            layer(vec![dir("bin", 0o755), opq("bin"), file("bin/c", "3")]),
+        ])
+        .unwrap();
+        let with_whiteouts = apply(&[
+            base,
+            layer(vec![
+                dir("bin", 0o755),
+                wh("bin/a"),
+                wh("bin/sub"),
+                file("bin/c", "3"),
+            ]),
+        ])
+        .unwrap();
+        assert!(
+            with_opaque
+                .compare(&with_whiteouts, &Default::default())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn opaque_does_not_hide_entries_of_its_own_layer() {
+        let t = apply(&[
+            layer(vec![file("d/lower", "1")]),
+            layer(vec![file("d/mine", "2"), opq("d")]),
+        ])
+        .unwrap();
+        assert_eq!(t.children("d"), vec!["mine"]);
+    }
+
+    #[test]
+    fn p08_an_implied_parent_resolves_through_a_lower_symlink_inside_the_root() {
+        let t = apply(&[
+            layer(vec![
+                dir("usr", 0o755),
+                dir("usr/lib", 0o755),
+                symlink("lib", "usr/lib"),
+            ]),
+            layer(vec![file("lib/x", "x")]),
+            layer(vec![symlink("abs", "/usr/lib/../lib"), file("abs/y", "y")]),
+        ])
+        .unwrap();
+        assert!(is(&t, "usr/lib/x", "x"));
+        assert!(is(&t, "usr/lib/y", "y"));
+        assert!(matches!(t.get("lib").unwrap().kind, Kind::Symlink { .. }));
+    }
+
+    #[test]
+    fn a_symlink_climbing_above_the_root_stays_inside_it() {
+        let t = apply(&[
+            layer(vec![symlink("esc", "../../../etc")]),
+            layer(vec![file("esc/passwd", "p")]),
+        ])
+        .unwrap();
+        assert!(is(&t, "etc/passwd", "p"));
+    }
+
+    #[test]
+    fn an_explicit_directory_entry_replaces_a_lower_symlink() {
+        let t = apply(&[
+            layer(vec![dir("usr/lib", 0o755), symlink("lib", "usr/lib")]),
+            layer(vec![dir("lib", 0o755), file("lib/x", "x")]),
+        ])
+        .unwrap();
+        assert!(t.get("lib").unwrap().kind.is_dir());
+        assert!(is(&t, "lib/x", "x"));
+        assert!(t.get("usr/lib/x").is_none());
+    }
+
+    #[test]
+    fn symlink_loops_are_an_error() {
+        let err = apply(&[
+            layer(vec![symlink("a", "b"), symlink("b", "a")]),
+            layer(vec![file("a/x", "x")]),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("too many levels"), "{err}");
+    }
+
+    #[test]
+    fn x15_implied_parents_are_0755_root_and_existing_parents_keep_attributes() {
+        let t = apply(&[
+            layer(vec![dir("keep", 0o700)]),
+            layer(vec![file("deeply/nested/f", "1"), file("keep/f", "2")]),
+        ])
+        .unwrap();
+        assert_eq!(t.get("deeply").unwrap().meta, Meta::implied_dir());
+        assert_eq!(t.get("deeply/nested").unwrap().meta, Meta::implied_dir());
+        assert_eq!(t.get("keep").unwrap().meta.mode, 0o700);
+    }
+
+    #[test]
+    fn an_implied_parent_replaces_a_lower_non_directory() {
+        let t = apply(&[
+            layer(vec![file("x", "file")]),
+            layer(vec![file("x/y", "y")]),
+        ])
+        .unwrap();
+        assert!(t.get("x").unwrap().kind.is_dir());
+        assert!(is(&t, "x/y", "y"));
+    }
+
+    #[test]
+    fn m13_hard_links_share_one_inode_and_split_when_one_name_is_replaced() {
+        let t = apply(&[
+            layer(vec![
+                file("etc/hosts", "h"),
+                hardlink("etc/hosts.allow", "etc/hosts"),
+            ]),
+            layer(vec![file("etc/hosts", "new")]),
+        ])
+        .unwrap();
+        assert!(is(&t, "etc/hosts", "new"));
+        assert!(is(&t, "etc/hosts.allow", "h"));
+        assert!(t.hardlink_groups().is_empty());
+        let t = apply(&[layer(vec![
+            file("a", "x"),
+            hardlink("b", "a"),
+            hardlink("c", "b"),
+        ])])
+        .unwrap();
+        assert_eq!(
+            t.hardlink_groups(),
+            vec![vec!["a".to_string(), "b".into(), "c".into()]]
+        );
+    }
+
+    #[test]
+    fn a_hard_link_to_a_missing_target_is_an_error() {
+        let err = apply(&[layer(vec![hardlink("b", "nope")])]).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn the_root_entry_sets_the_root_attributes() {
+        let t = apply(&[layer(vec![dir("", 0o700), file("f", "1")])]).unwrap();
+        assert_eq!(t.get("").unwrap().meta.mode, 0o700);
+        assert!(apply(&[layer(vec![file("", "x")])]).is_err());
+    }
+}

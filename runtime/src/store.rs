@@ -1,0 +1,393 @@
+//! The content-addressed layer store under `--root`, and the records of live mounts.
+//!
+//! ```text
+//! ROOT/layers/sha256/<hex>/fs/            the layer in overlayfs lower form (shared by every mount)
+//! ROOT/layers/sha256/<hex>/changes.json   its change set, for the model and the copy driver
+//! ROOT/layers/sha256/<hex>/layer.json     diff-id, tar size, entry count, root attributes
+//! ROOT/mounts/<id>/mount.json             a live mount: driver, target, layers
+//! ROOT/mounts/<id>/...                    the mount's writable layer (driver-specific)
+//! ROOT/tmp/                               imports in progress (renamed into place when whole)
+//! ```
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::fsutil::remove_tree;
+use crate::layer::{self, open_source};
+use crate::model::{ChangeSet, Meta};
+
+/// The store under one root directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// What the store knows of a layer without reading its change set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar (the OCI diff-id).
+    pub diff_id: Digest,
+    /// Length of the uncompressed tar in bytes.
+    pub tar_size: u64,
+    /// Number of tar entries in the change set.
+    pub entries: usize,
+    /// The attributes of the layer's root entry (`./`), when it has one.
+    pub root: Option<Meta>,
+    /// Where it was first imported from.
+    pub source: String,
+    /// When it was first imported (seconds since the epoch).
+    pub imported_at: u64,
+}
+
+/// A layer in the store.
+#[derive(Clone, Debug)]
+pub struct StoredLayer {
+    pub info: LayerInfo,
+    /// `ROOT/layers/sha256/<hex>`.
+    pub dir: PathBuf,
+}
+
+impl StoredLayer {
+    /// The layer's files in overlayfs lower form.
+    pub fn fs(&self) -> PathBuf {
+        self.dir.join("fs")
+    }
+
+    /// The layer's change set.
+    pub fn changes(&self) -> Result<ChangeSet> {
+        read_json(&self.dir.join("changes.json"))
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.info.diff_id
+    }
+}
+
+/// The result of an import.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub layer: StoredLayer,
+    /// True when the store already held the layer (nothing new was written).
+    pub reused: bool,
+}
+
+/// A live mount, recorded so another process can unmount or commit it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub id: String,
+    pub driver: String,
+    /// The directory that shows the merged view (absolute).
+    pub target: PathBuf,
+    /// Layers, lowest first.
+    pub layers: Vec<Digest>,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A name no other import or mount in this root is using.
+pub fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Reads a JSON file, naming it in the error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Record {
+        path: path.to_path_buf(),
+        reason: format!("unreadable record: {e}"),
+    })
+}
+
+/// Writes a JSON file atomically (a temporary beside it, then rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", unique_id()));
+    let write = || -> io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        serde_json::to_writer(&mut f, value)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("write", path, e)
+    })
+}
+
+/// Removes a directory tree when dropped, unless disarmed.
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = remove_tree(&p);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        for sub in ["layers/sha256", "mounts", "tmp"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(|e| Error::io("create store directory", &p, e))?;
+        }
+        let root = fs::canonicalize(root).map_err(|e| Error::io("resolve", root, e))?;
+        Ok(Store { root })
+    }
+
+    /// The default root: `/var/lib/strata` as root, else `$XDG_DATA_HOME/strata`.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/strata");
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("strata");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+        PathBuf::from(home).join(".local/share/strata")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn layer_dir(&self, d: &Digest) -> PathBuf {
+        self.root.join("layers/sha256").join(d.hex())
+    }
+
+    /// Imports a layer tar (plain, gzip, zstd) or a directory in OCI layer form.
+    pub fn import_path(&self, src: &Path) -> Result<Imported> {
+        let mut source = open_source(src)?;
+        let reader = std::mem::replace(&mut source.reader, Box::new(io::empty()));
+        let result = self.import_reader(reader, src);
+        let writer = source.finish();
+        match (result, writer) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(r), Ok(())) => Ok(r),
+        }
+    }
+
+    /// Imports an uncompressed layer tar read from `r`; `label` names it in errors.
+    pub fn import_reader(&self, r: impl Read, label: &Path) -> Result<Imported> {
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("import-{}", unique_id()));
+        let fs_dir = tmp.join("fs");
+        fs::create_dir_all(&fs_dir).map_err(|e| Error::io("create", &fs_dir, e))?;
+        let mut guard = TmpGuard(Some(tmp.clone()));
+        let imported = layer::import_tar(r, label, &fs_dir)?;
+        let final_dir = self.layer_dir(&imported.diff_id);
+        if final_dir.join("layer.json").exists() {
+            return Ok(Imported {
+                layer: self.get(&imported.diff_id)?,
+                reused: true,
+            });
+        }
+        let info = LayerInfo {
+            diff_id: imported.diff_id,
+            tar_size: imported.tar_size,
+            entries: imported.changes.changes.len(),
+            root: imported.changes.root_meta().cloned(),
+            source: label.display().to_string(),
+            imported_at: now_secs(),
+        };
+        write_json(&tmp.join("changes.json"), &imported.changes)?;
+        write_json(&tmp.join("layer.json"), &info)?;
+        match fs::rename(&tmp, &final_dir) {
+            Ok(()) => guard.0 = None,
+            // Another import of the same layer won the race: its copy is as good as ours.
+            Err(e) if final_dir.join("layer.json").exists() => drop(e),
+            Err(e) => return Err(Error::io("store layer", &final_dir, e)),
+        }
+        Ok(Imported {
+            layer: StoredLayer {
+                info,
+                dir: final_dir,
+            },
+            reused: false,
+        })
+    }
+
+    /// The stored layer with diff-id `d`.
+    pub fn get(&self, d: &Digest) -> Result<StoredLayer> {
+        let dir = self.layer_dir(d);
+        let meta = dir.join("layer.json");
+        if !meta.exists() {
+            return Err(Error::UnknownLayer {
+                reference: d.to_string(),
+                store: self.root.clone(),
+            });
+        }
+        Ok(StoredLayer {
+            info: read_json(&meta)?,
+            dir,
+        })
+    }
+
+    /// Finds a stored layer by full digest (`sha256:<hex>` or `<hex>`) or a unique prefix of
+    /// at least 12 hex digits.
+    pub fn find(&self, reference: &str) -> Result<StoredLayer> {
+        let unknown = || Error::UnknownLayer {
+            reference: reference.to_string(),
+            store: self.root.clone(),
+        };
+        if let Some(d) = Digest::parse(reference) {
+            return self.get(&d);
+        }
+        let prefix = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if prefix.len() < 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let matches: Vec<StoredLayer> = self
+            .layers()?
+            .into_iter()
+            .filter(|l| l.info.diff_id.hex().starts_with(prefix))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().ok_or_else(unknown)?),
+            0 => Err(unknown()),
+            n => Err(Error::Usage(format!(
+                "layer {reference}: prefix matches {n} layers; give more digits"
+            ))),
+        }
+    }
+
+    /// A layer reference from the command line: an existing path is imported; anything else
+    /// must name a stored layer.
+    pub fn resolve(&self, reference: &str) -> Result<StoredLayer> {
+        let p = Path::new(reference);
+        if p.exists() {
+            return Ok(self.import_path(p)?.layer);
+        }
+        if reference.contains('/') || reference.ends_with(".tar") || reference.ends_with(".gz") {
+            return Err(Error::io(
+                "open layer",
+                p,
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        self.find(reference)
+    }
+
+    /// Every stored layer, by digest.
+    pub fn layers(&self) -> Result<Vec<StoredLayer>> {
+        let dir = self.root.join("layers/sha256");
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
+            let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if let Some(d) = Digest::parse(&name) {
+                out.push(self.get(&d)?);
+            }
+        }
+        out.sort_by_key(|l| l.info.diff_id);
+        Ok(out)
+    }
+
+    /// The directory of mount `id`.
+    pub fn mount_dir(&self, id: &str) -> PathBuf {
+        self.root.join("mounts").join(id)
+    }
+
+    /// Records a live mount.
+    pub fn write_record(&self, rec: &MountRecord) -> Result<()> {
+        write_json(&self.mount_dir(&rec.id).join("mount.json"), rec)
+    }
+
+    /// Every recorded mount.
+    pub fn records(&self) -> Result<Vec<MountRecord>> {
+        let dir = self.root.join("mounts");
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
+            let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
+            let p = ent.path().join("mount.json");
+            if p.exists() {
+                out.push(read_json(&p)?);
+            }
+        }
+        out.sort_by(|a: &MountRecord, b| a.target.cmp(&b.target));
+        Ok(out)
+    }
+
+    /// The record of the mount whose target is `target`.
+    pub fn record_for(&self, target: &Path) -> Result<MountRecord> {
+        let abs = fs::canonicalize(target).map_err(|e| Error::io("resolve", target, e))?;
+        self.records()?
+            .into_iter()
+            .find(|r| r.target == abs)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: not a strata mount under {} (see `strata umount --all`)",
+                    target.display(),
+                    self.root.display()
+                ))
+            })
+    }
+
+    /// A new mount record (its directory is created; the record is written by the caller).
+    pub fn new_record(
+        &self,
+        driver: &str,
+        target: &Path,
+        layers: &[StoredLayer],
+    ) -> Result<MountRecord> {
+        let id = unique_id();
+        let dir = self.mount_dir(&id);
+        fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        Ok(MountRecord {
+            id,
+            driver: driver.to_string(),
+            target: target.to_path_buf(),
+            layers: layers.iter().map(|l| l.info.diff_id).collect(),
+            created: now_secs(),
+        })
+    }
+
+    /// Removes a mount's directory (its writable layer) and record.
+    pub fn remove_mount_dir(&self, id: &str) -> Result<()> {
+        let dir = self.mount_dir(id);
+        if dir.exists() {
+            remove_tree(&dir)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Removes imports a crashed process left in `ROOT/tmp`.
+    pub fn clean_tmp(&self) -> Result<usize> {
+        let dir = self.root.join("tmp");
+        let mut n = 0;
+        for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
+            let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
+            remove_tree(&ent.path())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
