@@ -161,6 +161,21 @@ pub fn set_xattr(dir: BorrowedFd<'_>, name: &str, key: &str, value: &[u8]) -> io
     rfs::lsetxattr(path.as_str(), key, value, rfs::XattrFlags::empty()).map_err(ioe)
 }
 
+/// Removes every xattr of `name` in `dir` that `keep` does not list (overlayfs's own stay).
+pub fn drop_other_xattrs(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    keep: &BTreeMap<String, Vec<u8>>,
+) -> io::Result<()> {
+    let path = proc_path(dir, name);
+    for key in read_xattrs(dir, name)?.keys() {
+        if !keep.contains_key(key) {
+            rfs::lremovexattr(path.as_str(), key.as_str()).map_err(ioe)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the kind and metadata of `name` in `dir`; file content is hashed.
 pub fn read_inode(dir: BorrowedFd<'_>, name: &str, st: &Stat) -> io::Result<(Kind, Meta)> {
     let kind = match file_type(st) {

@@ -21,7 +21,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil::remove_tree;
 use crate::layer::{self, open_source};
-use crate::model::{ChangeSet, Meta};
+use crate::model::{Change, ChangeSet, Meta};
 
 /// The store under one root directory.
 #[derive(Clone, Debug)]
@@ -40,6 +40,9 @@ pub struct LayerInfo {
     pub entries: usize,
     /// The attributes of the layer's root entry (`./`), when it has one.
     pub root: Option<Meta>,
+    /// The layer has `.wh..wh..opq` at its root: it hides every layer below it.
+    #[serde(default)]
+    pub root_opaque: bool,
     /// Where it was first imported from.
     pub source: String,
     /// When it was first imported (seconds since the epoch).
@@ -214,6 +217,11 @@ impl Store {
             tar_size: imported.tar_size,
             entries: imported.changes.changes.len(),
             root: imported.changes.root_meta().cloned(),
+            root_opaque: imported
+                .changes
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::Opaque { path } if path.is_empty())),
             source: label.display().to_string(),
             imported_at: now_secs(),
         };

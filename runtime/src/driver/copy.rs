@@ -306,6 +306,10 @@ impl Materializer {
                 }
                 rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
                     .map_err(|err| self.err("mkdir", &e.path, ioe(err)))?;
+            } else {
+                // Directory over directory: the attributes are replaced, xattrs included.
+                fsutil::drop_other_xattrs(dir, name, &e.meta.xattrs)
+                    .map_err(|err| self.err("remove xattrs", &e.path, err))?;
             }
             let m = Meta {
                 mtime: Timespec::default(),

@@ -65,9 +65,16 @@ impl Overlay {
         view.scratch.join("work")
     }
 
-    /// The lowerdirs, topmost first (overlayfs's order).
+    /// The lowerdirs, topmost first (overlayfs's order). overlayfs ignores the opaque xattr
+    /// on a layer's root directory, but an opaque root hides every layer below it, so those
+    /// layers are simply left out.
     fn lowers(view: &MountView) -> Vec<PathBuf> {
-        view.layers.iter().rev().map(|l| l.fs()).collect()
+        let from = view
+            .layers
+            .iter()
+            .rposition(|l| l.info.root_opaque)
+            .unwrap_or(0);
+        view.layers[from..].iter().rev().map(|l| l.fs()).collect()
     }
 
     /// The mount(2) option string.
@@ -225,6 +232,14 @@ impl Driver for Overlay {
                 .chain([&upper, &work])
                 .any(|p| p.display().to_string().contains([',', ':']));
         match self.api {
+            OverlayApi::Legacy if opts.len() >= OPTION_PAGE => Err(driver_err(
+                "overlay",
+                format!(
+                    "{} layers need {} bytes of mount(2) options, more than one page ({OPTION_PAGE}); the new mount API has no such limit",
+                    lowers.len(),
+                    opts.len()
+                ),
+            )),
             OverlayApi::Legacy => self.mount_legacy(&opts, &view.target),
             OverlayApi::Auto if fits => self.mount_legacy(&opts, &view.target),
             OverlayApi::Auto | OverlayApi::NewApi => {

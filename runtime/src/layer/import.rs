@@ -74,14 +74,17 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
         let mut archive = tar::Archive::new(&mut hr);
         let entries = archive
             .entries()
-            .map_err(|e| imp.archive_err(format!("not a tar archive: {e}")))?;
+            .map_err(|e| imp.archive_err(format!("not a tar archive: {}", one_line(&e))))?;
         let mut last = String::from("(start of archive)");
         for entry in entries {
             let mut entry = entry.map_err(|e| {
                 if last.starts_with('(') {
-                    imp.archive_err(format!("not a tar archive: {e}"))
+                    imp.archive_err("not a tar archive (no valid tar header at its start)".into())
                 } else {
-                    imp.archive_err(format!("truncated or corrupt after entry {last:?}: {e}"))
+                    imp.archive_err(format!(
+                        "truncated or corrupt after entry {last:?}: {}",
+                        one_line(&e)
+                    ))
                 }
             })?;
             let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|e| {
@@ -476,6 +479,19 @@ impl Importer<'_> {
         let root_meta = self.root_meta.clone().unwrap_or_else(Meta::implied_dir);
         fsutil::set_meta_at(self.root.as_fd(), ".", &Kind::Dir, &root_meta)
             .map_err(|e| self.io("set metadata", "", e))
+    }
+}
+
+/// An error message of the tar crate on one short line (it may quote raw header bytes).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s: String = e
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match s.find(" when getting") {
+        Some(i) => s[..i].to_string(),
+        None => s.chars().take(160).collect(),
     }
 }
 

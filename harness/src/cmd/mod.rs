@@ -1,0 +1,39 @@
+//! One module per command.
+
+mod drivers;
+mod layer;
+mod mount;
+
+use std::process::ExitCode;
+
+use strata_runtime::store::Store;
+
+use crate::cli::{Cli, Command};
+use crate::output::CmdResult;
+
+/// What every command gets: the store root and the output mode.
+pub struct Ctx {
+    pub root: std::path::PathBuf,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Opens (creating) the store.
+    pub fn store(&self) -> CmdResult<Store> {
+        Store::open(&self.root)
+    }
+}
+
+pub fn run(cli: Cli) -> CmdResult<ExitCode> {
+    let ctx = Ctx {
+        root: cli.root.unwrap_or_else(Store::default_root),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Drivers => drivers::run(&ctx),
+        Command::Layer(c) => layer::run(&ctx, c),
+        Command::Mount(a) => mount::mount(&ctx, a),
+        Command::Umount(a) => mount::umount(&ctx, a),
+        Command::Commit(a) => mount::commit(&ctx, a),
+    }
+}

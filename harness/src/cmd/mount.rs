@@ -1,0 +1,117 @@
+//! `strata mount`, `strata umount`, `strata commit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use strata_runtime::mounts;
+
+use super::Ctx;
+use crate::cli::{CommitArgs, MountArgs, UmountArgs};
+use crate::output::{CmdResult, emit};
+
+#[derive(Serialize)]
+struct Mounted {
+    target: PathBuf,
+    driver: String,
+    id: String,
+    layers: Vec<String>,
+}
+
+pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<ExitCode> {
+    let store = ctx.store()?;
+    let (target, layers) = a
+        .args
+        .split_last()
+        .ok_or_else(|| strata_runtime::Error::Usage("missing TARGET".into()))?;
+    let m = mounts::mount_refs(&store, &a.driver, layers, std::path::Path::new(target))?;
+    let rec = m.keep();
+    let out = Mounted {
+        target: rec.target.clone(),
+        driver: rec.driver.clone(),
+        id: rec.id.clone(),
+        layers: rec.layers.iter().map(|d| d.to_string()).collect(),
+    };
+    emit(ctx.json, &out, |m| {
+        format!(
+            "mounted {} layer(s) at {} with {}",
+            m.layers.len(),
+            m.target.display(),
+            m.driver
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Unmounted {
+    target: PathBuf,
+    driver: String,
+    error: Option<String>,
+}
+
+pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<ExitCode> {
+    let store = ctx.store()?;
+    if a.all {
+        let results = mounts::unmount_all(&store)?;
+        let rows: Vec<Unmounted> = results
+            .into_iter()
+            .map(|(rec, r)| Unmounted {
+                target: rec.target,
+                driver: rec.driver,
+                error: r.err().map(|e| e.to_string()),
+            })
+            .collect();
+        let failed = rows.iter().filter(|r| r.error.is_some()).count();
+        emit(ctx.json, &rows, |rows| {
+            rows.iter()
+                .map(|r| match &r.error {
+                    None => format!("unmounted {}\n", r.target.display()),
+                    Some(e) => format!("failed {}: {e}\n", r.target.display()),
+                })
+                .collect()
+        })?;
+        if failed > 0 {
+            return Err(strata_runtime::Error::Usage(format!(
+                "{failed} mount(s) could not be removed (see above)"
+            )));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = a
+        .target
+        .ok_or_else(|| strata_runtime::Error::Usage("missing TARGET".into()))?;
+    let rec = mounts::unmount_target(&store, &target)?;
+    let row = Unmounted {
+        target: rec.target,
+        driver: rec.driver,
+        error: None,
+    };
+    emit(ctx.json, &row, |r| {
+        format!("unmounted {}", r.target.display())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Committed {
+    target: PathBuf,
+    output: PathBuf,
+    digest: String,
+    size: u64,
+}
+
+pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult<ExitCode> {
+    let store = ctx.store()?;
+    let m = mounts::open(&store, &a.target)?;
+    let digest = m.commit_file(&a.out)?;
+    let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+    let out = Committed {
+        target: m.target().to_path_buf(),
+        output: a.out.clone(),
+        digest: digest.to_string(),
+        size,
+    };
+    emit(ctx.json, &out, |c| c.digest.clone())?;
+    Ok(ExitCode::SUCCESS)
+}

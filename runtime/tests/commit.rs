@@ -1,0 +1,243 @@
+//! Commit: the writable layer as an OCI layer tar. For each driver, after real writes through
+//! the merged view: the model of (lower layers + committed tar) equals the merged view, and
+//! the tar holds exactly the expected entries (whiteouts, opaque markers, parents).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use strata_runtime::fixture::Layer;
+use strata_runtime::model::{self, CompareOptions, MtimeCompare};
+
+fn base() -> Vec<Layer> {
+    vec![
+        Layer::new()
+            .dir("etc")
+            .file("etc/hosts", "127.0.0.1 localhost\n")
+            .file("etc/profile", "export A=1\n")
+            .file("etc/unchanged", "u")
+            .file("etc/unexpected", "x")
+            .file("etc/same", "abcd")
+            .dir("d0")
+            .file("d0/a", "a")
+            .dir("d1")
+            .dir("d1/d2")
+            .file("d1/d2/f1", "f")
+            .dir("recreated")
+            .file("recreated/old", "o")
+            .dir("todir")
+            .file("todir/c", "c")
+            .file("tofile", "t")
+            .file("hl", "h")
+            .hardlink("hl2", "hl"),
+        Layer::new().dir("etc").file("etc/passwd", "root:x:0:0\n"),
+    ]
+}
+
+/// Real writes through the merged view; returns nothing, the view is the truth.
+fn act(t: &Path) {
+    fs::write(t.join("etc/hosts"), "10.0.0.1 other\n").unwrap(); // content change
+    fs::set_permissions(t.join("etc/profile"), fs::Permissions::from_mode(0o666)).unwrap(); // chmod only
+    fs::remove_file(t.join("etc/unexpected")).unwrap(); // file whiteout
+    fs::create_dir(t.join("root")).unwrap(); // new dir with a file
+    fs::set_permissions(t.join("root"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(t.join("root/.bashrc"), "alias l=ls\n").unwrap();
+    fs::remove_dir_all(t.join("d1")).unwrap(); // subtree whiteout (W-10)
+    fs::remove_dir_all(t.join("recreated")).unwrap(); // replaced whole: opaque
+    fs::create_dir(t.join("recreated")).unwrap();
+    fs::write(t.join("recreated/new"), "n").unwrap();
+    fs::remove_dir_all(t.join("todir")).unwrap(); // dir -> file
+    fs::write(t.join("todir"), "now a file").unwrap();
+    fs::remove_file(t.join("tofile")).unwrap(); // file -> dir
+    fs::create_dir(t.join("tofile")).unwrap();
+    // A same-size rewrite that keeps the mtime is still a change (moby#31805).
+    let m = fs::metadata(t.join("etc/same")).unwrap();
+    fs::write(t.join("etc/same"), "wxyz").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(t.join("etc/same"))
+        .unwrap()
+        .set_modified(m.modified().unwrap())
+        .unwrap();
+    assert_eq!(
+        fs::metadata(t.join("etc/same")).unwrap().mtime_nsec(),
+        m.mtime_nsec()
+    );
+    fs::hard_link(t.join("root/.bashrc"), t.join("root/.bashrc.bak")).unwrap(); // new hard link
+}
+
+#[test]
+fn commit_round_trips_through_the_model_for_every_driver() {
+    let e = need_root!();
+    let layers = base();
+    let stored = e.import_all(&layers);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        act(m.target());
+        let tar = common::commit(&m);
+        let names = common::tar_names(&tar);
+        let committed = e.reimport(&tar);
+        let mut sets: Vec<_> = layers.iter().map(|l| l.changeset()).collect();
+        sets.push(committed.changes().unwrap());
+        let expected = model::apply(&sets).unwrap();
+        // Directory mtimes move with every change inside them; everything else must match.
+        let opts = CompareOptions {
+            mtime: MtimeCompare::NonDirs,
+            ..Default::default()
+        };
+        common::assert_tree(
+            &format!("commit round trip on {}", d.name()),
+            m.target(),
+            &expected,
+            &opts,
+        );
+
+        let has = |n: &str| names.iter().any(|x| x.trim_end_matches('/') == n);
+        for want in [
+            "etc",
+            "etc/hosts",
+            "etc/profile",
+            "etc/.wh.unexpected",
+            "etc/same",
+            "root",
+            "root/.bashrc",
+            "root/.bashrc.bak",
+            ".wh.d1",
+            "recreated",
+            "recreated/.wh..wh..opq",
+            "recreated/new",
+            "todir",
+            "tofile",
+        ] {
+            assert!(has(want), "{}: commit lacks {want}: {names:?}", d.name());
+        }
+        for unwanted in [
+            "etc/unchanged",
+            "etc/passwd",
+            "d1/d2",
+            "d1/d2/f1",
+            ".wh.d1/d2",
+            "d0",
+            "d0/a",
+            "hl",
+            "hl2",
+            "recreated/.wh.old",
+        ] {
+            assert!(
+                !has(unwanted),
+                "{}: commit holds {unwanted}: {names:?}",
+                d.name()
+            );
+        }
+        // Whiteouts come before their sibling entries; a parent before its children.
+        let pos = |n: &str| {
+            names
+                .iter()
+                .position(|x| x.trim_end_matches('/') == n)
+                .unwrap()
+        };
+        assert!(
+            pos("etc") < pos("etc/.wh.unexpected") && pos("etc/.wh.unexpected") < pos("etc/hosts"),
+            "{names:?}"
+        );
+        assert!(
+            pos("recreated/.wh..wh..opq") < pos("recreated/new"),
+            "{names:?}"
+        );
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn commit_of_an_untouched_mount_is_empty_and_deterministic() {
+    let e = need_root!();
+    let stored = e.import_all(&base());
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let tar = common::commit(&m);
+        assert!(
+            common::tar_names(&tar).is_empty(),
+            "{}: {:?}",
+            d.name(),
+            common::tar_names(&tar)
+        );
+        fs::write(m.target().join("etc/hosts"), "x").unwrap();
+        let a = common::commit(&m);
+        let b = common::commit(&m);
+        assert_eq!(a, b, "{}: two commits of one state differ", d.name());
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn hard_links_commit_as_one_data_entry_and_links() {
+    let e = need_root!();
+    let stored = e.import_all(&[Layer::new().dir("d")]);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::write(t.join("d/a"), "data").unwrap();
+        fs::hard_link(t.join("d/a"), t.join("d/b")).unwrap();
+        let tar = common::commit(&m);
+        let mut ar = tar::Archive::new(&tar[..]);
+        let mut kinds = Vec::new();
+        for ent in ar.entries().unwrap() {
+            let ent = ent.unwrap();
+            let name = String::from_utf8(ent.path_bytes().into_owned()).unwrap();
+            kinds.push((
+                name,
+                ent.header().entry_type(),
+                ent.link_name().unwrap().map(|l| l.display().to_string()),
+            ));
+        }
+        assert!(
+            kinds.contains(&("d/a".into(), tar::EntryType::Regular, None)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&("d/b".into(), tar::EntryType::Link, Some("d/a".into()))),
+            "{kinds:?}"
+        );
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn a_name_that_looks_like_a_whiteout_cannot_be_committed() {
+    let e = need_root!();
+    let stored = e.import_all(&[Layer::new().dir("d")]);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        fs::write(m.target().join("d/.wh.trick"), "x").unwrap();
+        let err = m.commit_to(&mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            err.contains(".wh.trick") && err.contains("cannot be committed"),
+            "{err}"
+        );
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn commit_to_a_file_is_atomic() {
+    let e = need_root!();
+    let stored = e.import_all(&[Layer::new().dir("d")]);
+    let m = e.mount(common::drivers()[0], &stored);
+    fs::write(m.target().join("d/.wh.trick"), "x").unwrap();
+    let out = e.dir.path().join("out.tar");
+    assert!(m.commit_file(&out).is_err());
+    assert!(!out.exists(), "a failed commit left {}", out.display());
+    let leftovers: Vec<_> = fs::read_dir(e.dir.path())
+        .unwrap()
+        .filter_map(|x| x.ok())
+        .filter(|x| x.file_name().to_string_lossy().contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    fs::remove_file(m.target().join("d/.wh.trick")).unwrap();
+    let digest = m.commit_file(&out).unwrap();
+    assert_eq!(digest, strata_runtime::Digest::of(&fs::read(&out).unwrap()));
+    m.unmount().unwrap();
+}

@@ -1,0 +1,156 @@
+//! Shared test support: a root check with a printed skip reason, a private mount namespace
+//! per test thread, a temporary store, and helpers to import fixtures and compare views.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use strata_runtime::driver::{self, Driver};
+use strata_runtime::fixture::Layer;
+use strata_runtime::model::{self, ChangeSet, CompareOptions, Tree};
+use strata_runtime::mounts::{self, Mount};
+use strata_runtime::sandbox;
+use strata_runtime::store::{Store, StoredLayer};
+use tempfile::TempDir;
+
+/// A test's world: a temp dir, a store inside it, and a private mount namespace.
+pub struct Env {
+    pub dir: TempDir,
+    pub store: Store,
+    next: std::cell::Cell<u32>,
+}
+
+/// Enters a private mount namespace and makes a store, or prints why the test is skipped
+/// (not root) and returns `None`.
+pub fn env(test: &str) -> Option<Env> {
+    if !sandbox::is_root() {
+        eprintln!("SKIPPED {test}: needs root to mount (run the tests as root)");
+        return None;
+    }
+    sandbox::private_mount_namespace().expect("private mount namespace");
+    let dir = tempfile::Builder::new()
+        .prefix("strata-test-")
+        .tempdir()
+        .expect("tempdir");
+    let store = Store::open(&dir.path().join("root")).expect("store");
+    Some(Env {
+        dir,
+        store,
+        next: std::cell::Cell::new(0),
+    })
+}
+
+/// `let e = need_root!();` at the top of a privileged test.
+#[macro_export]
+macro_rules! need_root {
+    () => {
+        match common::env(module_path!()) {
+            Some(e) => e,
+            None => return,
+        }
+    };
+}
+
+impl Env {
+    /// A fresh empty directory inside the test's temp dir.
+    pub fn fresh_dir(&self, name: &str) -> PathBuf {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let p = self.dir.path().join(format!("{name}-{n}"));
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Imports a fixture layer.
+    pub fn import(&self, l: &Layer) -> StoredLayer {
+        let tar = l.to_tar().unwrap();
+        self.store
+            .import_reader(&tar[..], Path::new("fixture.tar"))
+            .unwrap()
+            .layer
+    }
+
+    /// Imports fixture layers, lowest first.
+    pub fn import_all(&self, ls: &[Layer]) -> Vec<StoredLayer> {
+        ls.iter().map(|l| self.import(l)).collect()
+    }
+
+    /// Mounts stored layers with `driver` at a fresh target.
+    pub fn mount(&self, driver: &'static dyn Driver, layers: &[StoredLayer]) -> Mount {
+        let target = self.fresh_dir(&format!("mnt-{}", driver.name()));
+        mounts::mount(&self.store, driver, layers.to_vec(), &target).unwrap()
+    }
+
+    /// Imports a committed tar back as a layer (to read its change set).
+    pub fn reimport(&self, tar: &[u8]) -> StoredLayer {
+        self.store
+            .import_reader(tar, Path::new("commit.tar"))
+            .unwrap()
+            .layer
+    }
+}
+
+/// Every driver available here (all of them must be, on the CI machine).
+pub fn drivers() -> Vec<&'static dyn Driver> {
+    driver::all()
+        .into_iter()
+        .filter(|d| match d.availability() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("driver {} unavailable here: {why}", d.name());
+                false
+            }
+        })
+        .collect()
+}
+
+/// The model's view of fixture layers.
+pub fn model_of(ls: &[Layer]) -> Tree {
+    let sets: Vec<ChangeSet> = ls.iter().map(|l| l.changeset()).collect();
+    model::apply(&sets).unwrap()
+}
+
+/// Asserts the tree under `dir` equals `expected`, printing every difference.
+pub fn assert_tree(what: &str, dir: &Path, expected: &Tree, opts: &CompareOptions) {
+    let actual = strata_runtime::scan::scan(dir).unwrap();
+    let diffs = expected.compare(&actual, opts);
+    assert!(
+        diffs.is_empty(),
+        "{what}: the view differs from the model:\n  {}\nexpected:\n{}actual:\n{}",
+        diffs
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        expected.render(),
+        actual.render()
+    );
+}
+
+/// The tree of every layer's directory in the store (to prove lower layers never change).
+pub fn layer_trees(layers: &[StoredLayer]) -> Vec<Tree> {
+    layers
+        .iter()
+        .map(|l| strata_runtime::scan::scan(&l.fs()).unwrap())
+        .collect()
+}
+
+/// Commits a mount to memory.
+pub fn commit(m: &Mount) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.commit_to(&mut out).unwrap();
+    out
+}
+
+/// The entry names of a tar, in order (`./` for the root).
+pub fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut a = tar::Archive::new(tar);
+    a.entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect()
+}
+
+/// The current mount table of this thread, for leak checks.
+pub fn mountinfo() -> String {
+    sandbox::mountinfo().unwrap()
+}
