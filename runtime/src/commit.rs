@@ -18,7 +18,7 @@ use rustix::fs::{FileType, Stat};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, file_type, open_dir, open_dir_beneath, open_file_at};
-use crate::model::{Entry, EntryKind, FileData, Meta, RelPath, parent_and_name};
+use crate::model::{Entry, EntryKind, FileData, Meta, RelPath, is_within, parent_and_name};
 use crate::tarw::{TarWriter, WHITEOUT_PREFIX};
 
 /// What a committed path holds (file content is read when the tar is written).
@@ -36,12 +36,15 @@ pub enum ItemKind {
 #[derive(Clone, Debug)]
 pub enum Item {
     /// An added or changed entry. `inode` is (st_dev, st_ino) for files with more than one
-    /// name, so their names become one data entry and hard links.
+    /// name, so their names become one data entry and hard links. `parent_only`: unchanged
+    /// itself, present only as the parent of another change (dropped if that change is
+    /// excluded).
     Entry {
         path: RelPath,
         kind: ItemKind,
         meta: Meta,
         inode: Option<(u64, u64)>,
+        parent_only: bool,
     },
     /// `.wh.NAME`.
     Whiteout { path: RelPath },
@@ -57,7 +60,16 @@ impl Item {
             kind: ItemKind::Dir,
             meta,
             inode: None,
+            parent_only: false,
         }
+    }
+
+    /// This item, marked as present only as the parent of another change.
+    pub fn as_parent(mut self) -> Item {
+        if let Item::Entry { parent_only, .. } = &mut self {
+            *parent_only = true;
+        }
+        self
     }
 
     pub fn path(&self) -> &str {
@@ -157,11 +169,66 @@ pub fn item_at(
         kind,
         meta,
         inode,
+        parent_only: false,
     })
 }
 
+/// What a commit leaves out.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    /// Paths (with everything under them) never committed, e.g. the init layer's files.
+    pub exclude: Vec<RelPath>,
+}
+
+/// Drops excluded items, then parent directories left with nothing to be the parent of.
+fn apply_exclusions(items: Vec<Item>, opts: &CommitOptions) -> Vec<Item> {
+    if opts.exclude.is_empty() {
+        return items;
+    }
+    let kept: Vec<Item> = items
+        .into_iter()
+        .filter(|i| !opts.exclude.iter().any(|x| is_within(i.path(), x)))
+        .collect();
+    let needed: Vec<&str> = kept
+        .iter()
+        .filter(|i| {
+            !matches!(
+                i,
+                Item::Entry {
+                    parent_only: true,
+                    ..
+                }
+            )
+        })
+        .map(|i| i.path())
+        .collect();
+    let keep_parent = |dir: &str| needed.iter().any(|p| *p != dir && is_within(p, dir));
+    let keep: Vec<bool> = kept
+        .iter()
+        .map(|i| match i {
+            Item::Entry {
+                parent_only: true,
+                path,
+                ..
+            } => keep_parent(path),
+            _ => true,
+        })
+        .collect();
+    kept.into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Writes `items` as a tar to `out`, reading file data under `data_root`.
-pub fn write(items: Vec<Item>, data_root: &Path, out: &mut dyn Write) -> Result<()> {
+pub fn write(
+    items: Vec<Item>,
+    data_root: &Path,
+    opts: &CommitOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let items = apply_exclusions(items, opts);
     let mut sorted: BTreeMap<Vec<(u8, String)>, Item> = BTreeMap::new();
     for item in items {
         if let Item::Entry { path, .. } = &item
@@ -193,6 +260,7 @@ pub fn write(items: Vec<Item>, data_root: &Path, out: &mut dyn Write) -> Result<
                 kind,
                 meta,
                 inode,
+                ..
             } => {
                 if let Some(key) = inode {
                     if let Some(first) = first_name.get(&key) {

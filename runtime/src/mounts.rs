@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::commit;
+use crate::commit::{self, CommitOptions};
 use crate::digest::Digest;
 use crate::driver::{self, Driver, MountView};
 use crate::error::{Error, Result};
@@ -164,14 +164,24 @@ impl Mount {
 
     /// Writes the writable layer as an OCI layer tar to `out`; returns its sha256.
     pub fn commit_to(&self, out: &mut dyn Write) -> Result<Digest> {
+        self.commit_with(&CommitOptions::default(), out)
+    }
+
+    /// [`Mount::commit_to`] leaving out what `opts` excludes.
+    pub fn commit_with(&self, opts: &CommitOptions, out: &mut dyn Write) -> Result<Digest> {
         let mut hw = crate::digest::HashingWriter::new(out);
-        self.driver.commit(&self.view, &mut hw)?;
+        self.driver.commit(&self.view, opts, &mut hw)?;
         Ok(hw.finish().0)
     }
 
     /// Writes the commit to `path` (atomically: whole or not at all); returns its sha256.
     pub fn commit_file(&self, path: &Path) -> Result<Digest> {
-        commit::write_file(path, |w| self.driver.commit(&self.view, w))
+        self.commit_file_with(&CommitOptions::default(), path)
+    }
+
+    /// [`Mount::commit_file`] leaving out what `opts` excludes.
+    pub fn commit_file_with(&self, opts: &CommitOptions, path: &Path) -> Result<Digest> {
+        commit::write_file(path, |w| self.driver.commit(&self.view, opts, w))
     }
 
     /// Unmounts and removes the writable layer.

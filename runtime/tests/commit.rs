@@ -241,3 +241,45 @@ fn commit_to_a_file_is_atomic() {
     assert_eq!(digest, strata_runtime::Digest::of(&fs::read(&out).unwrap()));
     m.unmount().unwrap();
 }
+
+#[test]
+fn excluded_paths_and_the_parents_kept_only_for_them_stay_out_of_the_commit() {
+    let e = need_root!();
+    let stored = e.import_all(&base());
+    let opts = strata_runtime::commit::CommitOptions {
+        exclude: vec!["etc/hosts".into()],
+    };
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::write(t.join("etc/hosts"), "edited inside\n").unwrap();
+        let mut tar = Vec::new();
+        m.commit_with(&opts, &mut tar).unwrap();
+        assert!(
+            common::tar_names(&tar).is_empty(),
+            "{}: {:?}",
+            d.name(),
+            common::tar_names(&tar)
+        );
+        fs::write(t.join("etc/new"), "n").unwrap();
+        let mut tar = Vec::new();
+        m.commit_with(&opts, &mut tar).unwrap();
+        assert_eq!(
+            common::tar_names(&tar),
+            vec!["etc/", "etc/new"],
+            "{}",
+            d.name()
+        );
+        fs::remove_file(t.join("etc/new")).unwrap();
+        fs::set_permissions(t.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
+        let mut tar = Vec::new();
+        m.commit_with(&opts, &mut tar).unwrap();
+        assert_eq!(
+            common::tar_names(&tar),
+            vec!["etc/"],
+            "{}: a changed dir stays",
+            d.name()
+        );
+        m.unmount().unwrap();
+    }
+}

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
 
 use super::{Capabilities, Driver, MountView, driver_err, need_mount_privilege, umount};
-use crate::commit::{self, Item, ItemKind};
+use crate::commit::{self, CommitOptions, Item, ItemKind};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil::{
@@ -455,7 +455,7 @@ impl Driver for Copy {
         umount(&view.target)
     }
 
-    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()> {
+    fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
         let merged = Self::merged(view);
         let mut layers = Vec::with_capacity(view.layers.len());
         for l in &view.layers {
@@ -464,7 +464,7 @@ impl Driver for Copy {
         let lower = model::apply(&layers)?;
         let dirs: BTreeMap<RelPath, u64> = read_json(&Self::dirs_record(view))?;
         let items = tree_diff(&lower, &view.root_meta(), &dirs, &merged)?;
-        commit::write(items, &merged, out)
+        commit::write(items, &merged, opts, out)
     }
 }
 
@@ -577,7 +577,7 @@ fn tree_diff(
                 break;
             }
             if let Some(s) = seen.get(parent) {
-                items.push(s.item.clone());
+                items.push(as_parent_unless(&changed, parent, &s.item));
             }
             p = parent;
         }
@@ -623,7 +623,7 @@ fn tree_diff(
                 let mut p = parent;
                 loop {
                     if let Some(s) = seen.get(p) {
-                        items.push(s.item.clone());
+                        items.push(as_parent_unless(&changed, p, &s.item));
                     }
                     match parent_and_name(p) {
                         Some((pp, _)) if !pp.is_empty() && emitted.insert(pp.to_string()) => p = pp,
@@ -642,6 +642,15 @@ fn tree_diff(
         items.push(Item::dir("", meta.clone()));
     }
     Ok(items)
+}
+
+/// A parent's item: marked parent-only unless the parent changed itself.
+fn as_parent_unless(changed: &BTreeSet<RelPath>, path: &str, item: &Item) -> Item {
+    if changed.contains(path) {
+        item.clone()
+    } else {
+        item.clone().as_parent()
+    }
 }
 
 fn walk(

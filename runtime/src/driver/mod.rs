@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::commit::CommitOptions;
 use crate::error::{Error, Result};
 use crate::model::Meta;
 use crate::store::StoredLayer;
@@ -81,7 +82,7 @@ pub trait Driver: Send + Sync {
     fn unmount(&self, view: &MountView) -> Result<()>;
 
     /// Writes the writable layer's changes to `out` as an OCI layer tar.
-    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()>;
+    fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()>;
 }
 
 static OVERLAY: Overlay = Overlay {

@@ -21,12 +21,12 @@ use rustix::mount::{
 use super::{
     Capabilities, Driver, MountView, driver_err, kernel_has_fs, need_mount_privilege, umount,
 };
-use crate::commit::{self, Item};
+use crate::commit::{self, CommitOptions, Item};
 use crate::error::{Error, Result};
 use crate::fsutil::{
     self, OVERLAY_OPAQUE_XATTR, file_type, list_dir, lstat_at, open_dir, open_dir_beneath,
 };
-use crate::model::{Kind, join};
+use crate::model::{Kind, Meta, join, parent_and_name};
 
 /// The kernel's limit on lower layers (`OVL_MAX_STACK`).
 pub const MAX_LAYERS: usize = 500;
@@ -149,16 +149,24 @@ impl Overlay {
         })
     }
 
-    /// True when some lower layer holds a directory at `path` (before any whiteout of it).
-    fn lower_has_dir(view: &MountView, path: &str) -> bool {
+    /// The attributes of the directory the layers below show at `path`, if a directory:
+    /// the topmost layer holding `path` decides.
+    fn lower_dir(view: &MountView, path: &str) -> Result<Option<Meta>> {
         for l in view.layers.iter().rev() {
-            match std::fs::symlink_metadata(l.fs().join(path)) {
-                Ok(m) if m.is_dir() => return true,
-                Ok(_) => return false,
+            let (parent, name) = parent_and_name(path).unwrap_or(("", "."));
+            let Ok(dir) = open_dir_beneath(open_dir(&l.fs())?.as_fd(), parent) else {
+                continue;
+            };
+            match lstat_at(dir.as_fd(), name) {
+                Ok(st) if file_type(&st) == FileType::Directory => {
+                    let (_, meta) = commit::inode_at(dir.as_fd(), name, &l.fs())?;
+                    return Ok(Some(meta));
+                }
+                Ok(_) => return Ok(None),
                 Err(_) => {}
             }
         }
-        false
+        Ok(None)
     }
 }
 
@@ -252,7 +260,7 @@ impl Driver for Overlay {
         umount(&view.target)
     }
 
-    fn commit(&self, view: &MountView, out: &mut dyn Write) -> Result<()> {
+    fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
         let upper = Self::upper(view);
         let ufd = open_dir(&upper)?;
         let mut items = Vec::new();
@@ -262,7 +270,7 @@ impl Driver for Overlay {
             items.push(Item::dir("", upper_root));
         }
         walk_upper(view, ufd.as_fd(), "", &upper, &mut items)?;
-        commit::write(items, &upper, out)
+        commit::write(items, &upper, opts, out)
     }
 }
 
@@ -284,21 +292,37 @@ fn walk_upper(
             continue;
         }
         let item = commit::item_at(dir, &name, &path, &st, upper)?;
-        items.push(item);
-        if file_type(&st) == FileType::Directory {
-            let opaque = fsutil::get_xattr(dir, &name, OVERLAY_OPAQUE_XATTR)
-                .map_err(|e| Error::io("read xattr", at(&path), e))?;
-            if opaque.as_deref() == Some(b"y") && Overlay::lower_has_dir(view, &path) {
-                let (_, meta) = commit::inode_at(dir, &name, upper)?;
-                items.push(Item::Opaque {
-                    path: path.clone(),
-                    meta,
-                });
-            }
-            let sub = open_dir_beneath(dir, &name)
-                .map_err(|e| Error::io("open directory", at(&path), e))?;
-            walk_upper(view, sub.as_fd(), &path, upper, items)?;
+        if file_type(&st) != FileType::Directory {
+            items.push(item);
+            continue;
         }
+        let opaque = fsutil::get_xattr(dir, &name, OVERLAY_OPAQUE_XATTR)
+            .map_err(|e| Error::io("read xattr", at(&path), e))?
+            .as_deref()
+            == Some(b"y");
+        let lower = Overlay::lower_dir(view, &path)?;
+        let meta = match &item {
+            Item::Entry { meta, .. } => meta.clone(),
+            _ => Meta::implied_dir(),
+        };
+        // A directory copied up only to hold a changed child is unchanged itself.
+        let same = lower
+            .as_ref()
+            .is_some_and(|l| !commit::meta_changed(l, &meta));
+        items.push(if same && !opaque {
+            item.as_parent()
+        } else {
+            item
+        });
+        if opaque && lower.is_some() {
+            items.push(Item::Opaque {
+                path: path.clone(),
+                meta,
+            });
+        }
+        let sub =
+            open_dir_beneath(dir, &name).map_err(|e| Error::io("open directory", at(&path), e))?;
+        walk_upper(view, sub.as_fd(), &path, upper, items)?;
     }
     Ok(())
 }
