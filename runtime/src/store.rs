@@ -125,14 +125,16 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Writes a JSON file atomically (a temporary beside it, then rename).
+/// Writes a JSON file atomically (a temporary beside it, then rename). Not fsynced: these are
+/// records a crash may lose (`strata umount --all` and the tmp sweep cope), and an fsync per
+/// container start would cost more than the start itself.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", unique_id()));
     let write = || -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = io::BufWriter::new(fs::File::create(&tmp)?);
         serde_json::to_writer(&mut f, value)?;
         f.write_all(b"\n")?;
-        f.sync_all()?;
+        f.flush()?;
         fs::rename(&tmp, path)
     };
     write().map_err(|e| {
