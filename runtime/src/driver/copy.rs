@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
 
@@ -56,33 +58,106 @@ impl Copy {
         layers: &[StoredLayer],
         dest: &Path,
     ) -> Result<(BTreeMap<RelPath, u64>, CopyStats)> {
+        let shared = Shared {
+            reflink: AtomicBool::new(self.reflink),
+            reflinked: AtomicU64::new(0),
+            error: Mutex::new(None),
+        };
+        let (tx, rx) = mpsc::sync_channel::<DataJob>(JOB_QUEUE);
+        let rx = Mutex::new(rx);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4);
         let mut m = Materializer {
             root: open_dir(dest)?,
             dest: dest.to_path_buf(),
             dir_mtimes: HashMap::new(),
-            reflink: self.reflink,
+            jobs: Some(tx),
             root_meta: Meta::implied_dir(),
             stats: CopyStats::default(),
         };
-        for layer in layers {
-            let changes = layer.changes()?;
-            m.apply(layer, &changes)?;
+        // File data is copied by workers while this thread builds the tree: the structure
+        // must be made in order, the bytes need not.
+        let applied = std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| copy_worker(&rx, &shared));
+            }
+            let r = layers
+                .iter()
+                .try_for_each(|layer| m.apply(layer, &layer.changes()?));
+            m.jobs = None;
+            r
+        });
+        applied?;
+        if let Some(e) = shared.error.lock().ok().and_then(|mut e| e.take()) {
+            return Err(e);
         }
+        m.stats.reflinked = shared.reflinked.load(Ordering::Relaxed);
         let mut dirs = BTreeMap::new();
-        m.finish_dirs(
-            m.root
-                .try_clone()
-                .map_err(|e| Error::io("dup", dest, e))?
-                .as_fd(),
-            "",
-            &mut dirs,
-        )?;
-        let root_meta = m.root_meta.clone();
-        fsutil::set_meta_at(m.root.as_fd(), ".", &Kind::Dir, &root_meta)
+        let root = m.root.try_clone().map_err(|e| Error::io("dup", dest, e))?;
+        m.finish_dirs(root.as_fd(), "", &mut dirs)?;
+        fsutil::set_meta_at(m.root.as_fd(), ".", &Kind::Dir, &m.root_meta)
             .map_err(|e| Error::io("set metadata", dest, e))?;
         let st = lstat_at(m.root.as_fd(), ".").map_err(|e| Error::io("stat", dest, e))?;
         dirs.insert(String::new(), st.st_ino);
         Ok((dirs, m.stats))
+    }
+}
+
+/// Data copies waiting for a worker (each holds two open files).
+const JOB_QUEUE: usize = 128;
+
+/// One file's data to copy, then its metadata to set (after the data: chown and writes clear
+/// setuid bits and file capabilities).
+struct DataJob {
+    src: File,
+    dst: File,
+    size: u64,
+    meta: Meta,
+    path: PathBuf,
+}
+
+/// What the copy workers share.
+struct Shared {
+    /// Try FICLONE; cleared after the first clone the filesystem refuses.
+    reflink: AtomicBool,
+    reflinked: AtomicU64,
+    /// The first error a worker met.
+    error: Mutex<Option<Error>>,
+}
+
+fn copy_worker(rx: &Mutex<mpsc::Receiver<DataJob>>, shared: &Shared) {
+    loop {
+        let job = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let failed = shared.error.lock().map(|e| e.is_some()).unwrap_or(true);
+        if failed {
+            continue; // drain: the materialization has failed already
+        }
+        let result = fsutil::copy_data(
+            &job.src,
+            &job.dst,
+            job.size,
+            shared.reflink.load(Ordering::Relaxed),
+        )
+        .map_err(|e| Error::io("copy data", &job.path, e))
+        .and_then(|how| {
+            if how == CopyMethod::Reflink {
+                shared.reflinked.fetch_add(1, Ordering::Relaxed);
+            } else if job.size > 0 {
+                shared.reflink.store(false, Ordering::Relaxed);
+            }
+            fsutil::set_meta_fd(job.dst.as_fd(), &job.meta)
+                .map_err(|e| Error::io("set metadata", &job.path, e))
+        });
+        if let Err(e) = result
+            && let Ok(mut slot) = shared.error.lock()
+        {
+            slot.get_or_insert(e);
+        }
     }
 }
 
@@ -101,7 +176,8 @@ struct Materializer {
     dest: PathBuf,
     /// Directory inode -> the mtime it must end with.
     dir_mtimes: HashMap<u64, Timespec>,
-    reflink: bool,
+    /// Where file data copies go (dropped when the tree is built, so the workers end).
+    jobs: Option<mpsc::SyncSender<DataJob>>,
     root_meta: Meta,
     stats: CopyStats,
 }
@@ -328,16 +404,21 @@ impl Materializer {
                     .map_err(|err| Error::io("open", layer.fs().join(&e.path), err))?;
                 let dst = fsutil::create_file_at(dir, name)
                     .map_err(|err| self.err("create", &e.path, err))?;
-                let how = fsutil::copy_data(&src_file, &dst, data.size, self.reflink)
-                    .map_err(|err| self.err("copy data", &e.path, err))?;
-                if how == CopyMethod::Reflink {
-                    self.stats.reflinked += 1;
-                } else if self.reflink && data.size > 0 {
-                    // One failed clone means this filesystem pair cannot: stop asking.
-                    self.reflink = false;
+                let job = DataJob {
+                    src: src_file,
+                    dst,
+                    size: data.size,
+                    meta: e.meta.clone(),
+                    path: self.dest.join(&e.path),
+                };
+                let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+                if !sent {
+                    return Err(self.err(
+                        "copy data",
+                        &e.path,
+                        io::Error::other("copy workers are gone"),
+                    ));
                 }
-                fsutil::set_meta_fd(dst.as_fd(), &e.meta)
-                    .map_err(|err| self.err("set metadata", &e.path, err))?;
                 self.stats.files += 1;
                 self.stats.bytes += data.size;
             }
