@@ -1,0 +1,83 @@
+//! Colours, fonts and markers shared by every chart.
+
+use plotters::element::{Drawable, PointCollection};
+use plotters::prelude::*;
+use plotters::style::{FontDesc, RGBColor};
+use plotters_backend::{BackendCoord, DrawingErrorKind};
+
+/// The family registered from the embedded font (see `font.rs`).
+pub(crate) const FONT: &str = "sans-serif";
+
+pub(crate) fn font(size: u32) -> FontDesc<'static> {
+    FontDesc::new(FontFamily::Name(FONT), size as f64, FontStyle::Normal)
+}
+
+/// Ten distinguishable colours (the Tableau 10 palette).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+pub(crate) fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The colour of the kernel's walls and limits.
+pub(crate) const WALL: RGBColor = RGBColor(180, 30, 30);
+pub(crate) const GRID_LIGHT: RGBColor = RGBColor(238, 238, 238);
+pub(crate) const GRID_BOLD: RGBColor = RGBColor(205, 205, 205);
+pub(crate) const TEXT: RGBColor = RGBColor(34, 34, 34);
+
+/// A point marker whose shape tells runners apart: circle, triangle, square, cross.
+/// Works in chart coordinates and in pixels (legends) on any backend.
+pub(crate) struct Marker<C> {
+    pub at: C,
+    pub runner: usize,
+    pub color: RGBColor,
+}
+
+impl<C> Marker<C> {
+    pub(crate) fn new(at: C, runner: usize, color: RGBColor) -> Self {
+        Marker { at, runner, color }
+    }
+}
+
+impl<'a, C: 'a> PointCollection<'a, C> for &'a Marker<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for Marker<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut pos: I,
+        backend: &mut DB,
+        _parent_dim: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = pos.next() else {
+            return Ok(());
+        };
+        let c = &self.color;
+        match self.runner % 4 {
+            0 => backend.draw_circle((x, y), 4, c, true),
+            1 => backend.fill_polygon(vec![(x, y - 6), (x - 6, y + 4), (x + 6, y + 4)], c),
+            2 => backend.draw_rect((x - 4, y - 4), (x + 4, y + 4), c, true),
+            _ => {
+                let s = c.stroke_width(2);
+                backend.draw_line((x - 5, y - 5), (x + 5, y + 5), &s)?;
+                backend.draw_line((x - 5, y + 5), (x + 5, y - 5), &s)
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Renders the committed fixture (criterion output + two runner records) and checks what was
+//! written: valid PNG and SVG charts with the expected series and labels, and a page and a
+//! Markdown file that link them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{build_fixture_report, check_png, check_svg, svg_texts};
+
+const EXPECTED_CHARTS: &[&str] = &[
+    "lines-union_prepare-layers",
+    "lines-copy_up-bytes",
+    "lines-rootfs_switch-host_mounts",
+    "bars-rootfs_switch",
+    "bars-container_start",
+    "lines-commit-files",
+    "bars-lonely",
+    "phases",
+    "conformance",
+    "disk",
+];
+
+#[test]
+fn fixture_report_has_every_chart_as_valid_png_and_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("report");
+    let summary = build_fixture_report(&out);
+
+    assert_eq!(summary.runners, vec!["runner-a", "runner-b"]);
+    let ids: Vec<&str> = summary.charts.iter().map(|c| c.id.as_str()).collect();
+    for want in EXPECTED_CHARTS {
+        assert!(ids.contains(want), "chart {want} missing from {ids:?}");
+    }
+    assert_eq!(
+        ids.len(),
+        EXPECTED_CHARTS.len(),
+        "unexpected charts: {ids:?}"
+    );
+
+    for c in &summary.charts {
+        let png = check_png(&out.join(&c.png));
+        assert_eq!(
+            (png.width, png.height),
+            (c.width, c.height),
+            "{}: PNG size",
+            c.id
+        );
+        assert!(
+            png.distinct_colors >= 12,
+            "{}: only {} colours, looks blank",
+            c.id,
+            png.distinct_colors
+        );
+        assert!(
+            png.ink > 0.01,
+            "{}: only {:.3} of the pixels are drawn",
+            c.id,
+            png.ink
+        );
+        let svg = check_svg(&out.join(&c.svg), c.width, c.height);
+        let texts = svg_texts(&svg);
+        assert!(
+            texts.contains(&c.title),
+            "{}: title {:?} not in the SVG",
+            c.id,
+            c.title
+        );
+        for s in &c.series {
+            assert!(
+                texts.iter().any(|t| t == s),
+                "{}: series {s:?} not in the SVG texts {texts:?}",
+                c.id
+            );
+        }
+    }
+    // Nothing but the report is left beside it (no staging directory).
+    let beside: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, vec![std::ffi::OsString::from("report")]);
+}
+
+#[test]
+fn sweep_chart_has_runners_floors_log_axes_and_kernel_walls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r");
+    let summary = build_fixture_report(&out);
+    let c = summary
+        .charts
+        .iter()
+        .find(|c| c.id == "lines-union_prepare-layers")
+        .unwrap();
+    // One series per driver and runner: criterion's (runner-a) and runner-b's record.
+    for s in [
+        "overlay_mount2 @ runner-a",
+        "copy @ runner-a",
+        "raw_mount_floor (floor) @ runner-a",
+        "overlay_mount2 @ runner-b",
+        "overlay_lowerdir_plus @ runner-b",
+        "copy @ runner-b",
+        "cp_a_floor (floor) @ runner-b",
+        "kernel wall: 500 lower layers (OVL_MAX_STACK)",
+        "mount(2) one-page option limit: 122 layers on runner-b",
+        "mount(2) one-page option limit: 140 layers on runner-a",
+    ] {
+        assert!(
+            c.series.iter().any(|x| x == s),
+            "series {s:?} missing from {:?}",
+            c.series
+        );
+    }
+    let svg = std::fs::read_to_string(out.join(&c.svg)).unwrap();
+    let texts = svg_texts(&svg);
+    assert!(
+        texts.iter().any(|t| t == "layers (log scale)"),
+        "x axis label: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("median time per iteration (") && t.contains("log scale")),
+        "y axis label: {texts:?}"
+    );
+    // Decade ticks on the log axis.
+    for tick in ["1", "10", "100"] {
+        assert!(
+            texts.iter().any(|t| t == tick),
+            "tick {tick} missing: {texts:?}"
+        );
+    }
+    // Floors are dashed: the SVG has dashed polylines only if dashes were drawn as segments;
+    // plotters draws dashes as many short lines, so a floor adds many <polyline>/<line> elements.
+    let polylines = svg.matches("<polyline").count() + svg.matches("<line").count();
+    assert!(
+        polylines > 40,
+        "expected dashed segments, found {polylines} line elements"
+    );
+
+    // Host-mount sweep: linear x would squash 30 against 3000; it must be log.
+    let c = summary
+        .charts
+        .iter()
+        .find(|c| c.id == "lines-rootfs_switch-host_mounts")
+        .unwrap();
+    let texts = svg_texts(&std::fs::read_to_string(out.join(&c.svg)).unwrap());
+    assert!(
+        texts.iter().any(|t| t == "host mounts (log scale)"),
+        "{texts:?}"
+    );
+    assert!(
+        c.series
+            .iter()
+            .any(|s| s == "floor_fork_exec (floor) @ runner-b"),
+        "{:?}",
+        c.series
+    );
+}
+
+#[test]
+fn bars_phases_matrix_and_disk_show_their_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r");
+    let summary = build_fixture_report(&out);
+    let texts = |id: &str| {
+        let c = summary.charts.iter().find(|c| c.id == id).unwrap();
+        (
+            c.clone(),
+            svg_texts(&std::fs::read_to_string(out.join(&c.svg)).unwrap()),
+        )
+    };
+
+    let (c, t) = texts("bars-container_start");
+    assert_eq!(c.title, "Start latency per runtime");
+    assert_eq!(c.series, vec!["runner-a", "runner-b"]);
+    for cat in [
+        "crun",
+        "runc",
+        "floor (floor)",
+        "strata_overlay_mount_uts_ipc_pid",
+    ] {
+        assert!(t.iter().any(|x| x == cat), "category {cat} missing: {t:?}");
+    }
+    assert!(
+        t.iter()
+            .any(|x| x.starts_with("median time (ms), whiskers = 95% CI")),
+        "{t:?}"
+    );
+
+    let (c, t) = texts("bars-rootfs_switch");
+    assert_eq!(c.title, "Start latency per root switch");
+    assert!(
+        t.iter().any(|x| x == "pivot_root · host_mounts=3000"),
+        "{t:?}"
+    );
+
+    let (c, t) = texts("phases");
+    assert_eq!(
+        c.series,
+        vec!["prepare", "mount", "namespaces", "pivot_root", "exec"]
+    );
+    assert!(t.iter().any(|x| x == "runner-a · run 1"), "{t:?}");
+    assert!(
+        t.iter().any(|x| x == "runner-b · median of 12 runs"),
+        "{t:?}"
+    );
+
+    let (c, t) = texts("conformance");
+    // runner-b fails a fuse case runner-a skipped: the runners disagree, one column each.
+    assert!(
+        c.series.contains(&"fuse @ runner-b".to_string()),
+        "{:?}",
+        c.series
+    );
+    for cell in ["pass", "FAIL", "declared", "skip", "dir_rename"] {
+        assert!(
+            t.iter().any(|x| x == cell),
+            "{cell} missing from the matrix"
+        );
+    }
+
+    let (c, t) = texts("disk");
+    assert!(
+        c.series.contains(&"allocated @ runner-b".to_string()),
+        "{:?}",
+        c.series
+    );
+    assert!(t.iter().any(|x| x.ends_with("GiB")), "byte ticks: {t:?}");
+}
+
+#[test]
+fn page_and_markdown_link_every_chart_and_explain_the_runners() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r");
+    let summary = build_fixture_report(&out);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+
+    // Self-contained: no external resource, no script.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external reference in the page"
+    );
+    assert!(!html.contains("<script"), "the page needs no script");
+    for c in &summary.charts {
+        let png = c.png.to_str().unwrap();
+        assert!(
+            html.contains(&format!("<img src=\"{png}\"")),
+            "{png} not shown in index.html"
+        );
+        assert!(html.contains(&format!("id=\"chart-{}\"", c.id)));
+        assert!(md.contains(&format!("]({png})")), "{png} not in REPORT.md");
+    }
+    // Every in-page link points at an existing anchor.
+    for part in html.split("href=\"#").skip(1) {
+        let target = &part[..part.find('"').unwrap()];
+        assert!(
+            html.contains(&format!("id=\"{target}\"")),
+            "dangling link #{target}"
+        );
+    }
+    // "Which driver for this host": claims per runner, linked to their charts.
+    assert!(html.contains("Which driver for this host"));
+    assert!(
+        html.contains("<b>fastest prepare</b>: overlay_mount2 at layers=500")
+            || html.contains("<b>fastest prepare</b>: overlay_lowerdir_plus at layers=500"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"#chart-lines-union_prepare-layers\">"));
+    assert!(
+        html.contains("<a href=\"#chart-disk\">")
+            && html.contains("<a href=\"#chart-conformance\">")
+    );
+    let b = summary
+        .advice
+        .iter()
+        .find(|a| a.runner == "runner-b")
+        .unwrap();
+    let topics: Vec<&str> = b.claims.iter().map(|c| c.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        vec![
+            "fastest prepare",
+            "fastest copy-up",
+            "least disk",
+            "conformance"
+        ]
+    );
+    assert!(
+        b.verdict
+            .contains("not recommended (conformance failures): fuse"),
+        "{}",
+        b.verdict
+    );
+
+    // How the environments differ.
+    for field in ["kernel", "cgroup", "fs type", "cores"] {
+        assert!(
+            summary.to_string().contains("runner-a")
+                && html.contains(&format!("<tr class=\"differs\"><th>{field}</th>")),
+            "{field} not flagged"
+        );
+    }
+    assert!(md.contains("The runners differ in: **kernel"), "{md}");
+    // Ratios against the floor and the peers.
+    assert!(
+        html.contains("vs crun") && html.contains("vs runc") && html.contains("vs floor_fork_exec")
+    );
+    assert!(md.contains("| runner-b | container_start | strata_overlay_mount_uts_ipc_pid |"));
+}
