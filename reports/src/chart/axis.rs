@@ -14,8 +14,8 @@ pub(crate) enum Format {
     Count,
     /// 4 KiB, 1 MiB.
     Bytes,
-    /// Plain decimal numbers (already scaled values such as milliseconds).
-    Plain,
+    /// Nanoseconds, each label in its own unit: 500 ns, 2 µs, 1.5 ms.
+    Time,
 }
 
 impl Format {
@@ -102,7 +102,9 @@ impl Axis {
     }
 
     fn major_ticks(&self, max_points: usize) -> Vec<f64> {
-        if self.log {
+        if self.log && self.format == Format::Bytes {
+            binary_ticks(self.lo, self.hi, max_points.clamp(2, 8))
+        } else if self.log {
             let mut out = Vec::new();
             let (a, b) = (
                 self.lo.log10().floor() as i32,
@@ -123,13 +125,22 @@ impl Axis {
                 }
             }
             thin(out, max_points)
+        } else if self.format == Format::Bytes {
+            // Nice steps in the binary unit of the range: 0, 0.5 GiB, 1 GiB, ...
+            let unit = 1024f64.powi((self.hi.max(1.0).log2() / 10.0).floor() as i32);
+            linear_ticks(self.lo / unit, self.hi / unit, max_points.clamp(2, 10))
+                .into_iter()
+                .map(|v| v * unit)
+                .collect()
         } else {
             linear_ticks(self.lo, self.hi, max_points.clamp(2, 10))
         }
     }
 
     fn minor_ticks(&self, max_points: usize) -> Vec<f64> {
-        if self.log {
+        if self.log && self.format == Format::Bytes {
+            binary_ticks(self.lo, self.hi, max_points.clamp(2, 40))
+        } else if self.log {
             let (a, b) = (
                 self.lo.log10().floor() as i32,
                 self.hi.log10().ceil() as i32,
@@ -165,6 +176,21 @@ fn thin(v: Vec<f64>, max_points: usize) -> Vec<f64> {
     }
     let step = v.len().div_ceil(max_points);
     v.into_iter().step_by(step).collect()
+}
+
+/// Powers of two (every 1st, 2nd, 4th, 5th or 10th), for byte sizes on a log axis.
+fn binary_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let (a, b) = (lo.log2().ceil() as i32, hi.log2().floor() as i32);
+    for step in [1, 2, 4, 5, 10, 20] {
+        let out: Vec<f64> = (a..=b)
+            .filter(|e| e.rem_euclid(step) == 0)
+            .map(|e| 2f64.powi(e))
+            .collect();
+        if out.len() <= n {
+            return out;
+        }
+    }
+    vec![lo, hi]
 }
 
 /// Ticks at a "nice" step (1, 2 or 5 times a power of ten).
@@ -216,7 +242,7 @@ impl ValueFormatter<f64> for Axis {
         match self.format {
             Format::Count => count_label(*v),
             Format::Bytes => bytes_label(*v),
-            Format::Plain => plain_label(*v),
+            Format::Time => time_label(*v),
         }
     }
 }
@@ -254,6 +280,25 @@ pub(crate) fn bytes_label(v: f64) -> String {
     format!("{} {}", trim_float(x, 1), UNITS[i])
 }
 
+/// A time in nanoseconds with the unit that reads best: `0`, `850 ns`, `2.5 µs`, `1 ms`.
+pub(crate) fn time_label(ns: f64) -> String {
+    let a = ns.abs();
+    let (k, unit) = if a >= 1e9 {
+        (1e9, "s")
+    } else if a >= 1e6 {
+        (1e6, "ms")
+    } else if a >= 1e3 {
+        (1e3, "µs")
+    } else {
+        (1.0, "ns")
+    };
+    if a == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{} {unit}", trim_float(ns / k, 2))
+    }
+}
+
 pub(crate) fn plain_label(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
@@ -262,38 +307,10 @@ pub(crate) fn plain_label(v: f64) -> String {
         trim_float(v, 0)
     } else if a >= 1.0 {
         trim_float(v, 2)
-    } else {
+    } else if a >= 0.001 {
         trim_float(v, 4)
-    }
-}
-
-/// A unit to show times in, chosen so the largest value reads as a number below 10 000.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct TimeUnit {
-    pub name: &'static str,
-    pub ns: f64,
-}
-
-impl TimeUnit {
-    pub(crate) fn for_max_ns(max_ns: f64) -> TimeUnit {
-        if max_ns >= 1e10 {
-            TimeUnit { name: "s", ns: 1e9 }
-        } else if max_ns >= 1e7 {
-            TimeUnit {
-                name: "ms",
-                ns: 1e6,
-            }
-        } else if max_ns >= 1e4 {
-            TimeUnit {
-                name: "µs",
-                ns: 1e3,
-            }
-        } else {
-            TimeUnit {
-                name: "ns",
-                ns: 1.0,
-            }
-        }
+    } else {
+        format!("{v:.0e}")
     }
 }
 
@@ -367,6 +384,18 @@ mod tests {
         assert_eq!(count_label(500.0), "500");
         assert_eq!(count_label(30000.0), "30k");
         assert_eq!(plain_label(0.25), "0.25");
+        assert_eq!(plain_label(0.00001), "1e-5");
+        assert_eq!(time_label(2_500_000.0), "2.5 ms");
+        assert_eq!(time_label(850.0), "850 ns");
+        assert_eq!(time_label(1e9), "1 s");
+        let b = Axis::auto(4096.0, 67108864.0, Format::Bytes);
+        let ticks: Vec<String> = b.major_ticks(8).iter().map(|v| bytes_label(*v)).collect();
+        assert_eq!(
+            ticks,
+            vec![
+                "4 KiB", "16 KiB", "64 KiB", "256 KiB", "1 MiB", "4 MiB", "16 MiB", "64 MiB"
+            ]
+        );
         assert_eq!(
             linear_ticks(0.0, 10.0, 5),
             vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]

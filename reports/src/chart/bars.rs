@@ -6,7 +6,8 @@ use plotters::element::{PathElement, Rectangle};
 use plotters::prelude::*;
 use plotters::style::RGBColor;
 
-use super::axis::{Axis, Categories, Format, TimeUnit};
+use super::axis::{Axis, Categories, Format};
+use super::legend::{self, Entry, Swatch};
 use super::style;
 use super::{Chart, de};
 
@@ -59,14 +60,14 @@ impl Chart for BarsChart {
         self.series.iter().map(|s| s.label.clone()).collect()
     }
     fn size(&self) -> (u32, u32) {
-        let rows = self.categories.len() as u32 * self.series.len().max(1) as u32;
         (
-            960,
-            (150 + rows * 20 + self.categories.len() as u32 * 10).clamp(320, 2400),
+            WIDTH,
+            self.plot_h() + legend::height(&self.legend_entries(), WIDTH),
         )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (plot, legend_area) = root.split_vertically(self.plot_h());
         let max = self
             .series
             .iter()
@@ -75,14 +76,11 @@ impl Chart for BarsChart {
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
         let (scale, unit_desc, format) = match self.quantity {
-            Quantity::Time => {
-                let u = TimeUnit::for_max_ns(max);
-                (
-                    u.ns,
-                    format!("{} ({}), whiskers = 95% CI", self.value_desc, u.name),
-                    Format::Plain,
-                )
-            }
+            Quantity::Time => (
+                1.0,
+                format!("{}, whiskers = 95% CI", self.value_desc),
+                Format::Time,
+            ),
             Quantity::Bytes => (1.0, self.value_desc.clone(), Format::Bytes),
         };
         let label_chars = self
@@ -92,7 +90,7 @@ impl Chart for BarsChart {
             .max()
             .unwrap_or(4) as u32;
         let cats = Categories::new(self.categories.clone());
-        let mut chart = ChartBuilder::on(root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, style::font(22))
             .margin(14)
             .x_label_area_size(48)
@@ -113,7 +111,6 @@ impl Chart for BarsChart {
         let k = self.series.len().max(1) as f64;
         let slot = 0.8 / k;
         for (si, s) in self.series.iter().enumerate() {
-            let color = s.color;
             let mut rects = Vec::new();
             let mut whiskers = Vec::new();
             for (ci, bar) in s.bars.iter().enumerate() {
@@ -122,7 +119,7 @@ impl Chart for BarsChart {
                 let y1 = top - 0.1 - slot * si as f64;
                 let y0 = y1 - slot * 0.88;
                 let v = bar.value / scale;
-                rects.push(Rectangle::new([(0.0, y0), (v, y1)], color.filled()));
+                rects.push(Rectangle::new([(0.0, y0), (v, y1)], s.color.filled()));
                 if let Some((lo, hi)) = bar.ci {
                     let (lo, hi, yc, cap) = (lo / scale, hi / scale, (y0 + y1) / 2.0, slot * 0.3);
                     let ink = BLACK.mix(0.75).stroke_width(2);
@@ -131,23 +128,29 @@ impl Chart for BarsChart {
                     whiskers.push(PathElement::new(vec![(hi, yc - cap), (hi, yc + cap)], ink));
                 }
             }
-            chart
-                .draw_series(rects)
-                .map_err(de)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x - 2, y - 5), (x + 14, y + 5)], color.filled())
-                });
+            chart.draw_series(rects).map_err(de)?;
             chart.draw_series(whiskers).map_err(de)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.35))
-            .label_font(style::font(12))
-            .draw()
-            .map_err(de)?;
-        Ok(())
+        legend::draw(&legend_area, &self.legend_entries())
+    }
+}
+
+const WIDTH: u32 = 960;
+
+impl BarsChart {
+    /// Height of the plot above the legend.
+    fn plot_h(&self) -> u32 {
+        let rows = self.categories.len() as u32 * self.series.len().max(1) as u32;
+        (110 + rows * 20 + self.categories.len() as u32 * 10).clamp(280, 2400)
+    }
+
+    fn legend_entries(&self) -> Vec<Entry> {
+        self.series
+            .iter()
+            .map(|s| Entry {
+                label: s.label.clone(),
+                swatch: Swatch::Box(s.color),
+            })
+            .collect()
     }
 }

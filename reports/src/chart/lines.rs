@@ -2,13 +2,14 @@
 //! runner, a shaded 95% confidence band, floors dashed, and the kernel's limits marked.
 
 use plotters::coord::Shift;
-use plotters::element::{DashedPathElement, PathElement, Polygon};
+use plotters::element::Polygon;
 use plotters::prelude::*;
 use plotters::style::RGBColor;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axis::{Axis, Format, TimeUnit};
-use super::style::{self, WALL};
+use super::axis::{Axis, Format};
+use super::legend::{self, Entry, Swatch};
+use super::style::{self, LIMIT, Marker, WALL};
 use super::{Chart, de};
 
 /// One point: the median and its interval, in nanoseconds.
@@ -37,6 +38,8 @@ pub(crate) struct Line {
 pub(crate) struct Wall {
     pub x: f64,
     pub label: String,
+    /// A hard kernel limit (solid) rather than one that depends on the setup (dashed).
+    pub hard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -68,30 +71,32 @@ impl Chart for LinesChart {
             .collect()
     }
     fn size(&self) -> (u32, u32) {
-        (960, 600)
+        (
+            WIDTH,
+            PLOT_H + legend::height(&self.legend_entries(), WIDTH),
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (plot, legend_area) = root.split_vertically(PLOT_H);
         let pts = || self.lines.iter().flat_map(|l| l.points.iter());
         let xs = pts().map(|p| p.x).chain(self.walls.iter().map(|w| w.x));
         let (xmin, xmax) = min_max(xs);
         let (ymin_ns, ymax_ns) = min_max(pts().flat_map(|p| [p.lo, p.hi, p.median]));
-        let unit = TimeUnit::for_max_ns(ymax_ns);
         let x_axis = Axis::auto(xmin, xmax, Format::for_param(&self.param));
-        let y_axis = Axis::auto(ymin_ns / unit.ns, ymax_ns / unit.ns, Format::Plain);
+        let y_axis = Axis::auto(ymin_ns, ymax_ns, Format::Time);
         let x_desc = format!(
             "{}{}",
             self.param.replace('_', " "),
             if x_axis.is_log() { " (log scale)" } else { "" }
         );
         let y_desc = format!(
-            "median time per iteration ({}{}), band = 95% CI",
-            unit.name,
-            if y_axis.is_log() { ", log scale" } else { "" }
+            "median time per iteration{}, band = 95% CI",
+            if y_axis.is_log() { " (log scale)" } else { "" }
         );
         let (ylo, yhi) = (y_axis.lo(), y_axis.hi());
 
-        let mut chart = ChartBuilder::on(root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, style::font(22))
             .margin(14)
             .x_label_area_size(52)
@@ -109,86 +114,93 @@ impl Chart for LinesChart {
             .draw()
             .map_err(de)?;
 
-        let scale = |p: &Point| (p.x, p.median / unit.ns, p.lo / unit.ns, p.hi / unit.ns);
-        // Bands first, so lines and markers sit on top.
-        for line in self.lines.iter().filter(|l| l.points.len() >= 2) {
-            let mut poly: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, scale(p).3)).collect();
-            poly.extend(line.points.iter().rev().map(|p| (p.x, scale(p).2)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    poly,
-                    line.color.mix(0.16).filled(),
-                )))
-                .map_err(de)?;
-        }
-        for line in &self.lines {
-            let xy: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, scale(p).1)).collect();
-            let color = line.color;
-            let runner = line.runner;
-            let dashed = line.dashed;
+        // Walls first, behind the data.
+        for (i, wall) in self.walls.iter().enumerate() {
+            let color = wall_color(wall);
             let stroke = color.stroke_width(2);
-            let series = if dashed {
-                chart
-                    .draw_series(DashedLineSeries::new(xy.clone(), 9, 6, stroke))
-                    .map_err(de)?
+            let at = vec![(wall.x, ylo), (wall.x, yhi)];
+            if wall.hard {
+                chart.draw_series(LineSeries::new(at, stroke)).map_err(de)?;
             } else {
                 chart
-                    .draw_series(LineSeries::new(xy.clone(), stroke))
-                    .map_err(de)?
-            };
-            series.label(line.label.clone());
-            if dashed {
-                series.legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + DashedPathElement::new(vec![(-4, 0), (22, 0)], 5, 3, stroke)
-                        + style::Marker::new((9, 0), runner, color)
-                });
-            } else {
-                series.legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(-4, 0), (22, 0)], stroke)
-                        + style::Marker::new((9, 0), runner, color)
-                });
+                    .draw_series(DashedLineSeries::new(at, 6, 5, stroke))
+                    .map_err(de)?;
             }
-            chart
-                .draw_series(xy.iter().map(|&at| style::Marker::new(at, runner, color)))
-                .map_err(de)?;
-        }
-        for wall in &self.walls {
-            let wall_style = WALL.stroke_width(2);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(wall.x, ylo), (wall.x, yhi)],
-                    4,
-                    4,
-                    wall_style,
-                ))
-                .map_err(de)?
-                .label(wall.label.clone())
-                .legend(move |(x, y)| {
-                    DashedPathElement::new(vec![(x - 4, y), (x + 22, y)], 4, 3, wall_style)
-                });
             let tag = Text::new(
                 super::axis::count_label(wall.x),
-                (-4, 4),
+                (-5, 4 + 16 * i as i32),
                 style::font(12)
-                    .color(&WALL)
+                    .color(&color)
                     .pos(Pos::new(HPos::Right, VPos::Top)),
             );
             chart
                 .draw_series(std::iter::once(EmptyElement::at((wall.x, yhi)) + tag))
                 .map_err(de)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.88))
-            .border_style(BLACK.mix(0.35))
-            .label_font(style::font(12))
-            .draw()
-            .map_err(de)?;
-        Ok(())
+        let scale = |v: f64| v;
+        // Bands, then lines and markers on top.
+        for line in self.lines.iter().filter(|l| l.points.len() >= 2) {
+            let mut poly: Vec<(f64, f64)> =
+                line.points.iter().map(|p| (p.x, scale(p.hi))).collect();
+            poly.extend(line.points.iter().rev().map(|p| (p.x, scale(p.lo))));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    poly,
+                    line.color.mix(0.18).filled(),
+                )))
+                .map_err(de)?;
+        }
+        for line in &self.lines {
+            let xy: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, scale(p.median))).collect();
+            let stroke = line.color.stroke_width(2);
+            if line.dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(xy.clone(), 9, 6, stroke))
+                    .map_err(de)?;
+            } else {
+                chart
+                    .draw_series(LineSeries::new(xy.clone(), stroke))
+                    .map_err(de)?;
+            }
+            chart
+                .draw_series(
+                    xy.iter()
+                        .map(|&at| Marker::new(at, line.runner, line.color)),
+                )
+                .map_err(de)?;
+        }
+        legend::draw(&legend_area, &self.legend_entries())
     }
+}
+
+const WIDTH: u32 = 960;
+const PLOT_H: u32 = 560;
+
+impl LinesChart {
+    fn legend_entries(&self) -> Vec<Entry> {
+        let lines = self.lines.iter().map(|l| Entry {
+            label: l.label.clone(),
+            swatch: Swatch::Line {
+                color: l.color,
+                dashed: l.dashed,
+                marker: Some(l.runner),
+            },
+        });
+        let walls = self.walls.iter().map(|w| Entry {
+            label: w.label.clone(),
+            swatch: Swatch::Line {
+                color: wall_color(w),
+                dashed: !w.hard,
+                marker: None,
+            },
+        });
+        lines.chain(walls).collect()
+    }
+}
+
+/// The kernel's hard wall is red and solid; limits that depend on paths are dashed orange.
+fn wall_color(w: &Wall) -> RGBColor {
+    if w.hard { WALL } else { LIMIT }
 }
 
 fn min_max(it: impl Iterator<Item = f64>) -> (f64, f64) {

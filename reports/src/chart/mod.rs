@@ -3,6 +3,7 @@
 
 pub(crate) mod axis;
 pub(crate) mod bars;
+pub(crate) mod legend;
 pub(crate) mod lines;
 pub(crate) mod matrix;
 pub(crate) mod phases;

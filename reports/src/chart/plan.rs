@@ -57,13 +57,11 @@ pub(crate) const DISK_ID: &str = "disk";
 
 /// Every chart the data set supports, in page order.
 pub(crate) fn plan(data: &Dataset) -> Vec<AnyChart> {
-    let drivers = data.drivers();
-    let driver_color = |d: &str| style::color(drivers.iter().position(|x| x == d).unwrap_or(0));
     let multi = data.runners.len() > 1;
     let mut charts = Vec::new();
 
     for group in data.groups() {
-        let lines = sweep_lines(data, &group, &driver_color);
+        let lines = sweep_lines(data, &group);
         let has_lines = !lines.is_empty();
         charts.extend(lines.into_iter().map(AnyChart::Lines));
         let start = START_GROUPS.iter().find(|(g, _)| *g == group);
@@ -89,11 +87,7 @@ pub(crate) fn plan(data: &Dataset) -> Vec<AnyChart> {
 type SweepSeries = ((usize, String, String), Vec<Point>);
 
 /// One chart per swept parameter of `group` that has at least one series with two x values.
-fn sweep_lines(
-    data: &Dataset,
-    group: &str,
-    driver_color: &dyn Fn(&str) -> plotters::style::RGBColor,
-) -> Vec<LinesChart> {
+fn sweep_lines(data: &Dataset, group: &str) -> Vec<LinesChart> {
     // param -> (runner, driver, others) -> points
     let mut by_param: BTreeMap<String, Vec<SweepSeries>> = BTreeMap::new();
     for (ri, r) in data.runners.iter().enumerate() {
@@ -137,8 +131,18 @@ fn sweep_lines(
         series.sort_by(|((ra, da, oa), _), ((rb, db, ob), _)| {
             (is_floor(da), da, oa, ra).cmp(&(is_floor(db), db, ob, rb))
         });
+        // Colour by driver within the chart, so every driver of a chart is distinct.
+        let mut drivers: Vec<&str> = Vec::new();
+        for ((_, d, _), _) in &series {
+            if !drivers.contains(&d.as_str()) {
+                drivers.push(d);
+            }
+        }
+        let driver_color =
+            |d: &str| style::color(drivers.iter().position(|x| *x == d).unwrap_or(0));
         let lines: Vec<Line> = series
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|((ri, driver, others), mut points)| {
                 points.sort_by(|a, b| a.x.total_cmp(&b.x));
                 let mut label = driver.clone();
@@ -222,6 +226,7 @@ fn layer_walls(data: &Dataset) -> Vec<Wall> {
             label: format!(
                 "mount(2) one-page option limit: ~{DEFAULT_PAGE_LAYERS} layers (28-byte paths)"
             ),
+            hard: false,
         });
     } else {
         let multi = pages.len() > 1;
@@ -234,12 +239,14 @@ fn layer_walls(data: &Dataset) -> Vec<Wall> {
             walls.push(Wall {
                 x: n,
                 label: format!("mount(2) one-page option limit: {n} layers{who}"),
+                hard: false,
             });
         }
     }
     walls.push(Wall {
         x: OVL_MAX_STACK,
         label: "kernel wall: 500 lower layers (OVL_MAX_STACK)".to_string(),
+        hard: true,
     });
     walls
 }

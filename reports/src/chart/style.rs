@@ -12,26 +12,28 @@ pub(crate) fn font(size: u32) -> FontDesc<'static> {
     FontDesc::new(FontFamily::Name(FONT), size as f64, FontStyle::Normal)
 }
 
-/// Ten distinguishable colours (the Tableau 10 palette).
+/// Ten distinguishable colours (Tableau 10 with its red replaced by navy: red marks limits).
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(57, 59, 121),
 ];
 
 pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// The colour of the kernel's walls and limits.
-pub(crate) const WALL: RGBColor = RGBColor(180, 30, 30);
+/// The colour of the kernel's hard walls.
+pub(crate) const WALL: RGBColor = RGBColor(200, 30, 30);
+/// The colour of limits that depend on the setup (the mount(2) option page).
+pub(crate) const LIMIT: RGBColor = RGBColor(230, 110, 0);
 pub(crate) const GRID_LIGHT: RGBColor = RGBColor(238, 238, 238);
 pub(crate) const GRID_BOLD: RGBColor = RGBColor(205, 205, 205);
 pub(crate) const TEXT: RGBColor = RGBColor(34, 34, 34);
