@@ -32,8 +32,55 @@ pub enum Command {
     Mount(MountArgs),
     /// Unmount a strata mount and drop its writable layer
     Umount(UmountArgs),
-    /// Write a mount's writable layer as an OCI layer tar
+    /// Write a mount's writable layer as an OCI layer tar, or as a new image (--image)
     Commit(CommitArgs),
+    /// Import, list, inspect, remove, push and export images (OCI layouts, docker-save tars)
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Import an OCI image layout (directory or tar) or a docker-save tar; every blob is
+    /// verified, layers the store has are shared
+    Import {
+        /// The layout or archive, with the tag to pick when it holds several
+        #[arg(value_name = "PATH[:TAG]")]
+        path: String,
+        /// Name in the store [default: the image's own reference, else the file name]
+        #[arg(long = "name", value_name = "NAME[:TAG]")]
+        name: Option<String>,
+    },
+    /// List the images in the store
+    Ls,
+    /// An image's manifest, config and layers (digests, sizes, diff-ids)
+    Inspect {
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// Remove an image tag; its blobs and layers go when no other image or mount uses them
+    Rm {
+        #[arg(required = true, value_name = "REF")]
+        references: Vec<String>,
+    },
+    /// Push an image to an OCI layout directory (DIR[:TAG]) or a registry
+    /// (docker://HOST:PORT/NAME[:TAG], plain HTTP)
+    Push {
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[arg(value_name = "DEST")]
+        dest: String,
+    },
+    /// Export an image as an OCI layout directory or a docker-save tar (OUT ending in .tar)
+    Export {
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[arg(value_name = "OUT")]
+        out: std::path::PathBuf,
+        /// oci or docker-save [default: docker-save for OUT.tar, else oci]
+        #[arg(long)]
+        format: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +120,14 @@ pub struct CommitArgs {
     /// The mount's target directory
     pub target: PathBuf,
     /// Where to write the layer tar
-    #[arg(short = 'o', long = "output", value_name = "OUT.tar")]
-    pub out: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT.tar",
+        required_unless_present = "image"
+    )]
+    pub out: Option<PathBuf>,
+    /// Commit into a new image NAME:TAG on top of the image the mount was made from
+    #[arg(long, value_name = "NAME:TAG")]
+    pub image: Option<String>,
 }

@@ -7,6 +7,7 @@
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
+//! - [`image`]: OCI image layouts and docker-save archives: import, commit, push, export.
 
 pub mod commit;
 pub mod digest;
@@ -14,6 +15,7 @@ pub mod driver;
 pub mod error;
 pub mod fixture;
 pub mod fsutil;
+pub mod image;
 pub mod layer;
 pub mod model;
 pub mod mounts;

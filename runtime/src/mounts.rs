@@ -104,7 +104,8 @@ pub fn mount(
     Ok(m)
 }
 
-/// Resolves layer references (paths are imported, digests looked up) and mounts them.
+/// Resolves layer references (paths are imported, digests looked up, an image stands for its
+/// layers: [`Store::resolve_stack`]) and mounts them.
 pub fn mount_refs(
     store: &Store,
     driver_name: &str,
@@ -112,10 +113,7 @@ pub fn mount_refs(
     target: &Path,
 ) -> Result<Mount> {
     let driver = driver::by_name(driver_name)?;
-    let mut layers = Vec::with_capacity(refs.len());
-    for r in refs {
-        layers.push(store.resolve(r)?);
-    }
+    let layers = store.resolve_stack(refs)?;
     mount(store, driver, layers, target)
 }
 

@@ -7,6 +7,8 @@
 //! ROOT/mounts/<id>/mount.json             a live mount: driver, target, layers
 //! ROOT/mounts/<id>/...                    the mount's writable layer (driver-specific)
 //! ROOT/tmp/                               imports in progress (renamed into place when whole)
+//! ROOT/blobs/sha256/<hex>                 image blobs: layer blobs, configs, manifests
+//! ROOT/images/<name>/<tag>.json           image tags (see [`crate::image`])
 //! ```
 
 use std::fs;
@@ -94,7 +96,7 @@ pub struct MountRecord {
     pub created: u64,
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -157,7 +159,7 @@ impl Drop for TmpGuard {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["layers/sha256", "mounts", "tmp"] {
+        for sub in ["layers/sha256", "mounts", "tmp", "blobs/sha256", "images"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|e| Error::io("create store directory", &p, e))?;
         }
@@ -199,6 +201,11 @@ impl Store {
 
     /// Imports an uncompressed layer tar read from `r`; `label` names it in errors.
     pub fn import_reader(&self, r: impl Read, label: &Path) -> Result<Imported> {
+        self.import_reader_from(r, label, &label.display().to_string())
+    }
+
+    /// [`Store::import_reader`] recording `source` as where the layer came from.
+    pub fn import_reader_from(&self, r: impl Read, label: &Path, source: &str) -> Result<Imported> {
         let tmp = self
             .root
             .join("tmp")
@@ -224,7 +231,7 @@ impl Store {
                 .changes
                 .iter()
                 .any(|c| matches!(c, Change::Opaque { path } if path.is_empty())),
-            source: label.display().to_string(),
+            source: source.to_string(),
             imported_at: now_secs(),
         };
         write_json(&tmp.join("changes.json"), &imported.changes)?;
@@ -303,6 +310,45 @@ impl Store {
             ));
         }
         self.find(reference)
+    }
+
+    /// Layer references from the command line, lowest first: each an existing path (imported
+    /// as a layer), an image (`NAME[:TAG]`, `NAME@sha256:...`, a manifest digest or image id:
+    /// it stands for its layers, lowest first), or a stored layer's digest.
+    pub fn resolve_stack(&self, refs: &[String]) -> Result<Vec<StoredLayer>> {
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            out.extend(self.resolve_one(r)?);
+        }
+        Ok(out)
+    }
+
+    fn resolve_one(&self, reference: &str) -> Result<Vec<StoredLayer>> {
+        if Path::new(reference).exists() {
+            return Ok(vec![self.resolve(reference)?]);
+        }
+        if crate::image::reference::looks_like_id(reference) {
+            return match self.find(reference) {
+                Ok(l) => Ok(vec![l]),
+                Err(e) => match crate::image::find(self, reference)? {
+                    Some(img) => img.layers(self),
+                    None => Err(e),
+                },
+            };
+        }
+        if let Some(img) = crate::image::find(self, reference)? {
+            return img.layers(self);
+        }
+        let (_, tag) = crate::image::reference::split_tag(reference);
+        if (reference.contains('@') || tag.is_some())
+            && crate::image::reference::parse(reference).is_ok()
+        {
+            return Err(Error::Usage(format!(
+                "image {reference}: not in the store {} (see `strata image ls`)",
+                self.root.display()
+            )));
+        }
+        Ok(vec![self.resolve(reference)?])
     }
 
     /// Every stored layer, by digest.

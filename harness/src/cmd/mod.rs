@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod drivers;
+mod image;
 mod layer;
 mod mount;
 
@@ -35,5 +36,6 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Mount(a) => mount::mount(&ctx, a),
         Command::Umount(a) => mount::umount(&ctx, a),
         Command::Commit(a) => mount::commit(&ctx, a),
+        Command::Image(c) => image::run(&ctx, c),
     }
 }

@@ -104,11 +104,17 @@ struct Committed {
 pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult<ExitCode> {
     let store = ctx.store()?;
     let m = mounts::open(&store, &a.target)?;
-    let digest = m.commit_file(&a.out)?;
-    let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+    if let Some(image) = &a.image {
+        return super::image::commit(ctx, &store, &m, image, a.out.as_deref());
+    }
+    let path = a
+        .out
+        .ok_or_else(|| strata_runtime::Error::Usage("missing -o OUT.tar".into()))?;
+    let digest = m.commit_file(&path)?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let out = Committed {
         target: m.target().to_path_buf(),
-        output: a.out.clone(),
+        output: path.clone(),
         digest: digest.to_string(),
         size,
     };
