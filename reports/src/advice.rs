@@ -99,7 +99,7 @@ fn fastest(r: &RunnerData, group: &str, topic: &str, chart_ids: &[String]) -> Op
     let where_ = if best.params.is_empty() {
         String::new()
     } else {
-        format!(" at {}", params::label(&best.params))
+        format!(" at {}", params::display_label(&best.params))
     };
     let text = match at.get(1) {
         None => format!(

@@ -137,6 +137,20 @@ pub fn label(params: &BTreeMap<String, Value>) -> String {
     others_label(params, None)
 }
 
+/// Like [`label`], for people: byte sizes in binary units (`bytes=64 MiB`).
+pub fn display_label(params: &BTreeMap<String, Value>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(n) if k == "bytes" || k.ends_with("_bytes") => {
+                format!("{k}={}", crate::chart::axis::bytes_label(n))
+            }
+            _ => format!("{k}={}", value_text(v)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -155,6 +169,7 @@ mod tests {
         let p = parse_param("commit", "files=100, bytes=1M", false);
         assert_eq!(sweep(&p), Some(("files".to_string(), 100.0)));
         assert_eq!(others_label(&p, Some("files")), "bytes=1048576");
+        assert_eq!(display_label(&p), "bytes=1 MiB, files=100");
         let p = parse_param("other", "tmpfs", false);
         assert_eq!(p.get("param"), Some(&Value::from("tmpfs")));
         assert_eq!(sweep(&p), None);

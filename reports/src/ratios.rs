@@ -50,7 +50,7 @@ pub fn ratios(data: &Dataset) -> Vec<RatioRow> {
                 runner: r.runner.id.clone(),
                 group: b.group.clone(),
                 driver: b.driver.clone(),
-                params: params::label(&b.params),
+                params: params::display_label(&b.params),
                 median_ns: b.median,
                 ratios: refs,
             });

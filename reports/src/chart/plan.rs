@@ -19,6 +19,15 @@ pub(crate) const OVL_MAX_STACK: f64 = 500.0;
 /// (measured on the reference VM); used when no runner records `mount_page_layers`.
 pub(crate) const DEFAULT_PAGE_LAYERS: f64 = 140.0;
 
+/// Page order of the planned benchmark groups; other groups follow in order of appearance.
+const GROUP_ORDER: &[&str] = &[
+    "union_prepare",
+    "copy_up",
+    "commit",
+    "rootfs_switch",
+    "container_start",
+];
+
 /// Groups whose bars are start latencies.
 const START_GROUPS: &[(&str, &str)] = &[
     ("rootfs_switch", "Start latency per root switch"),
@@ -60,7 +69,15 @@ pub(crate) fn plan(data: &Dataset) -> Vec<AnyChart> {
     let multi = data.runners.len() > 1;
     let mut charts = Vec::new();
 
-    for group in data.groups() {
+    let mut groups = data.groups();
+    // The storage story first (prepare, copy-up, commit), then start latency, then the rest.
+    groups.sort_by_key(|g| {
+        GROUP_ORDER
+            .iter()
+            .position(|o| o == g)
+            .unwrap_or(GROUP_ORDER.len())
+    });
+    for group in groups {
         let lines = sweep_lines(data, &group);
         let has_lines = !lines.is_empty();
         charts.extend(lines.into_iter().map(AnyChart::Lines));
@@ -80,7 +97,27 @@ pub(crate) fn plan(data: &Dataset) -> Vec<AnyChart> {
     if data.runners.iter().any(|r| !r.disk.is_empty()) {
         charts.push(AnyChart::Bars(disk(data, multi)));
     }
+    make_ids_unique(&mut charts);
     charts
+}
+
+/// Group names that differ only in punctuation map to the same file name; number the later ones.
+fn make_ids_unique(charts: &mut [AnyChart]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in charts.iter_mut() {
+        let id = match c {
+            AnyChart::Lines(x) => &mut x.id,
+            AnyChart::Bars(x) => &mut x.id,
+            AnyChart::Phases(x) => &mut x.id,
+            AnyChart::Matrix(x) => &mut x.id,
+        };
+        let base = id.clone();
+        let mut n = 2;
+        while !seen.insert(id.clone()) {
+            *id = format!("{base}-{n}");
+            n += 1;
+        }
+    }
 }
 
 /// A series of a sweep chart: (runner index, driver, other parameters) and its points.
@@ -305,7 +342,7 @@ pub(crate) fn category_label(driver: &str, p: &BTreeMap<String, serde_json::Valu
         label.push_str(" (floor)");
     }
     if !p.is_empty() {
-        label.push_str(&format!(" · {}", params::label(p)));
+        label.push_str(&format!(" · {}", params::display_label(p)));
     }
     label
 }
@@ -519,5 +556,50 @@ fn disk(data: &Dataset, multi: bool) -> BarsChart {
         quantity: Quantity::Bytes,
         categories,
         series,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::chart::Chart;
+    use crate::record::ResultRecord;
+
+    fn dataset(json: &str) -> Dataset {
+        let mut ds = Dataset::default();
+        ds.add_record(ResultRecord::from_json_str(json).unwrap(), "x.json".into())
+            .unwrap();
+        ds
+    }
+
+    #[test]
+    fn ids_are_unique_and_single_points_get_bars() {
+        let ds = dataset(
+            r#"{"schema":"strata-result/1","runner":{"id":"r"},"benchmarks":[
+            {"id":"a-b/f/1","group":"a-b","driver":"f","params":{"layers":1},"median":5},
+            {"id":"a_b/f","group":"a_b","driver":"f","median":7}]}"#,
+        );
+        let ids: Vec<String> = plan(&ds).iter().map(Chart::id).collect();
+        // One point is no curve: both groups get bars, and the second id is numbered.
+        assert_eq!(ids, vec!["bars-a_b", "bars-a_b-2"]);
+    }
+
+    #[test]
+    fn layer_sweeps_mark_both_limits() {
+        let ds = dataset(
+            r#"{"schema":"strata-result/1","runner":{"id":"r"},"benchmarks":[
+            {"id":"union_prepare/copy/1","group":"union_prepare","driver":"copy","params":{"layers":1},"median":5},
+            {"id":"union_prepare/copy/16","group":"union_prepare","driver":"copy","params":{"layers":16},"median":50}]}"#,
+        );
+        let charts = plan(&ds);
+        let AnyChart::Lines(l) = &charts[0] else {
+            panic!("expected a line chart")
+        };
+        let walls: Vec<(f64, bool)> = l.walls.iter().map(|w| (w.x, w.hard)).collect();
+        assert_eq!(
+            walls,
+            vec![(DEFAULT_PAGE_LAYERS, false), (OVL_MAX_STACK, true)]
+        );
     }
 }
