@@ -83,18 +83,13 @@ impl Chart for BarsChart {
             ),
             Quantity::Bytes => (1.0, self.value_desc.clone(), Format::Bytes),
         };
-        let label_chars = self
-            .categories
-            .iter()
-            .map(|c| c.chars().count())
-            .max()
-            .unwrap_or(4) as u32;
+        let label_w = style::max_text_width(self.categories.iter().map(String::as_str), 13);
         let cats = Categories::new(self.categories.clone());
         let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, style::font(22))
             .margin(14)
             .x_label_area_size(48)
-            .y_label_area_size((label_chars * 8 + 16).clamp(60, 360))
+            .y_label_area_size((label_w + 20).clamp(60, 420))
             .build_cartesian_2d(Axis::from_zero(max / scale, format), cats.clone())
             .map_err(de)?;
         chart

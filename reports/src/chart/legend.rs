@@ -30,16 +30,10 @@ pub(crate) struct Entry {
 
 const ROW_H: u32 = 20;
 const SWATCH_W: i32 = 30;
-/// Average advance of DejaVu Sans at the legend's 12 px, rounded up.
-const CHAR_W: u32 = 7;
 
 fn columns(entries: &[Entry], width: u32) -> u32 {
-    let longest = entries
-        .iter()
-        .map(|e| e.label.chars().count() as u32)
-        .max()
-        .unwrap_or(1);
-    let col_w = longest * CHAR_W + SWATCH_W as u32 + 24;
+    let longest = style::max_text_width(entries.iter().map(|e| e.label.as_str()), 12);
+    let col_w = longest + SWATCH_W as u32 + 24;
     ((width.saturating_sub(28)) / col_w.max(1)).clamp(1, 4)
 }
 

@@ -44,31 +44,16 @@ const ROW_H: i32 = 24;
 const HEADER_H: i32 = 44;
 const TITLE_H: i32 = 44;
 const LEGEND_H: i32 = 44;
-const CHAR_W: i32 = 8;
 
 impl MatrixChart {
     fn row_label_w(&self) -> i32 {
-        (self
-            .rows
-            .iter()
-            .map(|r| r.chars().count())
-            .max()
-            .unwrap_or(4) as i32
-            * CHAR_W
-            + 24)
-            .clamp(120, 520)
+        (style::max_text_width(self.rows.iter().map(String::as_str), 13) as i32 + 20)
+            .clamp(100, 560)
     }
 
     fn col_w(&self) -> i32 {
-        (self
-            .columns
-            .iter()
-            .map(|c| c.chars().count())
-            .max()
-            .unwrap_or(4) as i32
-            * CHAR_W
-            + 16)
-            .clamp(84, 260)
+        (style::max_text_width(self.columns.iter().map(String::as_str), 13) as i32 + 20)
+            .clamp(72, 280)
     }
 }
 
@@ -192,7 +177,7 @@ impl Chart for MatrixChart {
                     .pos(Pos::new(HPos::Left, VPos::Center)),
             ))
             .map_err(de)?;
-            lx += 22 + text.chars().count() as i32 * 7 + 24;
+            lx += 22 + style::text_width(text, 12) as i32 + 24;
         }
         Ok(())
     }

@@ -46,13 +46,13 @@ impl Chart for PhasesChart {
         let total = |v: &Vec<f64>| v.iter().filter(|x| x.is_finite()).sum::<f64>();
         let max = self.bars.iter().map(|(_, v)| total(v)).fold(0.0, f64::max);
         let names: Vec<String> = self.bars.iter().map(|(n, _)| n.clone()).collect();
-        let label_chars = names.iter().map(|c| c.chars().count()).max().unwrap_or(4) as u32;
+        let label_w = style::max_text_width(names.iter().map(String::as_str), 13);
         let cats = Categories::new(names);
         let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, style::font(22))
             .margin(14)
             .x_label_area_size(48)
-            .y_label_area_size((label_chars * 8 + 16).clamp(60, 360))
+            .y_label_area_size((label_w + 20).clamp(60, 420))
             .build_cartesian_2d(Axis::from_zero(max, Format::Time), cats.clone())
             .map_err(de)?;
         chart

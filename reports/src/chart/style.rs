@@ -12,6 +12,23 @@ pub(crate) fn font(size: u32) -> FontDesc<'static> {
     FontDesc::new(FontFamily::Name(FONT), size as f64, FontStyle::Normal)
 }
 
+/// Width in pixels of `text` at `size` in the embedded font (an estimate if it is missing).
+pub(crate) fn text_width(text: &str, size: u32) -> u32 {
+    font(size)
+        .box_size(text)
+        .map(|(w, _)| w)
+        .unwrap_or_else(|_| (text.chars().count() as u32 * size * 2).div_ceil(3))
+}
+
+/// The widest of `texts` at `size`.
+pub(crate) fn max_text_width<'a>(texts: impl IntoIterator<Item = &'a str>, size: u32) -> u32 {
+    texts
+        .into_iter()
+        .map(|t| text_width(t, size))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Ten distinguishable colours (Tableau 10 with its red replaced by navy: red marks limits).
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
