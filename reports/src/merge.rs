@@ -103,7 +103,18 @@ impl Dataset {
                 data.conformance.push(c);
             }
         }
-        data.phases.extend(record.phases);
+        // Run ids restart in every record; keep runs of different records apart.
+        let clash = record
+            .phases
+            .iter()
+            .any(|p| data.phases.iter().any(|o| o.run == p.run));
+        let n = data.sources.len();
+        data.phases.extend(record.phases.into_iter().map(|mut p| {
+            if clash {
+                p.run = format!("{n}.{}", p.run);
+            }
+            p
+        }));
         for d in record.disk {
             if let Some(old) = data.disk.iter_mut().find(|o| o.driver == d.driver) {
                 *old = d;
@@ -356,6 +367,25 @@ mod tests {
                 .starts_with("three.json: benchmark g/f/1: unknown unit"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn runs_of_two_records_stay_apart() {
+        let mut ds = Dataset::default();
+        let rec = || {
+            ResultRecord::from_json_str(
+                r#"{"schema":"strata-result/1","runner":{"id":"a"},"phases":[{"run":1,"phase":"mount","ns":5}]}"#,
+            )
+            .unwrap()
+        };
+        ds.add_record(rec(), "one.json".into()).unwrap();
+        ds.add_record(rec(), "two.json".into()).unwrap();
+        let runs: Vec<&str> = ds.runners[0]
+            .phases
+            .iter()
+            .map(|p| p.run.as_str())
+            .collect();
+        assert_eq!(runs, vec!["1", "2.1"]);
     }
 
     #[test]

@@ -83,9 +83,8 @@ impl ResultRecord {
     }
 
     /// Pretty JSON, as the harness writes it.
-    pub fn to_json_pretty(&self) -> String {
-        // Serializing these plain data types cannot fail (string keys, finite or null numbers).
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn to_json_pretty(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
     }
 }
 
@@ -353,7 +352,7 @@ mod tests {
             phase: "mount".into(),
             ns: 5,
         });
-        let back = ResultRecord::from_json_str(&r.to_json_pretty()).unwrap();
+        let back = ResultRecord::from_json_str(&r.to_json_pretty().unwrap()).unwrap();
         assert_eq!(back, r);
         let ns = back.benchmarks[0].to_ns().unwrap();
         assert_eq!(ns.median, 1.5e6);

@@ -307,3 +307,40 @@ fn page_and_markdown_link_every_chart_and_explain_the_runners() {
     );
     assert!(md.contains("| runner-b | container_start | strata_overlay_mount_uts_ipc_pid |"));
 }
+
+#[test]
+fn a_conformance_only_record_gets_the_matrix_and_a_claim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("check.json");
+    std::fs::write(
+        &rec,
+        r#"{"schema": "strata-result/1", "runner": {"id": "laptop", "kernel": "6.8.0"},
+            "conformance": [
+              {"driver": "overlay", "case": "dir_rename", "status": "declared", "detail": "EXDEV"},
+              {"driver": "copy", "case": "dir_rename", "status": "pass"},
+              {"driver": "copy", "case": "whiteout <b>", "status": "fail", "detail": "a & b"}]}"#,
+    )
+    .unwrap();
+    let mut opts = strata_reports::ReportOptions::new(tmp.path().join("r"));
+    opts.results = vec![rec];
+    let s = strata_reports::build_report(&opts).unwrap();
+    let ids: Vec<&str> = s.charts.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["conformance"]);
+    assert_eq!(s.advice[0].claims.len(), 1);
+    assert!(
+        s.advice[0]
+            .verdict
+            .contains("not recommended (conformance failures): copy"),
+        "{}",
+        s.advice[0].verdict
+    );
+    let html = std::fs::read_to_string(s.out.join("index.html")).unwrap();
+    // Text from records is escaped in the page.
+    assert!(
+        html.contains("whiteout &lt;b&gt;")
+            && html.contains("a &amp; b")
+            && !html.contains("<b>fail")
+    );
+    let png = check_png(&s.out.join("conformance.png"));
+    assert!(png.distinct_colors > 10);
+}
