@@ -104,7 +104,7 @@ fn mode(p: &Path) -> u32 {
 
 fn assert_trees(what: &str, expected: &Tree, actual: &Tree) {
     let opts = CompareOptions {
-        mtime: MtimeCompare::NonDirs,
+        mtime: MtimeCompare::All,
         ..CompareOptions::default()
     };
     let diffs = expected.compare(actual, &opts);

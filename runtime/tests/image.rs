@@ -16,13 +16,11 @@ use strata_runtime::model::{CompareOptions, MtimeCompare, Tree};
 use strata_runtime::scan::scan;
 use strata_runtime::store::{Store, StoredLayer};
 
-/// What is compared: kind, content, mode, owner, link targets, hard-link groups, xattrs, and
-/// the mtime of everything but directories (umoci unpack leaves a directory's mtime at the
-/// time it extracted into it when a later layer changes the directory; strata keeps the
-/// tar's).
+/// What is compared: everything the model's Tree holds: kind, content, mode, owner, mtime (of
+/// directories too), xattrs, link targets and hard-link groups.
 fn opts() -> CompareOptions {
     CompareOptions {
-        mtime: MtimeCompare::NonDirs,
+        mtime: MtimeCompare::All,
         ..CompareOptions::default()
     }
 }
