@@ -195,7 +195,24 @@ pub fn push(store: &Store, img: &Image, dest: &RegistryRef) -> Result<RegistryPu
         ..dest.clone()
     }
     .to_string();
+    let host_only = dest
+        .host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(&dest.host);
+    let loopback = host_only == "localhost"
+        || host_only == "[::1]"
+        || host_only
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let proxy = if loopback {
+        None // As Go's ProxyFromEnvironment: this machine is never reached through a proxy.
+    } else {
+        ureq::Proxy::try_from_env()
+    };
     let config = ureq::Agent::config_builder()
+        .proxy(proxy)
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(Duration::from_secs(300)))
