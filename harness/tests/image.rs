@@ -222,6 +222,34 @@ fn commit_into_an_image_push_it_and_read_it_back_with_skopeo_and_umoci() {
     }
     let reference = scan(&c.path("bundle-copy/rootfs")).unwrap();
 
+    // A layout is updated, not replaced: a second tag beside the first, the shared layers not
+    // copied again; skopeo reads both tags.
+    let dest = c.s("pushed-copy");
+    let upd = c.json(&["image", "push", "app:v2", &format!("{dest}:v2")]);
+    assert_eq!(upd["blobs_present"], 2, "{upd}");
+    assert_eq!(upd["blobs_written"], 2, "config and manifest: {upd}");
+    let index: Value =
+        serde_json::from_slice(&fs::read(c.path("pushed-copy/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    for tag in ["v2", "v3"] {
+        run(Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("oci:{dest}:{tag}"))
+            .arg(format!("oci:{}:{tag}", c.s("copied-both"))));
+    }
+    // Export as an OCI layout directory: umoci unpacks it.
+    c.ok(&["image", "export", "app:v3-copy", &c.s("exported")]);
+    let bundle = c.path("bundle-exported");
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:v3-copy", c.s("exported")))
+        .arg(&bundle));
+    assert_trees(
+        "exported",
+        &reference,
+        &scan(&bundle.join("rootfs")).unwrap(),
+    );
+
     // The committed image mounts again, and shows what umoci unpacks.
     let t = c.empty_dir("mnt-again");
     c.ok(&["mount", "--driver", "copy", "app:v3-copy", &t]);
