@@ -299,10 +299,10 @@ fn export(
     let rep = image::export(store, &img, out, format)?;
     emit(ctx.json, &rep, |r| {
         format!(
-            "exported {} to {} ({:?}, {})",
+            "exported {} to {} ({}, {})",
             r.reference,
             r.out,
-            r.format,
+            r.format.name(),
             human_bytes(r.bytes)
         )
     })?;

@@ -34,6 +34,14 @@ impl ExportFormat {
         }
     }
 
+    /// `oci` or `docker-save`, as [`ExportFormat::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Oci => "oci",
+            ExportFormat::DockerSave => "docker-save",
+        }
+    }
+
     /// The format OUT's name implies: a `.tar` is a docker-save archive.
     pub fn for_path(out: &Path) -> ExportFormat {
         if out.extension().is_some_and(|e| e == "tar") {
