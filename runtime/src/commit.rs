@@ -228,6 +228,23 @@ pub fn write(
     opts: &CommitOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
+    #[cfg(feature = "mutants")]
+    let items: Vec<Item> = if crate::mutants::active(crate::mutants::Mutant::CommitOmitsParents) {
+        items
+            .into_iter()
+            .filter(|i| {
+                !matches!(
+                    i,
+                    Item::Entry {
+                        parent_only: true,
+                        ..
+                    }
+                )
+            })
+            .collect()
+    } else {
+        items
+    };
     let items = apply_exclusions(items, opts);
     let mut sorted: BTreeMap<Vec<(u8, String)>, Item> = BTreeMap::new();
     for item in items {

@@ -107,12 +107,11 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A reader that hashes what passes through it and notes whether it hit end of input.
+/// A reader that hashes what passes through it.
 pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     len: u64,
-    hit_eof: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -121,13 +120,7 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             len: 0,
-            hit_eof: false,
         }
-    }
-
-    /// True once a read asked for bytes and got none.
-    pub fn hit_eof(&self) -> bool {
-        self.hit_eof
     }
 
     /// Reads the rest of the input into the hash and returns the digest and total length.
@@ -140,9 +133,6 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.hit_eof = true;
-        }
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
         Ok(n)

@@ -230,6 +230,29 @@ pub fn read_link(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8"))
 }
 
+/// What tells one directory from another made later at the same path: its inode number
+/// and birth time (inode numbers are reused at once when a directory is removed). On a
+/// filesystem without birth times the time is zero.
+pub type DirIdentity = (u64, i64, u32);
+
+/// The identity of `name` in `dir` (not following a symlink).
+pub fn dir_identity(dir: BorrowedFd<'_>, name: &str) -> io::Result<DirIdentity> {
+    let name = if name.is_empty() { "." } else { name };
+    let st = rfs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        rfs::StatxFlags::INO | rfs::StatxFlags::BTIME,
+    )
+    .map_err(ioe)?;
+    let born = if st.stx_mask & rfs::StatxFlags::BTIME.bits() != 0 {
+        (st.stx_btime.tv_sec, st.stx_btime.tv_nsec)
+    } else {
+        (0, 0)
+    };
+    Ok((st.stx_ino, born.0, born.1))
+}
+
 /// The names in directory `dir`, sorted, without `.` and `..`.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<String>> {
     let mut d = Dir::read_from(dir).map_err(ioe)?;

@@ -19,6 +19,8 @@ pub mod image;
 pub mod layer;
 pub mod model;
 pub mod mounts;
+#[cfg(feature = "mutants")]
+pub mod mutants;
 pub mod sandbox;
 pub mod scan;
 pub mod store;

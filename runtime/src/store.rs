@@ -45,6 +45,9 @@ pub struct LayerInfo {
     /// The layer has `.wh..wh..opq` at its root: it hides every layer below it.
     #[serde(default)]
     pub root_opaque: bool,
+    /// Paths of the whiteout devices in its directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whiteouts: Vec<String>,
     /// Where it was first imported from.
     pub source: String,
     /// When it was first imported (seconds since the epoch).
@@ -226,6 +229,7 @@ impl Store {
             tar_size: imported.tar_size,
             entries: imported.changes.changes.len(),
             root: imported.changes.root_meta().cloned(),
+            whiteouts: imported.whiteout_devices.clone(),
             root_opaque: imported
                 .changes
                 .changes

@@ -23,7 +23,7 @@ use crate::commit::{self, CommitOptions, Item, ItemKind};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    self, CopyMethod, file_type, ioe, list_dir, lstat_at, open_dir, open_dir_beneath,
+    self, CopyMethod, DirIdentity, file_type, ioe, list_dir, lstat_at, open_dir, open_dir_beneath,
     open_dir_in_root, open_file_at,
 };
 use crate::model::{
@@ -57,7 +57,7 @@ impl Copy {
         &self,
         layers: &[StoredLayer],
         dest: &Path,
-    ) -> Result<(BTreeMap<RelPath, u64>, CopyStats)> {
+    ) -> Result<(BTreeMap<RelPath, DirIdentity>, CopyStats)> {
         let shared = Shared {
             reflink: AtomicBool::new(self.reflink),
             reflinked: AtomicU64::new(0),
@@ -98,8 +98,10 @@ impl Copy {
         m.finish_dirs(root.as_fd(), "", &mut dirs)?;
         fsutil::set_meta_at(m.root.as_fd(), ".", &Kind::Dir, &m.root_meta)
             .map_err(|e| Error::io("set metadata", dest, e))?;
-        let st = lstat_at(m.root.as_fd(), ".").map_err(|e| Error::io("stat", dest, e))?;
-        dirs.insert(String::new(), st.st_ino);
+        dirs.insert(
+            String::new(),
+            fsutil::dir_identity(m.root.as_fd(), ".").map_err(|e| Error::io("stat", dest, e))?,
+        );
         Ok((dirs, m.stats))
     }
 }
@@ -199,6 +201,10 @@ impl Materializer {
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
+                    #[cfg(feature = "mutants")]
+                    if crate::mutants::active(crate::mutants::Mutant::IgnoreOpaque) {
+                        continue;
+                    }
                     if let Some(dir) = self.resolve(path, Missing::Stop)? {
                         fsutil::clear_dir(dir.as_fd())
                             .map_err(|e| self.err("clear opaque directory", path, e))?;
@@ -226,6 +232,17 @@ impl Materializer {
                     self.resolve(parent, Missing::Create)?;
                 }
                 Change::Entry(e) => self.put(e, src.as_fd(), &mut src_cache, layer)?,
+            }
+        }
+        #[cfg(feature = "mutants")]
+        if crate::mutants::active(crate::mutants::Mutant::WhiteoutDeletesOwnLayer) {
+            for c in &changes.changes {
+                if let Change::Whiteout { path } = c {
+                    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
+                    if let Some(dir) = self.resolve(parent, Missing::Stop)? {
+                        let _ = fsutil::remove_all_at(dir.as_fd(), name);
+                    }
+                }
             }
         }
         Ok(())
@@ -366,6 +383,11 @@ impl Materializer {
                     fsutil::remove_all_at(dir, name)
                         .map_err(|err| self.err("remove", &e.path, err))?;
                 }
+                #[cfg(feature = "mutants")]
+                if crate::mutants::active(crate::mutants::Mutant::SplitHardLinks) {
+                    return split_link_mutant(tdir.as_fd(), tname, dir, name)
+                        .map_err(|err| self.err("copy", &e.path, err));
+                }
                 rfs::linkat(tdir.as_fd(), tname, dir, name, AtFlags::empty())
                     .map_err(|err| self.err("link", &e.path, ioe(err)))?;
             }
@@ -446,7 +468,7 @@ impl Materializer {
         &self,
         dir: BorrowedFd<'_>,
         rel: &str,
-        out: &mut BTreeMap<RelPath, u64>,
+        out: &mut BTreeMap<RelPath, DirIdentity>,
     ) -> Result<()> {
         for name in list_dir(dir).map_err(|e| self.err("read directory", rel, e))? {
             let path = join(rel, &name);
@@ -458,7 +480,8 @@ impl Materializer {
             self.finish_dirs(sub.as_fd(), &path, out)?;
             let mtime = self.dir_mtimes.get(&st.st_ino).copied().unwrap_or_default();
             fsutil::set_mtime_at(dir, &name, mtime).map_err(|e| self.err("set mtime", &path, e))?;
-            out.insert(path, st.st_ino);
+            let id = fsutil::dir_identity(dir, &name).map_err(|e| self.err("stat", &path, e))?;
+            out.insert(path, id);
         }
         Ok(())
     }
@@ -543,7 +566,7 @@ impl Driver for Copy {
             layers.push(l.changes()?);
         }
         let lower = model::apply(&layers)?;
-        let dirs: BTreeMap<RelPath, u64> = read_json(&Self::dirs_record(view))?;
+        let dirs: BTreeMap<RelPath, DirIdentity> = read_json(&Self::dirs_record(view))?;
         let items = tree_diff(&lower, &view.root_meta(), &dirs, &merged)?;
         commit::write(items, &merged, opts, out)
     }
@@ -562,7 +585,7 @@ struct Seen {
 fn tree_diff(
     lower: &Tree,
     lower_root: &Meta,
-    dirs: &BTreeMap<RelPath, u64>,
+    dirs: &BTreeMap<RelPath, DirIdentity>,
     merged: &Path,
 ) -> Result<Vec<Item>> {
     let root = open_dir(merged)?;
@@ -580,7 +603,9 @@ fn tree_diff(
         };
         let differs = match (kind, &l.kind) {
             (ItemKind::Dir, Kind::Dir) => {
-                if dirs.get(path) != Some(&s.ino) {
+                let now = fsutil::dir_identity(root.as_fd(), path)
+                    .map_err(|e| Error::io("stat", merged.join(path), e))?;
+                if dirs.get(path) != Some(&now) {
                     recreated.insert(path.clone());
                     true
                 } else {
@@ -588,6 +613,15 @@ fn tree_diff(
                 }
             }
             (ItemKind::File { size }, Kind::File(d)) => {
+                #[cfg(feature = "mutants")]
+                let meta = &if crate::mutants::active(crate::mutants::Mutant::CommitMissesChmod) {
+                    Meta {
+                        mode: l.meta.mode,
+                        ..meta.clone()
+                    }
+                } else {
+                    meta.clone()
+                };
                 *size != d.size
                     || meta != &l.meta
                     || file_digest(root.as_fd(), path, merged)? != d.digest
@@ -723,6 +757,28 @@ fn tree_diff(
         items.push(Item::dir("", meta.clone()));
     }
     Ok(items)
+}
+
+/// Mutant (d): a hard link made as a separate copy of its target.
+#[cfg(feature = "mutants")]
+fn split_link_mutant(
+    tdir: BorrowedFd<'_>,
+    tname: &str,
+    dir: BorrowedFd<'_>,
+    name: &str,
+) -> io::Result<()> {
+    let src = open_file_at(tdir, tname)?;
+    let st = lstat_at(tdir, tname)?;
+    let dst = fsutil::create_file_at(dir, name)?;
+    fsutil::copy_data(&src, &dst, st.st_size as u64, false)?;
+    let meta = Meta {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: fsutil::mtime_of(&st),
+        xattrs: fsutil::read_xattrs(tdir, tname)?,
+    };
+    fsutil::set_meta_fd(dst.as_fd(), &meta)
 }
 
 /// A parent's item: marked parent-only unless the parent changed itself.

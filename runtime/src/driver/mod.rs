@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::commit::CommitOptions;
 use crate::error::{Error, Result};
-use crate::model::Meta;
+use crate::model::{Meta, Semantics};
 use crate::store::StoredLayer;
 
 pub mod copy;
@@ -39,6 +39,19 @@ pub struct Capabilities {
     pub implied_dirs_keep_lower_attrs: bool,
     /// The most layers one mount can stack, if bounded.
     pub max_layers: Option<usize>,
+}
+
+impl Capabilities {
+    /// The model semantics a view of this driver is checked against: the OCI rules with
+    /// exactly the declared divergences.
+    pub fn semantics(&self) -> Semantics {
+        Semantics {
+            follow_lower_symlinks: self.follows_lower_symlinks,
+            implied_dirs_keep_lower_attrs: self.implied_dirs_keep_lower_attrs,
+            dir_rename: self.dir_rename,
+            hardlinks_kept: self.hardlinks_kept,
+        }
+    }
 }
 
 /// One mount as a driver sees it.

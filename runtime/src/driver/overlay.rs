@@ -8,6 +8,7 @@
 //! complete diff (no redirects, no metadata-only copies): renaming a lower directory fails with
 //! EXDEV and a hard link to a lower file splits when one name is written. Both are declared.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -68,13 +69,24 @@ impl Overlay {
     /// The lowerdirs, topmost first (overlayfs's order). overlayfs ignores the opaque xattr
     /// on a layer's root directory, but an opaque root hides every layer below it, so those
     /// layers are simply left out.
+    ///
+    /// overlayfs refuses the same directory twice in one stack (ELOOP), yet images repeat
+    /// layers (the empty layer above all). A lookup stops at the topmost layer holding a
+    /// name, so a lower copy of a layer that also sits higher can never show: each layer is
+    /// mounted once, at its topmost place, and the view is the same.
     fn lowers(view: &MountView) -> Vec<PathBuf> {
         let from = view
             .layers
             .iter()
             .rposition(|l| l.info.root_opaque)
             .unwrap_or(0);
-        view.layers[from..].iter().rev().map(|l| l.fs()).collect()
+        let mut seen = std::collections::HashSet::new();
+        view.layers[from..]
+            .iter()
+            .rev()
+            .filter(|l| seen.insert(l.info.diff_id))
+            .map(|l| l.fs())
+            .collect()
     }
 
     /// The mount(2) option string.
@@ -170,6 +182,46 @@ impl Overlay {
     }
 }
 
+/// overlayfs filters whiteouts out of a directory's listing only when the directory is merged
+/// from several layers; in a directory only one layer holds, a whiteout is listed (and cannot
+/// be stat'ed). Copying such a directory up (a chown to its own owner) makes it merged with
+/// the upper layer, and the whiteouts disappear. Commit leaves such unchanged directories out.
+fn hide_unmerged_whiteouts(view: &MountView) -> Result<()> {
+    let mut by_dir: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for l in &view.layers {
+        for w in &l.info.whiteouts {
+            let (dir, name) = parent_and_name(w).unwrap_or(("", w));
+            by_dir.entry(dir).or_default().insert(name);
+        }
+    }
+    by_dir.remove(""); // the root is always merged with the upper layer
+    if by_dir.is_empty() {
+        return Ok(());
+    }
+    let root = open_dir(&view.target)?;
+    for (dir, names) in by_dir {
+        let Ok(fd) = open_dir_beneath(root.as_fd(), dir) else {
+            continue;
+        };
+        let listed = list_dir(fd.as_fd())
+            .map_err(|e| Error::io("read directory", view.target.join(dir), e))?;
+        let exposed = listed
+            .iter()
+            .any(|n| names.contains(n.as_str()) && lstat_at(fd.as_fd(), n).is_err());
+        if exposed {
+            let st = lstat_at(fd.as_fd(), ".")
+                .map_err(|e| Error::io("stat", view.target.join(dir), e))?;
+            let (uid, gid) = (
+                rustix::fs::Uid::from_raw(st.st_uid),
+                rustix::fs::Gid::from_raw(st.st_gid),
+            );
+            rustix::fs::fchown(&fd, Some(uid), Some(gid))
+                .map_err(|e| Error::io("copy up (chown)", view.target.join(dir), fsutil::ioe(e)))?;
+        }
+    }
+    Ok(())
+}
+
 /// The filesystem context's error log, when the kernel left one.
 fn read_fs_log(fs: std::os::fd::BorrowedFd<'_>) -> String {
     let mut out = String::new();
@@ -253,7 +305,12 @@ impl Driver for Overlay {
             OverlayApi::Auto | OverlayApi::NewApi => {
                 self.mount_new_api(&lowers, &upper, &work, &view.target)
             }
+        }?;
+        if let Err(e) = hide_unmerged_whiteouts(view) {
+            let _ = umount(&view.target);
+            return Err(e);
         }
+        Ok(())
     }
 
     fn unmount(&self, view: &MountView) -> Result<()> {

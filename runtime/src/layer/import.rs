@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Mode};
-use tar::EntryType;
 
 use super::name::{Name, classify};
+use super::tarread::{Member, TarKind, TarReader};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, OVERLAY_OPAQUE_XATTR, ioe, open_dir, open_dir_beneath};
@@ -36,6 +36,9 @@ pub struct ImportedLayer {
     pub diff_id: Digest,
     /// Length of the uncompressed tar.
     pub tar_size: u64,
+    /// Where the layer directory holds a whiteout device (overlayfs lists one in a directory
+    /// that is not merged with another layer; the overlay driver copes at mount time).
+    pub whiteout_devices: Vec<RelPath>,
 }
 
 /// What the layer holds at a path, for the checks.
@@ -54,6 +57,7 @@ struct Importer<'a> {
     dir_mtimes: BTreeMap<RelPath, Timespec>,
     root_meta: Option<Meta>,
     parent_cache: Option<(RelPath, OwnedFd)>,
+    whiteout_devices: Vec<RelPath>,
 }
 
 /// Reads the layer tar from `reader` and writes it into the empty directory `dest`.
@@ -68,39 +72,29 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
         dir_mtimes: BTreeMap::new(),
         root_meta: None,
         parent_cache: None,
+        whiteout_devices: Vec::new(),
     };
     let mut changes = Vec::new();
-    {
-        let mut archive = tar::Archive::new(&mut hr);
-        let entries = archive
-            .entries()
-            .map_err(|e| imp.archive_err(format!("not a tar archive: {}", one_line(&e))))?;
-        let mut last = String::from("(start of archive)");
-        for entry in entries {
-            let mut entry = entry.map_err(|e| {
-                if last.starts_with('(') {
-                    imp.archive_err("not a tar archive (no valid tar header at its start)".into())
-                } else {
-                    imp.archive_err(format!(
-                        "truncated or corrupt after entry {last:?}: {}",
-                        one_line(&e)
-                    ))
-                }
-            })?;
-            let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|e| {
-                imp.bad(&String::from_utf8_lossy(e.as_bytes()), "name is not UTF-8")
-            })?;
-            if let Some(c) = imp.entry(&raw, &mut entry)? {
-                changes.push(c);
+    let mut tr = TarReader::new(&mut hr);
+    let mut last: Option<String> = None;
+    loop {
+        let member = tr.next_member().map_err(|e| match (&last, e.kind()) {
+            (None, std::io::ErrorKind::InvalidData) => {
+                imp.archive_err(format!("not a tar archive ({e})"))
             }
-            last = raw;
+            (_, std::io::ErrorKind::UnexpectedEof) => imp.archive_err(format!("truncated: {e}")),
+            (Some(l), _) => imp.archive_err(format!("corrupt after entry {l:?}: {e}")),
+            (None, _) => imp.archive_err(format!("unreadable: {e}")),
+        })?;
+        let Some(member) = member else { break };
+        let raw = String::from_utf8(member.name.clone())
+            .map_err(|e| imp.bad(&String::from_utf8_lossy(e.as_bytes()), "name is not UTF-8"))?;
+        if let Some(c) = imp.entry(&raw, &member, &mut tr.data())? {
+            changes.push(c);
         }
+        last = Some(raw);
     }
-    if hr.hit_eof() {
-        return Err(
-            imp.archive_err("truncated: the archive ends without its end-of-archive blocks".into())
-        );
-    }
+    drop(tr);
     let (diff_id, tar_size) = hr
         .finish()
         .map_err(|e| imp.archive_err(format!("reading past the archive: {e}")))?;
@@ -111,6 +105,7 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
         changes,
         diff_id,
         tar_size,
+        whiteout_devices: imp.whiteout_devices,
     })
 }
 
@@ -135,17 +130,9 @@ impl Importer<'_> {
     }
 
     /// Handles one tar entry; returns its change, if it is part of the change set.
-    fn entry<R: Read>(
-        &mut self,
-        raw: &str,
-        entry: &mut tar::Entry<'_, R>,
-    ) -> Result<Option<Change>> {
+    fn entry(&mut self, raw: &str, m: &Member, data: &mut dyn Read) -> Result<Option<Change>> {
         let name = classify(raw).map_err(|r| self.bad(raw, r))?;
-        let etype = entry.header().entry_type();
-        if etype == EntryType::XGlobalHeader {
-            return Ok(None);
-        }
-        let meta = self.meta(raw, entry)?;
+        let meta = self.meta(raw, m)?;
         match name {
             Name::AufsMeta => Ok(None),
             Name::Whiteout(p) => {
@@ -160,7 +147,7 @@ impl Importer<'_> {
                 Ok(Some(Change::Opaque { path: p }))
             }
             Name::Entry(p) => {
-                let kind = self.create(raw, &p, etype, entry, &meta)?;
+                let kind = self.create(raw, &p, m, data, &meta)?;
                 Ok(Some(Change::Entry(Entry {
                     path: p,
                     kind,
@@ -170,55 +157,20 @@ impl Importer<'_> {
         }
     }
 
-    /// The metadata in the header and its PAX records.
-    fn meta<R: Read>(&self, raw: &str, entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
-        let h = entry.header();
-        let mode = h
-            .mode()
-            .map_err(|e| self.bad(raw, format!("bad mode: {e}")))?
-            & 0o7777;
-        let uid = h
-            .uid()
-            .map_err(|e| self.bad(raw, format!("bad uid: {e}")))?;
-        let gid = h
-            .gid()
-            .map_err(|e| self.bad(raw, format!("bad gid: {e}")))?;
-        let sec = h
-            .mtime()
-            .map_err(|e| self.bad(raw, format!("bad mtime: {e}")))?;
-        let mut meta = Meta {
-            mode,
-            uid: u32::try_from(uid).map_err(|_| self.bad(raw, "uid out of range"))?,
-            gid: u32::try_from(gid).map_err(|_| self.bad(raw, "gid out of range"))?,
-            mtime: Timespec::new(sec as i64, 0),
-            xattrs: BTreeMap::new(),
-        };
-        let pax = entry
-            .pax_extensions()
-            .map_err(|e| self.bad(raw, format!("bad PAX header: {e}")))?;
-        if let Some(pax) = pax {
-            for rec in pax {
-                let rec = rec.map_err(|e| self.bad(raw, format!("bad PAX record: {e}")))?;
-                let key = rec
-                    .key()
-                    .map_err(|_| self.bad(raw, "PAX key is not UTF-8"))?;
-                if key == "mtime" {
-                    let v = rec
-                        .value()
-                        .map_err(|_| self.bad(raw, "PAX mtime is not UTF-8"))?;
-                    meta.mtime = parse_pax_time(v)
-                        .ok_or_else(|| self.bad(raw, format!("bad PAX mtime {v:?}")))?;
-                } else if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
-                    if x.starts_with(fsutil::OVERLAY_XATTR_PREFIX) || x.starts_with("user.overlay.")
-                    {
-                        return Err(self.bad(raw, format!("xattr {x} is reserved for overlayfs")));
-                    }
-                    meta.xattrs
-                        .insert(x.to_string(), rec.value_bytes().to_vec());
-                }
+    /// The metadata of a member (its PAX records already applied by the reader).
+    fn meta(&self, raw: &str, m: &Member) -> Result<Meta> {
+        for x in m.xattrs.keys() {
+            if x.starts_with(fsutil::OVERLAY_XATTR_PREFIX) || x.starts_with("user.overlay.") {
+                return Err(self.bad(raw, format!("xattr {x} is reserved for overlayfs")));
             }
         }
-        Ok(meta)
+        Ok(Meta {
+            mode: m.mode,
+            uid: u32::try_from(m.uid).map_err(|_| self.bad(raw, "uid out of range"))?,
+            gid: u32::try_from(m.gid).map_err(|_| self.bad(raw, "gid out of range"))?,
+            mtime: m.mtime,
+            xattrs: m.xattrs.clone(),
+        })
     }
 
     /// Checks every parent of `path` is a directory of this layer (or not in it yet).
@@ -277,23 +229,24 @@ impl Importer<'_> {
         }
     }
 
-    fn create<R: Read>(
+    fn create(
         &mut self,
         raw: &str,
         path: &str,
-        etype: EntryType,
-        entry: &mut tar::Entry<'_, R>,
+        m: &Member,
+        data: &mut dyn Read,
         meta: &Meta,
     ) -> Result<EntryKind> {
+        let etype = m.kind;
         if path.is_empty() {
-            if etype != EntryType::Directory {
+            if etype != TarKind::Directory {
                 return Err(self.bad(raw, "the root entry must be a directory"));
             }
             self.root_meta = Some(meta.clone());
             return Ok(EntryKind::Dir);
         }
         let existing = self.held.get(path).copied();
-        let is_dir = etype == EntryType::Directory;
+        let is_dir = etype == TarKind::Directory;
         match existing {
             Some(Held::Dir | Held::ImpliedDir) if is_dir => {}
             Some(_) => {
@@ -306,11 +259,11 @@ impl Importer<'_> {
         let label = self.label.to_path_buf();
         let at = |op: &'static str, e: std::io::Error| Error::io(op, label.join(path), e);
         let kind = match etype {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let size = entry.size();
+            TarKind::Regular => {
+                let size = m.size;
                 let dir = self.parent_fd(raw, path)?;
                 let mut f = fsutil::create_file_at(dir, &name).map_err(|e| at("create", e))?;
-                let digest = fsutil::write_sparse(&mut *entry, &mut f, size).map_err(|e| {
+                let digest = fsutil::write_sparse(data, &mut f, size).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         Error::BadArchive {
                             path: label.clone(),
@@ -327,7 +280,7 @@ impl Importer<'_> {
                     bytes: None,
                 })
             }
-            EntryType::Directory => {
+            TarKind::Directory => {
                 let dir = self.parent_fd(raw, path)?;
                 if existing.is_none() {
                     rfs::mkdirat(dir, name.as_str(), Mode::from_raw_mode(0o700))
@@ -343,8 +296,8 @@ impl Importer<'_> {
                 self.held.insert(path.to_string(), Held::Dir);
                 return Ok(EntryKind::Dir);
             }
-            EntryType::Symlink => {
-                let target = link_name(entry).map_err(|r| self.bad(raw, r))?;
+            TarKind::Symlink => {
+                let target = link_name(m).map_err(|r| self.bad(raw, r))?;
                 let dir = self.parent_fd(raw, path)?;
                 rfs::symlinkat(target.as_str(), dir, name.as_str())
                     .map_err(|e| at("symlink", ioe(e)))?;
@@ -355,8 +308,8 @@ impl Importer<'_> {
                 self.held.insert(path.to_string(), Held::Symlink);
                 return Ok(EntryKind::Symlink { target });
             }
-            EntryType::Link => {
-                let target = link_name(entry).map_err(|r| self.bad(raw, r))?;
+            TarKind::HardLink => {
+                let target = link_name(m).map_err(|r| self.bad(raw, r))?;
                 let t = match classify(&target) {
                     Ok(Name::Entry(t)) if !t.is_empty() => t,
                     _ => {
@@ -387,13 +340,11 @@ impl Importer<'_> {
                     .map_err(|e| at("link", ioe(e)))?;
                 EntryKind::HardLink { target: t }
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let h = entry.header();
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            TarKind::CharDev | TarKind::BlockDev | TarKind::Fifo => {
+                let (major, minor) = (m.dev_major, m.dev_minor);
                 let k = match etype {
-                    EntryType::Char => Kind::CharDev { major, minor },
-                    EntryType::Block => Kind::BlockDev { major, minor },
+                    TarKind::CharDev => Kind::CharDev { major, minor },
+                    TarKind::BlockDev => Kind::BlockDev { major, minor },
                     _ => Kind::Fifo,
                 };
                 if k == (Kind::CharDev { major: 0, minor: 0 }) {
@@ -407,7 +358,6 @@ impl Importer<'_> {
                 fsutil::set_meta_at(dir, &name, &k, meta).map_err(|e| at("set metadata", e))?;
                 EntryKind::from_kind(&k)
             }
-            other => return Err(self.bad(raw, format!("unsupported entry type {other:?}"))),
         };
         self.held.insert(path.to_string(), Held::Other);
         Ok(kind)
@@ -449,6 +399,7 @@ impl Importer<'_> {
                             fsutil::make_whiteout_at(dir, &name)
                                 .map_err(|e| Error::io("mknod whiteout", label.join(path), e))?;
                             self.held.insert(path.clone(), Held::Other);
+                            self.whiteout_devices.push(path.clone());
                         }
                     }
                 }
@@ -482,72 +433,11 @@ impl Importer<'_> {
     }
 }
 
-/// An error message of the tar crate on one short line (it may quote raw header bytes).
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    let s: String = e
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    match s.find(" when getting") {
-        Some(i) => s[..i].to_string(),
-        None => s.chars().take(160).collect(),
-    }
-}
-
 /// The target of a link entry.
-fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> std::result::Result<String, &'static str> {
-    let l = entry.link_name_bytes().ok_or("link without a target")?;
-    let l = String::from_utf8(l.into_owned()).map_err(|_| "link target is not UTF-8")?;
+fn link_name(m: &Member) -> std::result::Result<String, &'static str> {
+    let l = String::from_utf8(m.link.clone()).map_err(|_| "link target is not UTF-8")?;
     if l.is_empty() {
         return Err("link with an empty target");
     }
     Ok(l)
-}
-
-/// Parses a PAX time `SECONDS[.FRACTION]` (possibly negative).
-fn parse_pax_time(v: &str) -> Option<Timespec> {
-    let (neg, v) = match v.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, v),
-    };
-    let (s, frac) = v.split_once('.').unwrap_or((v, ""));
-    let sec: i64 = s.parse().ok()?;
-    if !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let mut digits: String = frac.chars().take(9).collect();
-    while digits.len() < 9 {
-        digits.push('0');
-    }
-    let nsec: u32 = digits.parse().ok()?;
-    Some(if neg {
-        if nsec == 0 {
-            Timespec::new(-sec, 0)
-        } else {
-            Timespec::new(-sec - 1, 1_000_000_000 - nsec)
-        }
-    } else {
-        Timespec::new(sec, nsec)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times_parse_with_and_without_fractions() {
-        assert_eq!(
-            parse_pax_time("1700000000.123456789"),
-            Some(Timespec::new(1_700_000_000, 123_456_789))
-        );
-        assert_eq!(parse_pax_time("5.5"), Some(Timespec::new(5, 500_000_000)));
-        assert_eq!(parse_pax_time("7"), Some(Timespec::new(7, 0)));
-        assert_eq!(
-            parse_pax_time("-1.25"),
-            Some(Timespec::new(-2, 750_000_000))
-        );
-        assert_eq!(parse_pax_time("x"), None);
-    }
 }

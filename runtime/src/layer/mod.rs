@@ -4,6 +4,7 @@
 pub mod import;
 pub mod name;
 pub mod source;
+pub mod tarread;
 
 pub use import::{ImportedLayer, import_tar};
 pub use name::{Name, classify};

@@ -1,44 +1,66 @@
 //! The flat application of OCI change sets, lowest layer first (the rules are in `mod.rs`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use super::changeset::{Change, ChangeSet, Entry, EntryKind};
 use super::path::{RelPath, join, parent_and_name};
+use super::semantics::Semantics;
 use super::tree::{Inode, Kind, Meta, Tree};
 use crate::error::{Error, Result};
 
 /// Symlinks followed while resolving one path before it counts as a loop (as the kernel's 40).
 const MAX_SYMLINKS: usize = 40;
 
-/// The merged view of `layers`, lowest first, over an empty root (0755, 0:0, mtime 0).
+/// The merged view of `layers`, lowest first, over an empty root (0755, 0:0, mtime 0), by the
+/// OCI rules.
 pub fn apply(layers: &[ChangeSet]) -> Result<Tree> {
+    apply_with(layers, &Semantics::oci())
+}
+
+/// The merged view of `layers` as a driver with the given declared semantics shows it.
+pub fn apply_with(layers: &[ChangeSet], sem: &Semantics) -> Result<Tree> {
     let mut tree = Tree::default();
     for layer in layers {
-        apply_layer(&mut tree, layer)?;
+        apply_layer_with(&mut tree, layer, sem)?;
     }
     Ok(tree)
 }
 
-/// Applies one layer on top of `tree`.
+/// Applies one layer on top of `tree` by the OCI rules.
 pub fn apply_layer(tree: &mut Tree, layer: &ChangeSet) -> Result<()> {
+    apply_layer_with(tree, layer, &Semantics::oci())
+}
+
+/// Applies one layer on top of `tree` with the given semantics.
+pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> Result<()> {
+    let explicit_dirs = layer
+        .entries()
+        .filter(|e| e.kind == EntryKind::Dir)
+        .map(|e| e.path.clone())
+        .collect();
+    let mut a = Applier {
+        tree,
+        sem,
+        explicit_dirs,
+    };
     // Deletions see only the lower layers: they run before any entry of this layer lands.
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                if let Some(dir) = resolve(tree, path)?
-                    && tree.get(&dir).is_some_and(|i| i.kind.is_dir())
+                if let Some(dir) = a.resolve(path)?
+                    && a.tree.get(&dir).is_some_and(|i| i.kind.is_dir())
                 {
-                    tree.clear_dir(&dir);
+                    a.tree.clear_dir(&dir);
                 }
             }
             Change::Whiteout { path } => {
                 let Some((parent, name)) = parent_and_name(path) else {
                     return Err(model_err(path, "a whiteout cannot delete the root"));
                 };
-                if let Some(dir) = resolve(tree, parent)?
-                    && tree.get(&dir).is_some_and(|i| i.kind.is_dir())
+                if let Some(dir) = a.resolve(parent)?
+                    && a.tree.get(&dir).is_some_and(|i| i.kind.is_dir())
                 {
-                    tree.remove_subtree(&join(&dir, name));
+                    a.delete(&join(&dir, name));
                 }
             }
             Change::Entry(_) => {}
@@ -48,13 +70,13 @@ pub fn apply_layer(tree: &mut Tree, layer: &ChangeSet) -> Result<()> {
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                ensure_dir(tree, path)?;
+                a.ensure_dir(path)?;
             }
             Change::Whiteout { path } => {
                 let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                ensure_dir(tree, parent)?;
+                a.ensure_dir(parent)?;
             }
-            Change::Entry(e) => put(tree, e)?,
+            Change::Entry(e) => a.put(e)?,
         }
     }
     Ok(())
@@ -88,48 +110,6 @@ enum Missing {
     Create,
 }
 
-/// Walks `path` from the root, following every symlink inside the root.
-/// Returns the real path, or `None` when a component is missing (with [`Missing::Stop`]).
-fn walk(tree: &mut Tree, path: &str, missing: Missing) -> Result<Option<RelPath>> {
-    let mut cur = RelPath::new();
-    let mut queue: VecDeque<String> = components(path).collect();
-    let mut followed = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            cur = parent_of(&cur);
-            continue;
-        }
-        let next = join(&cur, &c);
-        let kind = tree.get(&next).map(|i| i.kind.clone());
-        match kind {
-            Some(Kind::Dir) => cur = next,
-            Some(Kind::Symlink { target }) => {
-                followed += 1;
-                if followed > MAX_SYMLINKS {
-                    return Err(model_err(path, "too many levels of symbolic links"));
-                }
-                if target.starts_with('/') {
-                    cur = RelPath::new();
-                }
-                for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
-                    queue.push_front(t);
-                }
-            }
-            Some(_) | None if missing == Missing::Stop => return Ok(None),
-            Some(_) => {
-                tree.remove_subtree(&next);
-                tree.insert(&next, implied_dir());
-                cur = next;
-            }
-            None => {
-                tree.insert(&next, implied_dir());
-                cur = next;
-            }
-        }
-    }
-    Ok(Some(cur))
-}
-
 fn implied_dir() -> Inode {
     Inode {
         kind: Kind::Dir,
@@ -137,78 +117,151 @@ fn implied_dir() -> Inode {
     }
 }
 
-/// The real path `path` resolves to, following every symlink inside the root.
-fn resolve(tree: &mut Tree, path: &str) -> Result<Option<RelPath>> {
-    walk(tree, path, Missing::Stop)
+/// One layer being applied.
+struct Applier<'a> {
+    tree: &'a mut Tree,
+    sem: &'a Semantics,
+    /// Directories this layer has its own entries for.
+    explicit_dirs: HashSet<RelPath>,
 }
 
-/// The real path of directory `path`, creating implied directories as needed.
-fn ensure_dir(tree: &mut Tree, path: &str) -> Result<RelPath> {
-    Ok(walk(tree, path, Missing::Create)?.unwrap_or_default())
-}
-
-fn put(tree: &mut Tree, e: &Entry) -> Result<()> {
-    let Some((parent, name)) = parent_and_name(&e.path) else {
-        // The root entry (`./`): only a directory, and only its attributes change.
-        if e.kind != EntryKind::Dir {
-            return Err(model_err("/", "the root entry must be a directory"));
-        }
-        if let Some(root) = tree.get_mut("") {
-            root.meta = e.meta.clone();
-        }
-        return Ok(());
-    };
-    let dir = ensure_dir(tree, parent)?;
-    let full = join(&dir, name);
-    match &e.kind {
-        EntryKind::HardLink { target } => {
-            let Some((tparent, tname)) = parent_and_name(target) else {
-                return Err(model_err(&e.path, "hard link to the root"));
-            };
-            let tdir = resolve(tree, tparent)?.unwrap_or_default();
-            let tfull = join(&tdir, tname);
-            let Some(ino) = tree.ino(&tfull) else {
-                return Err(model_err(
-                    &e.path,
-                    format!("hard link target {target:?} does not exist"),
-                ));
-            };
-            if tree.inode(ino).is_some_and(|i| i.kind.is_dir()) {
-                return Err(model_err(
-                    &e.path,
-                    format!("hard link target {target:?} is a directory"),
-                ));
+impl Applier<'_> {
+    /// Walks `path` from the root, following symlinks inside the root (when the semantics
+    /// say so). Returns the real path, or `None` when a component is missing (with
+    /// [`Missing::Stop`]).
+    fn walk(&mut self, path: &str, missing: Missing) -> Result<Option<RelPath>> {
+        let mut cur = RelPath::new();
+        let mut queue: VecDeque<String> = components(path).collect();
+        let mut followed = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == ".." {
+                cur = parent_of(&cur);
+                continue;
             }
-            if tfull != full {
-                tree.remove_subtree(&full);
-                tree.link(&full, ino);
-            }
-        }
-        kind => {
-            let Some(kind) = kind.to_kind() else {
-                return Ok(());
-            };
-            let existing_is_dir = tree.get(&full).map(|i| i.kind.is_dir());
-            match existing_is_dir {
-                Some(true) if kind.is_dir() => {
-                    if let Some(i) = tree.get_mut(&full) {
-                        i.meta = e.meta.clone();
+            let next = join(&cur, &c);
+            let kind = self.tree.get(&next).map(|i| i.kind.clone());
+            match kind {
+                Some(Kind::Dir) => {
+                    // A layer directory overlayfs shows is the layer's own, implied or not.
+                    if missing == Missing::Create
+                        && !self.sem.implied_dirs_keep_lower_attrs
+                        && !self.explicit_dirs.contains(&next)
+                        && let Some(i) = self.tree.get_mut(&next)
+                    {
+                        i.meta = Meta::implied_dir();
+                    }
+                    cur = next;
+                }
+                Some(Kind::Symlink { target }) if self.sem.follow_lower_symlinks => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(model_err(path, "too many levels of symbolic links"));
+                    }
+                    if target.starts_with('/') {
+                        cur = RelPath::new();
+                    }
+                    for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                        queue.push_front(t);
                     }
                 }
-                _ => {
-                    tree.remove_subtree(&full);
-                    tree.insert(
-                        &full,
-                        Inode {
-                            kind,
-                            meta: e.meta.clone(),
-                        },
-                    );
+                Some(_) | None if missing == Missing::Stop => return Ok(None),
+                Some(_) => {
+                    self.tree.remove_subtree(&next);
+                    self.tree.insert(&next, implied_dir());
+                    cur = next;
+                }
+                None => {
+                    self.tree.insert(&next, implied_dir());
+                    cur = next;
                 }
             }
         }
+        Ok(Some(cur))
     }
-    Ok(())
+
+    /// The real path `path` resolves to.
+    fn resolve(&mut self, path: &str) -> Result<Option<RelPath>> {
+        self.walk(path, Missing::Stop)
+    }
+
+    /// The real path of directory `path`, creating implied directories as needed.
+    fn ensure_dir(&mut self, path: &str) -> Result<RelPath> {
+        Ok(self.walk(path, Missing::Create)?.unwrap_or_default())
+    }
+
+    /// Deletes `path` and everything under it.
+    fn delete(&mut self, path: &str) {
+        #[cfg(feature = "mutants")]
+        if crate::mutants::active(crate::mutants::Mutant::DirWhiteoutKeepsChildren) {
+            self.tree.remove_subtree_root_only(path);
+            return;
+        }
+        self.tree.remove_subtree(path);
+    }
+
+    fn put(&mut self, e: &Entry) -> Result<()> {
+        let Some((parent, name)) = parent_and_name(&e.path) else {
+            // The root entry (`./`): only a directory, and only its attributes change.
+            if e.kind != EntryKind::Dir {
+                return Err(model_err("/", "the root entry must be a directory"));
+            }
+            if let Some(root) = self.tree.get_mut("") {
+                root.meta = e.meta.clone();
+            }
+            return Ok(());
+        };
+        let dir = self.ensure_dir(parent)?;
+        let full = join(&dir, name);
+        match &e.kind {
+            EntryKind::HardLink { target } => {
+                let Some((tparent, tname)) = parent_and_name(target) else {
+                    return Err(model_err(&e.path, "hard link to the root"));
+                };
+                let tdir = self.resolve(tparent)?.unwrap_or_default();
+                let tfull = join(&tdir, tname);
+                let Some(ino) = self.tree.ino(&tfull) else {
+                    return Err(model_err(
+                        &e.path,
+                        format!("hard link target {target:?} does not exist"),
+                    ));
+                };
+                if self.tree.inode(ino).is_some_and(|i| i.kind.is_dir()) {
+                    return Err(model_err(
+                        &e.path,
+                        format!("hard link target {target:?} is a directory"),
+                    ));
+                }
+                if tfull != full {
+                    self.tree.remove_subtree(&full);
+                    self.tree.link(&full, ino);
+                }
+            }
+            kind => {
+                let Some(kind) = kind.to_kind() else {
+                    return Ok(());
+                };
+                let existing_is_dir = self.tree.get(&full).map(|i| i.kind.is_dir());
+                match existing_is_dir {
+                    Some(true) if kind.is_dir() => {
+                        if let Some(i) = self.tree.get_mut(&full) {
+                            i.meta = e.meta.clone();
+                        }
+                    }
+                    _ => {
+                        self.tree.remove_subtree(&full);
+                        self.tree.insert(
+                            &full,
+                            Inode {
+                                kind,
+                                meta: e.meta.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -230,6 +230,14 @@ impl Tree {
         }
     }
 
+    /// Mutant (c): removes `path` alone, leaving the entries under it orphaned.
+    #[cfg(feature = "mutants")]
+    pub fn remove_subtree_root_only(&mut self, path: &str) {
+        if let Some(ino) = self.paths.remove(path) {
+            self.unref(ino);
+        }
+    }
+
     /// Removes everything under directory `path`, keeping `path` itself.
     pub fn clear_dir(&mut self, path: &str) {
         let doomed: Vec<RelPath> = self

@@ -1,0 +1,602 @@
+//! Operations on a mounted view's writable layer, as the model sees them: the tree they
+//! leave and the errno they fail with, by POSIX (and the Linux VFS's order of checks), under
+//! a driver's declared [`Semantics`].
+//!
+//! Paths are resolved like `openat2(RESOLVE_IN_ROOT)` then an `*at` call on the last
+//! component: every parent symlink is followed inside the root, the last component never.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::path::{RelPath, is_within, join, parent_and_name};
+use super::semantics::Semantics;
+use super::tree::{FileData, Ino, Inode, Kind, Meta, Timespec, Tree};
+
+/// Symlinks followed while resolving one path (the kernel's limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// The errnos the model predicts (values are Linux's).
+pub mod errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const ENXIO: i32 = 6;
+    pub const EXDEV: i32 = 18;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const ELOOP: i32 = 40;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const EEXIST: i32 = 17;
+    pub const EOPNOTSUPP: i32 = 95;
+}
+use errno::*;
+
+/// One operation on the merged view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// open(O_CREAT|O_EXCL|O_NOFOLLOW), write `data`, fchmod(mode).
+    Create {
+        path: RelPath,
+        data: Vec<u8>,
+        mode: u32,
+    },
+    /// open(O_WRONLY|O_NOFOLLOW), pwrite(data, offset).
+    WriteAt {
+        path: RelPath,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// open(O_WRONLY|O_APPEND|O_NOFOLLOW), write(data).
+    Append { path: RelPath, data: Vec<u8> },
+    /// open(O_WRONLY|O_NOFOLLOW), ftruncate(len).
+    Truncate { path: RelPath, len: u64 },
+    /// chmod of the inode itself (never through a symlink).
+    Chmod { path: RelPath, mode: u32 },
+    /// fchownat(AT_SYMLINK_NOFOLLOW).
+    Chown { path: RelPath, uid: u32, gid: u32 },
+    /// utimensat(AT_SYMLINK_NOFOLLOW), mtime (and atime) set.
+    SetMtime { path: RelPath, mtime: Timespec },
+    /// lsetxattr.
+    SetXattr {
+        path: RelPath,
+        key: String,
+        value: Vec<u8>,
+    },
+    /// unlinkat.
+    Unlink { path: RelPath },
+    /// unlinkat(AT_REMOVEDIR).
+    Rmdir { path: RelPath },
+    /// mkdirat, then chmod(mode).
+    Mkdir { path: RelPath, mode: u32 },
+    /// renameat.
+    Rename { from: RelPath, to: RelPath },
+    /// linkat (no follow).
+    Link { from: RelPath, to: RelPath },
+    /// symlinkat.
+    Symlink { target: String, path: RelPath },
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Create { path, data, mode } => {
+                write!(f, "create {path} ({} bytes, {mode:04o})", data.len())
+            }
+            Op::WriteAt { path, offset, data } => {
+                write!(f, "write {path} at {offset} ({} bytes)", data.len())
+            }
+            Op::Append { path, data } => write!(f, "append {path} ({} bytes)", data.len()),
+            Op::Truncate { path, len } => write!(f, "truncate {path} to {len}"),
+            Op::Chmod { path, mode } => write!(f, "chmod {mode:04o} {path}"),
+            Op::Chown { path, uid, gid } => write!(f, "chown {uid}:{gid} {path}"),
+            Op::SetMtime { path, mtime } => write!(f, "touch -m {mtime} {path}"),
+            Op::SetXattr { path, key, value } => {
+                write!(f, "setxattr {key}={} {path}", hex::encode(value))
+            }
+            Op::Unlink { path } => write!(f, "unlink {path}"),
+            Op::Rmdir { path } => write!(f, "rmdir {path}"),
+            Op::Mkdir { path, mode } => write!(f, "mkdir -m {mode:04o} {path}"),
+            Op::Rename { from, to } => write!(f, "rename {from} {to}"),
+            Op::Link { from, to } => write!(f, "link {from} {to}"),
+            Op::Symlink { target, path } => write!(f, "symlink {target} {path}"),
+        }
+    }
+}
+
+/// What an operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It worked. `touched`: the path of an inode whose mtime the kernel set to "now"; the
+    /// model cannot know the time, so the caller copies it from the real view.
+    Done { touched: Option<RelPath> },
+    /// It failed with this errno.
+    Failed(i32),
+    /// Not run: a data operation on a device or fifo (opening one has side effects).
+    Skipped,
+}
+
+impl Outcome {
+    fn done() -> Self {
+        Outcome::Done { touched: None }
+    }
+
+    fn touched(p: &str) -> Self {
+        Outcome::Done {
+            touched: Some(p.to_string()),
+        }
+    }
+}
+
+/// A mounted view's state as the model sees it: the tree, and which inodes still live in a
+/// lower layer (for copy-up and directory-rename semantics).
+#[derive(Clone, Debug)]
+pub struct Writable {
+    pub tree: Tree,
+    lower: HashSet<Ino>,
+    sem: Semantics,
+}
+
+type Res<T> = Result<T, i32>;
+
+impl Writable {
+    /// The view of `tree` (the merged layers) with a fresh writable layer.
+    pub fn new(tree: Tree, sem: Semantics) -> Self {
+        let lower = tree.iter().filter_map(|(p, _)| tree.ino(p)).collect();
+        Writable { tree, lower, sem }
+    }
+
+    /// The real path of `path`'s parent directory and `path`'s last name.
+    fn parent(&self, path: &str) -> Res<(RelPath, String)> {
+        let (parent, name) = parent_and_name(path).ok_or(EINVAL)?;
+        Ok((self.resolve_dir(parent)?, name.to_string()))
+    }
+
+    /// Resolves directory `path` inside the root, following every symlink.
+    fn resolve_dir(&self, path: &str) -> Res<RelPath> {
+        let mut cur = RelPath::new();
+        let mut queue: std::collections::VecDeque<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect();
+        let mut followed = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == ".." {
+                cur = parent_and_name(&cur)
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default();
+                continue;
+            }
+            let next = join(&cur, &c);
+            match self.tree.get(&next).map(|i| &i.kind) {
+                None => return Err(ENOENT),
+                Some(Kind::Dir) => cur = next,
+                Some(Kind::Symlink { target }) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(ELOOP);
+                    }
+                    if target.starts_with('/') {
+                        cur = RelPath::new();
+                    }
+                    let t: Vec<String> = target
+                        .split('/')
+                        .filter(|c| !c.is_empty() && *c != ".")
+                        .map(str::to_string)
+                        .collect();
+                    for c in t.into_iter().rev() {
+                        queue.push_front(c);
+                    }
+                }
+                Some(_) => return Err(ENOTDIR),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// The real path of `path` (its last component not followed), which must exist.
+    fn existing(&self, path: &str) -> Res<RelPath> {
+        let (dir, name) = self.parent(path)?;
+        let full = join(&dir, &name);
+        if self.tree.get(&full).is_none() {
+            return Err(ENOENT);
+        }
+        Ok(full)
+    }
+
+    /// Gives `full` an inode of its own before it changes, when the driver splits hard links
+    /// on copy-up and the inode still lives in a lower layer.
+    fn copy_up(&mut self, full: &str) {
+        if self.sem.hardlinks_kept {
+            return;
+        }
+        let Some(ino) = self.tree.ino(full) else {
+            return;
+        };
+        let Some(inode) = self.tree.inode(ino).cloned() else {
+            return;
+        };
+        if inode.kind.is_dir() || !self.lower.contains(&ino) {
+            return;
+        }
+        self.tree.insert(full, inode);
+    }
+
+    fn kind(&self, full: &str) -> Option<Kind> {
+        self.tree.get(full).map(|i| i.kind.clone())
+    }
+
+    /// Applies `op`; the tree changes only when it succeeds.
+    pub fn apply(&mut self, op: &Op) -> Outcome {
+        match self.try_apply(op) {
+            Ok(o) => o,
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    fn try_apply(&mut self, op: &Op) -> Res<Outcome> {
+        match op {
+            Op::Create { path, data, mode } => {
+                let (dir, name) = self.parent(path)?;
+                let full = join(&dir, &name);
+                if self.tree.get(&full).is_some() {
+                    return Err(EEXIST);
+                }
+                self.tree.insert(
+                    &full,
+                    Inode {
+                        kind: Kind::File(FileData::from_bytes(data.clone())),
+                        meta: Meta::mode(mode & 0o7777),
+                    },
+                );
+                Ok(Outcome::touched(&full))
+            }
+            Op::WriteAt { path, offset, data } => self.write(path, |b| {
+                let end = *offset as usize + data.len();
+                if b.len() < end {
+                    b.resize(end, 0);
+                }
+                b[*offset as usize..end].copy_from_slice(data);
+            }),
+            Op::Append { path, data } => self.write(path, |b| b.extend_from_slice(data)),
+            Op::Truncate { path, len } => self.write(path, |b| b.resize(*len as usize, 0)),
+            Op::Chmod { path, mode } => {
+                let full = self.existing(path)?;
+                if matches!(self.kind(&full), Some(Kind::Symlink { .. })) {
+                    return Err(EOPNOTSUPP);
+                }
+                self.copy_up(&full);
+                if let Some(i) = self.tree.get_mut(&full) {
+                    i.meta.mode = mode & 0o7777;
+                }
+                Ok(Outcome::done())
+            }
+            Op::Chown { path, uid, gid } => {
+                let full = self.existing(path)?;
+                self.copy_up(&full);
+                if let Some(i) = self.tree.get_mut(&full) {
+                    i.meta.uid = *uid;
+                    i.meta.gid = *gid;
+                    if !i.kind.is_dir() {
+                        // chown(2) drops setuid, setgid-with-group-exec and file capabilities,
+                        // for root too.
+                        i.meta.mode &= !0o4000;
+                        if i.meta.mode & 0o2010 == 0o2010 {
+                            i.meta.mode &= !0o2000;
+                        }
+                        i.meta.xattrs.remove("security.capability");
+                    }
+                }
+                Ok(Outcome::done())
+            }
+            Op::SetMtime { path, mtime } => {
+                let full = self.existing(path)?;
+                self.copy_up(&full);
+                if let Some(i) = self.tree.get_mut(&full) {
+                    i.meta.mtime = *mtime;
+                }
+                Ok(Outcome::done())
+            }
+            Op::SetXattr { path, key, value } => {
+                let full = self.existing(path)?;
+                if !matches!(self.kind(&full), Some(Kind::File(_) | Kind::Dir)) {
+                    return Err(EPERM); // user.* xattrs exist only on files and directories
+                }
+                self.copy_up(&full);
+                if let Some(i) = self.tree.get_mut(&full) {
+                    i.meta.xattrs.insert(key.clone(), value.clone());
+                }
+                Ok(Outcome::done())
+            }
+            Op::Unlink { path } => {
+                let full = self.existing(path)?;
+                if matches!(self.kind(&full), Some(Kind::Dir)) {
+                    return Err(EISDIR);
+                }
+                self.tree.remove_subtree(&full);
+                Ok(Outcome::done())
+            }
+            Op::Rmdir { path } => {
+                let full = self.existing(path)?;
+                if !matches!(self.kind(&full), Some(Kind::Dir)) {
+                    return Err(ENOTDIR);
+                }
+                if !self.tree.children(&full).is_empty() {
+                    return Err(ENOTEMPTY);
+                }
+                self.tree.remove_subtree(&full);
+                Ok(Outcome::done())
+            }
+            Op::Mkdir { path, mode } => {
+                let (dir, name) = self.parent(path)?;
+                let full = join(&dir, &name);
+                if self.tree.get(&full).is_some() {
+                    return Err(EEXIST);
+                }
+                self.tree.insert(
+                    &full,
+                    Inode {
+                        kind: Kind::Dir,
+                        meta: Meta::mode(mode & 0o7777),
+                    },
+                );
+                Ok(Outcome::done())
+            }
+            Op::Rename { from, to } => self.rename(from, to),
+            Op::Link { from, to } => {
+                let src = self.existing(from)?;
+                let (dir, name) = self.parent(to)?;
+                let dst = join(&dir, &name);
+                if self.tree.get(&dst).is_some() {
+                    return Err(EEXIST);
+                }
+                if matches!(self.kind(&src), Some(Kind::Dir)) {
+                    return Err(EPERM);
+                }
+                self.copy_up(&src);
+                let ino = self.tree.ino(&src).ok_or(ENOENT)?;
+                self.tree.link(&dst, ino);
+                Ok(Outcome::done())
+            }
+            Op::Symlink { target, path } => {
+                let (dir, name) = self.parent(path)?;
+                let full = join(&dir, &name);
+                if self.tree.get(&full).is_some() {
+                    return Err(EEXIST);
+                }
+                self.tree.insert(
+                    &full,
+                    Inode {
+                        kind: Kind::Symlink {
+                            target: target.clone(),
+                        },
+                        meta: Meta::mode(0o777),
+                    },
+                );
+                Ok(Outcome::touched(&full))
+            }
+        }
+    }
+
+    /// A data change to a regular file.
+    fn write(&mut self, path: &str, change: impl FnOnce(&mut Vec<u8>)) -> Res<Outcome> {
+        let full = self.existing(path)?;
+        match self.kind(&full) {
+            Some(Kind::Dir) => return Err(EISDIR),
+            Some(Kind::Symlink { .. }) => return Err(ELOOP), // O_NOFOLLOW
+            Some(Kind::File(_)) => {}
+            _ => return Ok(Outcome::Skipped),
+        }
+        self.copy_up(&full);
+        let Some(i) = self.tree.get_mut(&full) else {
+            return Err(ENOENT);
+        };
+        let Kind::File(d) = &i.kind else {
+            return Err(EINVAL);
+        };
+        let Some(bytes) = &d.bytes else {
+            return Err(EINVAL); // the model was built without file contents
+        };
+        let mut b = bytes.as_ref().clone();
+        change(&mut b);
+        i.kind = Kind::File(FileData::from_bytes(b));
+        // A write by root keeps setuid bits (CAP_FSETID) but always drops file capabilities.
+        i.meta.xattrs.remove("security.capability");
+        Ok(Outcome::touched(&full))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Res<Outcome> {
+        let (sdir, sname) = self.parent(from)?;
+        let (ddir, dname) = self.parent(to)?;
+        let src = join(&sdir, &sname);
+        let dst = join(&ddir, &dname);
+        let skind = self.kind(&src).ok_or(ENOENT)?;
+        if src == dst {
+            return Ok(Outcome::done());
+        }
+        // lock_rename's traps: the source may not be an ancestor of the target...
+        if is_within(&ddir, &src) {
+            return Err(EINVAL);
+        }
+        // ...nor the target an ancestor of the source.
+        if is_within(&sdir, &dst) {
+            return Err(ENOTEMPTY);
+        }
+        let dkind = self.kind(&dst);
+        if let Some(dk) = &dkind {
+            if self.tree.ino(&src) == self.tree.ino(&dst) {
+                return Ok(Outcome::done()); // two names of one inode: nothing to do
+            }
+            match (skind.is_dir(), dk.is_dir()) {
+                (true, false) => return Err(ENOTDIR),
+                (false, true) => return Err(EISDIR),
+                _ => {}
+            }
+        }
+        if skind.is_dir()
+            && !self.sem.dir_rename
+            && self.tree.ino(&src).is_some_and(|i| self.lower.contains(&i))
+        {
+            return Err(EXDEV);
+        }
+        if dkind.as_ref().is_some_and(Kind::is_dir) && !self.tree.children(&dst).is_empty() {
+            return Err(ENOTEMPTY);
+        }
+        self.copy_up(&src);
+        self.tree.remove_subtree(&dst);
+        self.tree.rename_subtree(&src, &dst);
+        Ok(Outcome::done())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FileData;
+
+    fn base() -> Tree {
+        let mut t = Tree::default();
+        t.insert(
+            "d",
+            Inode {
+                kind: Kind::Dir,
+                meta: Meta::mode(0o755),
+            },
+        );
+        let ino = t.insert(
+            "d/f",
+            Inode {
+                kind: Kind::File(FileData::from_bytes(b"abc".to_vec())),
+                meta: Meta::mode(0o644),
+            },
+        );
+        t.link("d/g", ino);
+        t.insert(
+            "l",
+            Inode {
+                kind: Kind::Symlink {
+                    target: "/d".into(),
+                },
+                meta: Meta::mode(0o777),
+            },
+        );
+        t
+    }
+
+    #[test]
+    fn writes_through_a_parent_symlink_resolve_inside_the_root() {
+        let mut w = Writable::new(base(), Semantics::oci());
+        assert!(matches!(
+            w.apply(&Op::Append {
+                path: "l/f".into(),
+                data: b"d".to_vec()
+            }),
+            Outcome::Done { .. }
+        ));
+        let Kind::File(d) = &w.tree.get("d/g").unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(d.bytes.as_deref().map(Vec::as_slice), Some(&b"abcd"[..]));
+    }
+
+    #[test]
+    fn copy_up_splits_hard_links_only_when_declared() {
+        let split = Semantics {
+            hardlinks_kept: false,
+            ..Semantics::oci()
+        };
+        let mut w = Writable::new(base(), split);
+        w.apply(&Op::Append {
+            path: "d/f".into(),
+            data: b"x".to_vec(),
+        });
+        assert!(w.tree.hardlink_groups().is_empty());
+        let mut w = Writable::new(base(), Semantics::oci());
+        w.apply(&Op::Append {
+            path: "d/f".into(),
+            data: b"x".to_vec(),
+        });
+        assert_eq!(w.tree.hardlink_groups().len(), 1);
+    }
+
+    #[test]
+    fn rename_errors_follow_the_vfs_order() {
+        let mut w = Writable::new(base(), Semantics::oci());
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "d".into(),
+                to: "d/sub".into()
+            }),
+            Outcome::Failed(EINVAL)
+        );
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "d/f".into(),
+                to: "d".into()
+            }),
+            Outcome::Failed(ENOTEMPTY)
+        );
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "d/f".into(),
+                to: "d/g".into()
+            }),
+            Outcome::done()
+        );
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "nope".into(),
+                to: "x".into()
+            }),
+            Outcome::Failed(ENOENT)
+        );
+        let no_rename = Semantics {
+            dir_rename: false,
+            ..Semantics::oci()
+        };
+        let mut w = Writable::new(base(), no_rename);
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "d".into(),
+                to: "e".into()
+            }),
+            Outcome::Failed(EXDEV)
+        );
+        w.apply(&Op::Mkdir {
+            path: "new".into(),
+            mode: 0o755,
+        });
+        assert_eq!(
+            w.apply(&Op::Rename {
+                from: "new".into(),
+                to: "e".into()
+            }),
+            Outcome::done()
+        );
+    }
+
+    #[test]
+    fn chown_drops_setuid_and_capabilities() {
+        let mut t = Tree::default();
+        let mut m = Meta::mode(0o6755);
+        m.xattrs.insert("security.capability".into(), vec![1]);
+        t.insert(
+            "f",
+            Inode {
+                kind: Kind::File(FileData::from_bytes(vec![])),
+                meta: m,
+            },
+        );
+        let mut w = Writable::new(t, Semantics::oci());
+        w.apply(&Op::Chown {
+            path: "f".into(),
+            uid: 1,
+            gid: 1,
+        });
+        let i = w.tree.get("f").unwrap();
+        assert_eq!(i.meta.mode, 0o755);
+        assert!(i.meta.xattrs.is_empty());
+    }
+}
