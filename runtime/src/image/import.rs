@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::blobs::{Blobs, Staging, TeeReader};
+use super::blobs::{Staging, TeeReader};
 use super::docker_save;
 use super::input::Input;
 use super::layout;
@@ -321,7 +321,14 @@ fn plan_layout(input: &Input, tag: Option<&str>, opts: &ImportOptions) -> Result
     }
     let mbytes = read_verified(input, &desc, "manifest")?;
     let manifest: Manifest = parse_json(mlabel.clone(), &mbytes, "image manifest")?;
-    records::check_manifest_type(&manifest, &mlabel)?;
+    if let Some(t) = &manifest.media_type
+        && !oci::is_manifest(t)
+    {
+        return Err(bad(
+            mlabel,
+            format!("media type {t} is not an image manifest"),
+        ));
+    }
     let clabel = input.label(&layout::blob_rel(&manifest.config.digest));
     if !oci::is_config(&manifest.config.media_type) {
         return Err(bad(
@@ -633,9 +640,4 @@ fn store_layer(
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or("").to_string()
-}
-
-/// The blobs directory, for callers outside this module.
-pub fn blobs(store: &Store) -> Result<Blobs> {
-    Blobs::of(store)
 }

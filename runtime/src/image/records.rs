@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::blobs::Blobs;
-use super::oci::{self, Config, Manifest};
+use super::oci::{Config, Manifest};
 use super::reference::{self, ImageRef};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -326,22 +326,4 @@ pub fn du(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-/// The media type of a manifest as stored, for pushing it.
-pub fn manifest_media_type(img: &Image) -> &str {
-    img.manifest.media_type()
-}
-
-/// True when `m` is a manifest strata can mount (a config and layers).
-pub fn check_manifest_type(m: &Manifest, label: &Path) -> Result<()> {
-    if let Some(t) = &m.media_type
-        && !oci::is_manifest(t)
-    {
-        return Err(Error::BadArchive {
-            path: label.to_path_buf(),
-            reason: format!("media type {t} is not an image manifest"),
-        });
-    }
-    Ok(())
 }
