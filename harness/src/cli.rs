@@ -63,6 +63,9 @@ pub enum ImageCmd {
         #[arg(required = true, value_name = "REF")]
         references: Vec<String>,
     },
+    /// Remove the blobs no image names and the image layers nothing uses any more (those
+    /// `rm` kept for a mount that has ended since)
+    Prune,
     /// Push an image to an OCI layout directory (DIR[:TAG]) or a registry
     /// (docker://HOST:PORT/NAME[:TAG], plain HTTP)
     Push {

@@ -313,7 +313,24 @@ fn commit_into_an_image_push_it_and_read_it_back_with_skopeo_and_umoci() {
     let rm = c.json(&["image", "rm", "app:v2"]);
     assert_eq!(rm[0]["layers_removed"].as_array().unwrap().len(), 0, "{rm}");
     assert!(Path::new(&t).join("srv/hello").is_file());
+    let pr = c.json(&["image", "prune"]);
+    assert_eq!(
+        pr["layers_removed"].as_array().unwrap().len(),
+        0,
+        "in use: {pr}"
+    );
     c.ok(&["umount", &t]);
+    // Once the mount is gone, prune takes what rm had to keep: the store is empty again.
+    let pr = c.json(&["image", "prune"]);
+    assert_eq!(pr["layers_removed"].as_array().unwrap().len(), 3, "{pr}");
+    assert_eq!(
+        fs::read_dir(c.path("root/layers/sha256")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        fs::read_dir(c.path("root/blobs/sha256")).unwrap().count(),
+        0
+    );
     assert_eq!(
         sandbox::mountinfo().unwrap(),
         before_mounts,

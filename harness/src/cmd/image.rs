@@ -19,6 +19,7 @@ pub fn run(ctx: &Ctx, cmd: ImageCmd) -> CmdResult<ExitCode> {
         ImageCmd::Ls => ls(ctx, &store),
         ImageCmd::Inspect { reference } => inspect(ctx, &store, &reference),
         ImageCmd::Rm { references } => rm(ctx, &store, &references),
+        ImageCmd::Prune => prune(ctx, &store),
         ImageCmd::Push { reference, dest } => push(ctx, &store, &reference, &dest),
         ImageCmd::Export {
             reference,
@@ -232,6 +233,19 @@ fn rm(ctx: &Ctx, store: &Store, references: &[String]) -> CmdResult<ExitCode> {
                 )
             })
             .collect()
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
+    let r = image::prune(store)?;
+    emit(ctx.json, &r, |r| {
+        format!(
+            "pruned {} blob(s) and {} layer(s), {} freed",
+            r.blobs_removed.len(),
+            r.layers_removed.len(),
+            human_bytes(r.bytes_freed)
+        )
     })?;
     Ok(ExitCode::SUCCESS)
 }

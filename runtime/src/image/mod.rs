@@ -30,5 +30,5 @@ pub use commit::{CommitReport, commit_image};
 pub use export::{ExportFormat, Exported, export};
 pub use import::{ImportOptions, ImportReport, LayerReport, import};
 pub use push_layout::{LayoutPush, push_layout};
-pub use records::{Image, ImageRecord, Released, Removed, find, get, images, remove};
+pub use records::{Image, ImageRecord, Released, Removed, find, get, images, prune, remove};
 pub use registry::{RegistryPush, RegistryRef, push as push_registry};

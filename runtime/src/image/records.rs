@@ -309,6 +309,44 @@ pub(crate) fn release(store: &Store, img: &Image) -> Result<Released> {
     Ok(r)
 }
 
+/// Removes every blob no image names and every layer an image brought in that no image and
+/// no live mount uses (what `image rm` had to keep for a mount that has ended since).
+pub fn prune(store: &Store) -> Result<Released> {
+    let _lock = lock(store)?;
+    let blobs = Blobs::of(store)?;
+    let mut used_blobs = BTreeSet::new();
+    let mut used_layers = BTreeSet::new();
+    for img in images(store)? {
+        used_blobs.extend(img.blobs());
+        used_layers.extend(img.diff_ids().iter().copied());
+    }
+    for m in store.records()? {
+        used_layers.extend(m.layers);
+    }
+    let mut r = Released::default();
+    for d in blobs.list()? {
+        if !used_blobs.contains(&d) {
+            r.bytes_freed += blobs.size(&d).unwrap_or(0);
+            blobs.remove(&d)?;
+            r.blobs_removed.push(d);
+        }
+    }
+    for layer in store.layers()? {
+        let d = layer.info.diff_id;
+        if !layer.info.source.starts_with(IMAGE_LAYER_SOURCE) {
+            continue;
+        }
+        if used_layers.contains(&d) {
+            r.layers_kept.push(d);
+            continue;
+        }
+        r.bytes_freed += du(&layer.dir);
+        remove_tree(&layer.dir)?;
+        r.layers_removed.push(d);
+    }
+    Ok(r)
+}
+
 /// Bytes allocated under `dir` (st_blocks), for reports.
 pub fn du(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
