@@ -7,9 +7,12 @@
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
+//! - [`container`]: namespaces, /proc /dev /sys, root switch, cgroups, exec: `strata run`.
+//! - [`rootfs`]: a minimal root filesystem from host binaries and their libraries.
 //! - [`image`]: OCI image layouts and docker-save archives: import, commit, push, export.
 
 pub mod commit;
+pub mod container;
 pub mod digest;
 pub mod driver;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod model;
 pub mod mounts;
 #[cfg(feature = "mutants")]
 pub mod mutants;
+pub mod rootfs;
 pub mod sandbox;
 pub mod scan;
 pub mod store;
