@@ -37,6 +37,11 @@ pub enum Command {
     /// Import, list, inspect, remove, push and export images (OCI layouts, docker-save tars)
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Build root filesystems
+    #[command(subcommand)]
+    Rootfs(RootfsCmd),
+    /// Run a command in a container over layers (lowest first); exit status = the command's
+    Run(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,4 +138,63 @@ pub struct CommitArgs {
     /// Commit into a new image NAME:TAG on top of the image the mount was made from
     #[arg(long, value_name = "NAME:TAG")]
     pub image: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootfsCmd {
+    /// A minimal root filesystem from host binaries and every shared library they load
+    FromHost {
+        /// The output directory (absent or empty)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write the tree as a layer tar (import it once, then run by digest)
+        #[arg(long, value_name = "FILE")]
+        tar: Option<PathBuf>,
+        /// Binaries (paths, or names looked up in PATH)
+        #[arg(required = true, value_name = "BIN")]
+        bins: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Storage driver (see `strata drivers`)
+    #[arg(long, default_value = "overlay")]
+    pub driver: String,
+    /// Root switch: pivot_root, move (MS_MOVE + chroot) or chroot (not an isolation boundary)
+    #[arg(long = "switch", default_value = "pivot_root", value_name = "HOW")]
+    pub switch: String,
+    /// Namespaces, comma-separated: mount (required), uts, ipc, pid, net, user
+    #[arg(long, default_value = "mount,uts,ipc,pid,net", value_name = "LIST")]
+    pub ns: String,
+    /// Hostname (needs the uts namespace) [default: strata]
+    #[arg(long, value_name = "H")]
+    pub hostname: Option<String>,
+    /// Memory limit in bytes (k, m, g suffixes: powers of 1024); no swap on top
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Limit on processes and threads
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Commit the writable layer to this tar after the command exits (init layer left out)
+    #[arg(long, value_name = "OUT.tar")]
+    pub commit: Option<PathBuf>,
+    /// Print per-phase timing spans (JSON, ns) on stderr
+    #[arg(long)]
+    pub timings: bool,
+    /// Keep the root filesystem mounted and its writable layer (see `strata commit`, `strata umount`)
+    #[arg(long)]
+    pub keep: bool,
+    /// Mount the root filesystem here (empty or missing directory) [default: under --root]
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+    /// Set an environment variable in the container
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Layers, lowest first: tar, directory (imported each time: slow) or digest
+    #[arg(value_name = "LAYER")]
+    pub layers: Vec<String>,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }

@@ -4,6 +4,8 @@ mod drivers;
 mod image;
 mod layer;
 mod mount;
+mod rootfs;
+mod run;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Mount(a) => mount::mount(&ctx, a),
         Command::Umount(a) => mount::umount(&ctx, a),
         Command::Commit(a) => mount::commit(&ctx, a),
+        Command::Rootfs(c) => rootfs::run(&ctx, c),
+        Command::Run(a) => run::run(&ctx, a),
         Command::Image(c) => image::run(&ctx, c),
     }
 }
