@@ -827,3 +827,52 @@ fn keep_leaves_the_mount_and_writable_layer_for_a_later_commit() {
     fs::remove_dir(&rec.target).unwrap();
     assert_eq!(common::mountinfo(), before);
 }
+
+#[test]
+fn dev_is_minimal_with_devpts_and_shm_and_sys_is_read_only() {
+    let e = need_root!();
+    let img = image(&e.store, e.dir.path());
+    let out = Capture::new(e.dir.path(), "out");
+    let (o, text) = container_support::run(
+        &e.store,
+        sh(
+            &[&img],
+            "ls /dev; echo ---; busybox stat -c '%A %t:%T' /dev/null /dev/zero /dev/full \
+             /dev/random /dev/urandom /dev/tty /dev/pts/ptmx; busybox stat -c %A /dev/shm; \
+             echo ok > /dev/shm/f && cat /dev/shm/f; echo x > /dev/null && echo null; \
+             busybox head -c 4 /dev/zero | busybox wc -c; \
+             busybox touch /sys/kernel/x 2>/dev/null || echo sys-ro; \
+             busybox grep -E ' /(proc|dev|dev/pts|sys) ' /proc/self/mountinfo | busybox wc -l",
+            &out,
+        ),
+        &out,
+    );
+    assert_eq!(o.exit, Exit::Code(0), "{text}");
+    let (dev, rest) = text.split_once("---\n").unwrap();
+    assert_eq!(
+        names(dev),
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero"
+        ]
+    );
+    assert_eq!(
+        names(rest),
+        [
+            "crw-rw-rw- 1:3",
+            "crw-rw-rw- 1:5",
+            "crw-rw-rw- 1:7",
+            "crw-rw-rw- 1:8",
+            "crw-rw-rw- 1:9",
+            "crw-rw-rw- 5:0",
+            "crw-rw-rw- 5:2",
+            "drwxrwxrwt",
+            "ok",
+            "null",
+            "4",
+            "sys-ro",
+            "4",
+        ],
+        "{text}"
+    );
+}

@@ -467,11 +467,6 @@ impl Container {
         self.pid = child.pid;
         self.reaped = false;
         let t_clone = now_ns();
-        self.timings.record("clone", "parent", t, t_clone);
-        if spec.namespaces.contains(Namespace::Pid) {
-            // clone(2) itself creates the pid namespace: the same span.
-            self.timings.record("ns:pid", "parent", t, t_clone);
-        }
         if let Some(sync) = &child.sync {
             let euid = rustix::process::geteuid().as_raw();
             let egid = rustix::process::getegid().as_raw();
@@ -497,7 +492,19 @@ impl Container {
                 }
             )));
         };
-        let mut last_child = t_clone;
+        // The clone ends where the child begins (with CLONE_VFORK this thread only resumes
+        // at the child's exec).
+        let started = if rep.started > 0 {
+            rep.started
+        } else {
+            t_clone
+        };
+        self.timings.record("clone", "parent", t, started);
+        if spec.namespaces.contains(Namespace::Pid) {
+            // clone(2) itself creates the pid namespace: the same span.
+            self.timings.record("ns:pid", "parent", t, started);
+        }
+        let mut last_child = started;
         for (name, a, b) in rep.spans() {
             self.timings.record(name, "child", a, b);
             last_child = last_child.max(b);

@@ -89,7 +89,7 @@ impl Step {
             Step::MountDev => "mount tmpfs on /dev",
             Step::Devices => "create the device nodes in /dev",
             Step::MountDevpts => "mount devpts on /dev/pts",
-            Step::MountShm => "mount tmpfs on /dev/shm",
+            Step::MountShm => "create /dev/shm",
             Step::ResolveSys => "resolve /sys inside the root (no symlinks)",
             Step::MountSys => "mount sysfs read-only on /sys",
             Step::EnterRoot => "enter the root filesystem (fchdir)",
@@ -210,6 +210,8 @@ pub struct Report {
     /// the CLONE_NEW* flag.
     pub detail: u32,
     pub nspans: u32,
+    /// When the child began (CLOCK_MONOTONIC ns): the end of the clone.
+    pub started: u64,
     /// (span number, start, end), CLOCK_MONOTONIC ns.
     pub spans: [[u64; 3]; MAX_SPANS],
 }
@@ -224,6 +226,7 @@ impl Report {
             switch_used: 0,
             detail: 0,
             nspans: 0,
+            started: 0,
             spans: [[0; 3]; MAX_SPANS],
         }
     }
@@ -459,6 +462,7 @@ fn child_main(plan: &ChildPlan, report_fd: RawFd, sync_fd: Option<RawFd>) -> ! {
         report_fd,
         root_private: true,
     };
+    c.report.started = now_ns();
     // Device nodes and directories get exactly the modes asked for.
     // SAFETY: umask has no failure mode.
     let old_umask = unsafe { libc::umask(0) };
@@ -731,20 +735,89 @@ pub struct Spawned {
 }
 
 /// Clones the child, which runs `plan` up to exec.
+///
+/// Without a user namespace the child shares this process's memory and this thread waits
+/// until it has exec'd (CLONE_VM | CLONE_VFORK, what posix_spawn does): no page table is
+/// copied and none torn down at exec. The child runs on a stack of its own with every signal
+/// blocked (so no handler of ours runs in it) and only makes system calls. With a user
+/// namespace the parent must write the id maps while the child waits, so the child is a
+/// fork-like copy instead.
 pub fn spawn(plan: &ChildPlan) -> io::Result<Spawned> {
     let (rd, wr) = pipe()?;
-    let sync = if plan.user_maps { Some(pipe()?) } else { None };
-    let pid = clone_fork(plan.clone_flags)?;
-    if pid == 0 {
-        let sync_fd = sync.as_ref().map(|(r, _)| r.as_raw_fd());
-        child_main(plan, wr.as_raw_fd(), sync_fd);
+    if plan.user_maps {
+        let (sync_rd, sync_wr) = pipe()?;
+        let pid = clone_fork(plan.clone_flags)?;
+        if pid == 0 {
+            child_main(plan, wr.as_raw_fd(), Some(sync_rd.as_raw_fd()));
+        }
+        drop(wr);
+        return Ok(Spawned {
+            pid,
+            reports: rd,
+            sync: Some(sync_wr),
+        });
     }
+    let pid = clone_vfork(plan, wr.as_raw_fd())?;
     drop(wr);
     Ok(Spawned {
         pid,
         reports: rd,
-        sync: sync.map(|(_, w)| w),
+        sync: None,
     })
+}
+
+/// What the vfork child gets.
+struct VforkArgs<'a> {
+    plan: &'a ChildPlan,
+    report_fd: RawFd,
+}
+
+extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the VforkArgs of the parent's frame, which stays alive while
+    // the parent is suspended (CLONE_VFORK) until this child execs or exits.
+    let a = unsafe { &*(arg as *const VforkArgs<'_>) };
+    child_main(a.plan, a.report_fd, None)
+}
+
+/// The child's stack: enough for the setup's frames (no recursion, no allocation).
+const CHILD_STACK: usize = 256 << 10;
+
+fn clone_vfork(plan: &ChildPlan, report_fd: RawFd) -> io::Result<libc::pid_t> {
+    let page = 4096;
+    // SAFETY: an anonymous private mapping, a guard page at its low end, and libc::clone with
+    // a stack top inside it; the signal mask is restored and the mapping freed afterwards.
+    unsafe {
+        let len = CHILD_STACK + page;
+        let stack = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if stack == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        libc::mprotect(stack, page, libc::PROT_NONE);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let args = VforkArgs { plan, report_fd };
+        let flags =
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD | plan.clone_flags as libc::c_int;
+        let pid = libc::clone(
+            vfork_entry,
+            (stack as *mut u8).add(len) as *mut libc::c_void,
+            flags,
+            &args as *const VforkArgs<'_> as *mut libc::c_void,
+        );
+        let err = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::munmap(stack, len);
+        if pid < 0 { Err(err) } else { Ok(pid) }
+    }
 }
 
 /// Reads the child's reports until the pipe closes; returns the last one (None: the child
