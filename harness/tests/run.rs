@@ -487,3 +487,61 @@ fn rootfs_from_host_refuses_what_it_cannot_build() {
             .any(|l| l.as_str().unwrap().contains("libc.so"))
     );
 }
+
+#[test]
+fn signals_to_strata_reach_the_container_and_a_second_one_kills_it() {
+    let Some(c) = Cli::new("signals_to_strata") else {
+        return;
+    };
+    let out = s(&c.path("rootfs"));
+    let tar = s(&c.path("rootfs.tar"));
+    c.ok(&[
+        "rootfs",
+        "from-host",
+        "--out",
+        &out,
+        "--tar",
+        &tar,
+        "/bin/sh",
+        "/bin/busybox",
+    ]);
+    let digest = c.ok(&["layer", "import", &tar]).0.trim().to_string();
+    let before = mountinfo();
+    let spawn = |script: &str| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(c.root())
+            .args(["run", &digest, "--", "/bin/sh", "-c", script])
+            .spawn()
+            .unwrap()
+    };
+    let signal = |pid: u32, sig: nix::sys::signal::Signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+    };
+    // The init traps SIGTERM: forwarded, it exits 5.
+    let mut child = spawn("trap 'exit 5' TERM; while :; do /bin/busybox sleep 0.05; done");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+    // dash handles SIGINT itself: forwarded, the shell ends with 130.
+    let mut child = spawn("while :; do /bin/busybox sleep 0.05; done");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // No handler for SIGTERM: the init ignores the first one; the second kills it.
+    let mut child = spawn("while :; do /bin/busybox sleep 0.05; done");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGTERM ended it"
+    );
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    assert_eq!(mountinfo(), before);
+    for d in ["mounts", "containers"] {
+        let left = fs::read_dir(c.root().join(d)).into_iter().flatten().count();
+        assert_eq!(left, 0, "{d}: the run was not torn down");
+    }
+}

@@ -1,8 +1,16 @@
 //! `strata run`: a command in a container. Its stdout and stdin are the container's, so
 //! strata's own reports (notes, `--timings`, `--json`) go to stderr; the exit status is the
 //! command's (128+N for signal N, 127/126 when it cannot be executed).
+//!
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to strata are forwarded to the container's init;
+//! a second SIGINT or SIGTERM kills it (the init of a pid namespace ignores the signals it has
+//! no handler for). Either way strata waits for it and tears everything down.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
 
 use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgroup};
 use strata_runtime::sandbox;
@@ -44,7 +52,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
         sandbox::private_mount_namespace()?;
     }
     let store = ctx.store()?;
-    let out = container::run(&store, spec)?;
+    forward_signals()?;
+    let c = container::start(&store, spec)?;
+    CHILD.store(c.pid(), Ordering::SeqCst);
+    let pending = PENDING.swap(0, Ordering::SeqCst);
+    if pending > 0 {
+        // A signal came while the container was starting: deliver it now.
+        if let Ok(sig) = Signal::try_from(pending) {
+            let _ = signal::kill(Pid::from_raw(c.pid()), sig);
+        }
+    }
+    let out = c.wait();
+    CHILD.store(0, Ordering::SeqCst);
+    let out = out?;
     if let Some(f) = &out.fallback {
         eprintln!("strata: note: {f}");
     }
@@ -79,6 +99,48 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
         eprintln!("{}", to_json(&out.timings)?);
     }
     Ok(ExitCode::from(out.code.clamp(0, 255) as u8))
+}
+
+/// The container's init, once started (0 before).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before the container's pid was known.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+/// Signals received so far.
+static RECEIVED: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forward(sig: i32) {
+    // Only async-signal-safe work here: atomics and kill(2).
+    let n = RECEIVED.fetch_add(1, Ordering::SeqCst);
+    let again = n > 0 && (sig == Signal::SIGINT as i32 || sig == Signal::SIGTERM as i32);
+    let sig = if again { Signal::SIGKILL as i32 } else { sig };
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        if let Ok(s) = Signal::try_from(sig) {
+            let _ = signal::kill(Pid::from_raw(pid), s);
+        }
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
+    }
+}
+
+fn forward_signals() -> CmdResult<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        // SAFETY: the handler only touches atomics and calls kill(2).
+        unsafe { signal::sigaction(sig, &action) }.map_err(|e| {
+            strata_runtime::Error::io("install signal handler", sig.as_str(), e.into())
+        })?;
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> CmdResult<String> {

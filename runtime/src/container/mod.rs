@@ -513,7 +513,7 @@ impl Container {
         if rep.pivot_errno != 0 {
             self.fallback = Some(format!(
                 "pivot_root(\".\", \".\") failed with {} (the current root cannot be pivoted, e.g. an initramfs root or a chroot that is not a mount point): switched with MS_MOVE + chroot instead",
-                io::Error::from_raw_os_error(rep.pivot_errno)
+                strerror(rep.pivot_errno)
             ));
         }
         match rep.kind {
@@ -633,8 +633,13 @@ fn describe(st: Status) -> String {
     }
 }
 
+/// The text of an errno, without Rust's " (os error N)".
+fn strerror(errno: i32) -> &'static str {
+    nix::errno::Errno::from_raw(errno).desc()
+}
+
 fn exec_message(cmd: &str, path_var: &str, errno: i32, target: &Path) -> String {
-    let e = io::Error::from_raw_os_error(errno);
+    let e = strerror(errno);
     if !cmd.contains('/') && errno == libc::ENOENT {
         return format!("command {cmd:?} not found in the container (searched PATH {path_var})");
     }
