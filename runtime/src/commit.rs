@@ -35,8 +35,8 @@ pub enum ItemKind {
 /// One thing a commit writes.
 #[derive(Clone, Debug)]
 pub enum Item {
-    /// An added or changed entry. `inode` is (st_dev, st_ino) for files with more than one
-    /// name, so their names become one data entry and hard links. `parent_only`: unchanged
+    /// An added or changed entry. `inode` is (st_dev, st_ino) for a non-directory with more
+    /// than one name, so its names become one entry and hard links to it. `parent_only`: unchanged
     /// itself, present only as the parent of another change (dropped if that change is
     /// excluded).
     Entry {
@@ -162,8 +162,8 @@ pub fn item_at(
         mtime: fsutil::mtime_of(st),
         xattrs: fsutil::read_xattrs(dir, name).map_err(|e| Error::io("read xattrs", at(), e))?,
     };
-    let inode = (matches!(kind, ItemKind::File { .. }) && st.st_nlink > 1)
-        .then_some((st.st_dev, st.st_ino));
+    // Any non-directory can have several names: files, and symlinks, devices, fifos too.
+    let inode = (kind != ItemKind::Dir && st.st_nlink > 1).then_some((st.st_dev, st.st_ino));
     Ok(Item::Entry {
         path: path.to_string(),
         kind,

@@ -626,10 +626,13 @@ fn tree_diff(
                     || meta != &l.meta
                     || file_digest(root.as_fd(), path, merged)? != d.digest
             }
+            // A symlink's mode never changes; its owner, xattrs and mtime can (continuity
+            // ignores a symlink's mtime; a commit that drops it would not round-trip).
             (ItemKind::Symlink(t), Kind::Symlink { target }) => {
                 t != target
                     || meta.uid != l.meta.uid
                     || meta.gid != l.meta.gid
+                    || meta.mtime != l.meta.mtime
                     || meta.xattrs != l.meta.xattrs
             }
             (ItemKind::CharDev(a, b), Kind::CharDev { major, minor })

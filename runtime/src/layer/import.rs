@@ -210,10 +210,14 @@ impl Importer<'_> {
                 if !self.held.contains_key(&next) {
                     let pfd = open_dir_beneath(self.root.as_fd(), &prefix)
                         .map_err(|e| self.io("open", &prefix, e))?;
-                    match rfs::mkdirat(&pfd, c, Mode::from_raw_mode(0o755)) {
+                    match rfs::mkdirat(&pfd, c, Mode::from_raw_mode(0o700)) {
                         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                         Err(e) => return Err(self.io("mkdir", &next, ioe(e))),
                     }
+                    // Exactly 0755 root:root: not the umask's mode, nor the setgid bit and
+                    // group a setgid parent would pass on.
+                    fsutil::set_meta_at(pfd.as_fd(), c, &Kind::Dir, &Meta::implied_dir())
+                        .map_err(|e| self.io("set metadata", &next, e))?;
                     self.held.insert(next.clone(), Held::ImpliedDir);
                     self.dir_mtimes.insert(next.clone(), Timespec::default());
                 }
@@ -285,6 +289,10 @@ impl Importer<'_> {
                 if existing.is_none() {
                     rfs::mkdirat(dir, name.as_str(), Mode::from_raw_mode(0o700))
                         .map_err(|e| at("mkdir", ioe(e)))?;
+                } else {
+                    // The same directory again: its attributes are replaced, xattrs included.
+                    fsutil::drop_other_xattrs(dir, &name, &meta.xattrs)
+                        .map_err(|e| at("remove xattrs", e))?;
                 }
                 let k = Kind::Dir;
                 let m = Meta {
@@ -319,10 +327,11 @@ impl Importer<'_> {
                     }
                 };
                 match self.held.get(&t) {
-                    Some(Held::Other) => {}
+                    // A hard link may name any non-directory, a symlink included.
+                    Some(Held::Other | Held::Symlink) => {}
                     Some(_) => {
                         return Err(
-                            self.bad(raw, format!("hard link to {target:?}, which is not a file"))
+                            self.bad(raw, format!("hard link to {target:?}, which is a directory"))
                         );
                     }
                     None => {
@@ -373,10 +382,22 @@ impl Importer<'_> {
                 _ => None,
             })
             .collect();
+        // First every directory a whiteout or marker implies, so that a whiteout of a name
+        // this layer holds as a directory (`.wh.c` with `c/.wh.a`) turns it opaque.
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
                     self.parent_fd(path, &join(path, "x"))?;
+                }
+                Change::Whiteout { path } => {
+                    self.parent_fd(path, path)?;
+                }
+                Change::Entry(_) => {}
+            }
+        }
+        for c in &changes.changes {
+            match c {
+                Change::Opaque { path } => {
                     self.mark_opaque(path)?;
                 }
                 Change::Whiteout { path } => {

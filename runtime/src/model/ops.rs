@@ -4,6 +4,7 @@
 //!
 //! Paths are resolved like `openat2(RESOLVE_IN_ROOT)` then an `*at` call on the last
 //! component: every parent symlink is followed inside the root, the last component never.
+//! Operations on two paths (rename, link) resolve both parents before the call.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -224,6 +225,18 @@ impl Writable {
         self.tree.insert(full, inode);
     }
 
+    /// The metadata of a new inode made in directory `dir` by root: mode as given, uid 0,
+    /// and the directory's group when it is setgid (0 otherwise).
+    fn new_meta(&self, dir: &str, mode: u32) -> Meta {
+        let mut m = Meta::mode(mode & 0o7777);
+        if let Some(d) = self.tree.get(dir)
+            && d.meta.mode & 0o2000 != 0
+        {
+            m.gid = d.meta.gid;
+        }
+        m
+    }
+
     fn kind(&self, full: &str) -> Option<Kind> {
         self.tree.get(full).map(|i| i.kind.clone())
     }
@@ -244,11 +257,12 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
+                let meta = self.new_meta(&dir, *mode);
                 self.tree.insert(
                     &full,
                     Inode {
                         kind: Kind::File(FileData::from_bytes(data.clone())),
-                        meta: Meta::mode(mode & 0o7777),
+                        meta,
                     },
                 );
                 Ok(Outcome::touched(&full))
@@ -335,19 +349,19 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                self.tree.insert(
-                    &full,
-                    Inode {
-                        kind: Kind::Dir,
-                        meta: Meta::mode(mode & 0o7777),
-                    },
-                );
+                let meta = self.new_meta(&dir, *mode);
+                self.tree.insert(&full, Inode { kind: Kind::Dir, meta });
                 Ok(Outcome::done())
             }
             Op::Rename { from, to } => self.rename(from, to),
             Op::Link { from, to } => {
-                let src = self.existing(from)?;
+                // Both parents are resolved (in the root) before linkat runs.
+                let (sdir, sname) = self.parent(from)?;
                 let (dir, name) = self.parent(to)?;
+                let src = join(&sdir, &sname);
+                if self.tree.get(&src).is_none() {
+                    return Err(ENOENT);
+                }
                 let dst = join(&dir, &name);
                 if self.tree.get(&dst).is_some() {
                     return Err(EEXIST);
@@ -366,13 +380,14 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
+                let meta = self.new_meta(&dir, 0o777);
                 self.tree.insert(
                     &full,
                     Inode {
                         kind: Kind::Symlink {
                             target: target.clone(),
                         },
-                        meta: Meta::mode(0o777),
+                        meta,
                     },
                 );
                 Ok(Outcome::touched(&full))
