@@ -1,0 +1,106 @@
+//! A test thread's world: a private mount namespace, a tmpfs in a temporary directory holding
+//! the store and every mount target, all unmounted when it is dropped.
+
+use std::path::{Path, PathBuf};
+
+use strata_runtime::model::Tree;
+use strata_runtime::sandbox;
+use strata_runtime::store::{Store, StoredLayer};
+
+use crate::stack::Stack;
+
+/// A private mount namespace with a tmpfs store.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    tmpfs: PathBuf,
+    next: std::cell::Cell<u64>,
+}
+
+impl World {
+    /// Enters a private mount namespace and mounts a tmpfs, or prints why the test cannot run
+    /// here (not root) and returns `None`.
+    pub fn new(test: &str) -> Option<World> {
+        if !sandbox::is_root() {
+            eprintln!("SKIPPED {test}: needs root to mount (run the tests as root)");
+            return None;
+        }
+        if let Err(e) = sandbox::private_mount_namespace() {
+            panic!("{test}: cannot make a private mount namespace: {e}");
+        }
+        let dir = match tempfile::Builder::new().prefix("strata-prop-").tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{test}: tempdir: {e}"),
+        };
+        let tmpfs = dir.path().join("tmpfs");
+        let setup = || -> Result<Store, String> {
+            std::fs::create_dir(&tmpfs).map_err(|e| e.to_string())?;
+            nix::mount::mount(
+                Some("tmpfs"),
+                &tmpfs,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some("size=4g,mode=0755"),
+            )
+            .map_err(|e| format!("mount tmpfs: {e}"))?;
+            Store::open(&tmpfs.join("root")).map_err(|e| e.to_string())
+        };
+        let store = setup().unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some(World {
+            dir,
+            store,
+            tmpfs,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    /// A fresh empty directory on the tmpfs.
+    pub fn target(&self) -> PathBuf {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let p = self.tmpfs.join(format!("mnt-{n}"));
+        if let Err(e) = std::fs::create_dir(&p) {
+            panic!("create {}: {e}", p.display());
+        }
+        p
+    }
+
+    /// Imports every layer of `stack` (stored once however often a case repeats it).
+    pub fn import(&self, stack: &Stack) -> Result<Vec<StoredLayer>, String> {
+        stack
+            .fixtures()
+            .iter()
+            .map(|l| {
+                let tar = l.to_tar().map_err(|e| e.to_string())?;
+                self.store
+                    .import_reader(&tar[..], Path::new("generated.tar"))
+                    .map(|i| i.layer)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// Imports a committed layer tar.
+    pub fn import_tar(&self, tar: &[u8]) -> Result<StoredLayer, String> {
+        self.store
+            .import_reader(tar, Path::new("commit.tar"))
+            .map(|i| i.layer)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.tmpfs, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The tree under `dir`.
+pub fn scan(dir: &Path) -> Result<Tree, String> {
+    strata_runtime::scan::scan(dir).map_err(|e| e.to_string())
+}
+
+/// An open fd of a view's root, for operations.
+pub fn open_root(dir: &Path) -> Result<std::os::fd::OwnedFd, String> {
+    strata_runtime::fsutil::open_dir(dir).map_err(|e| e.to_string())
+}

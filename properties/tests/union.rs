@@ -1,0 +1,43 @@
+//! Properties 1 to 5 of issue 4 on every available driver (see strata_properties::check).
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError};
+use strata_properties::check::{self, Ops};
+use strata_properties::strategy;
+use strata_properties::world::World;
+
+fn config() -> Config {
+    Config {
+        cases: strata_properties::cases(64),
+        max_shrink_iters: 2048,
+        // Every failure found is kept (and committed), and replayed first on every run.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/union.txt"))),
+        ..Config::default()
+    }
+}
+
+thread_local! {
+    static WORLD: std::cell::OnceCell<Option<World>> = const { std::cell::OnceCell::new() };
+}
+
+/// Runs `f` with this thread's world, or returns early (with the printed reason) when the
+/// tests cannot mount here.
+fn with_world(
+    test: &str,
+    f: impl FnOnce(&World) -> Result<(), String>,
+) -> Result<(), TestCaseError> {
+    WORLD.with(|cell| match cell.get_or_init(|| World::new(test)) {
+        Some(w) => f(w).map_err(TestCaseError::fail),
+        None => Ok(()),
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn every_driver_matches_the_model_keeps_lowers_isolates_and_commits(stack in strategy::stack(), ops in strategy::ops().prop_map(Ops)) {
+        with_world("union properties", |w| check::union_properties(w, &stack, &ops))?;
+    }
+}
