@@ -90,12 +90,13 @@ mod tests {
     fn spans_are_relative_to_the_origin_and_sorted() {
         let mut t = Timings::start();
         let a = now_ns();
-        let b = t.since("b", a);
-        t.record("a", "child", a, a);
-        assert!(b >= a);
+        let b = t.since("late", a + 1);
+        t.record("early", "child", a, a + 1);
         t.finish();
-        assert_eq!(t.spans[0].phase, "a");
-        assert!(t.total_ns >= t.spans[1].ns);
-        assert!(t.get("b").is_some());
+        assert_eq!(t.spans[0].phase, "early");
+        assert_eq!(t.spans[0].start_ns, a - t.origin);
+        assert_eq!(t.spans[1].ns, b.saturating_sub(a + 1));
+        assert!(t.total_ns >= t.spans[1].start_ns);
+        assert!(t.get("late").is_some());
     }
 }
