@@ -33,7 +33,14 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
     spec.keep = a.keep;
     spec.target = a.target;
     spec.env = a.env;
-    strata_runtime::driver::by_name(&spec.driver)?;
+    let driver = strata_runtime::driver::by_name(&spec.driver)?;
+    // Before anything else: without root this says why (the drivers mount as root).
+    driver
+        .availability()
+        .map_err(|reason| strata_runtime::Error::Driver {
+            driver: driver.name().into(),
+            reason: format!("unavailable: {reason}"),
+        })?;
     spec.validate()?;
     Ok(spec)
 }
