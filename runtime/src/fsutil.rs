@@ -255,6 +255,12 @@ pub fn dir_identity(dir: BorrowedFd<'_>, name: &str) -> io::Result<DirIdentity> 
 
 /// The names in directory `dir`, sorted, without `.` and `..`.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<String>> {
+    Ok(list_dir_typed(dir)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// The names in directory `dir` with their type as readdir gives it (`None` where the
+/// filesystem does not say), sorted by name.
+pub fn list_dir_typed(dir: BorrowedFd<'_>) -> io::Result<Vec<(String, Option<FileType>)>> {
     let mut d = Dir::read_from(dir).map_err(ioe)?;
     let mut names = Vec::new();
     while let Some(ent) = d.read() {
@@ -263,29 +269,38 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<String>> {
         if name == b"." || name == b".." {
             continue;
         }
-        names.push(
-            String::from_utf8(name.to_vec()).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8")
-            })?,
-        );
+        let name = String::from_utf8(name.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"))?;
+        let ft = ent.file_type();
+        names.push((name, (ft != FileType::Unknown).then_some(ft)));
     }
-    names.sort();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(names)
+}
+
+/// The type of `name` in `dir`: from readdir when it said, else from lstat.
+fn type_of(dir: BorrowedFd<'_>, name: &str, known: Option<FileType>) -> io::Result<FileType> {
+    match known {
+        Some(t) => Ok(t),
+        None => lstat_at(dir, name).map(|st| file_type(&st)),
+    }
 }
 
 /// Removes `name` in `dir` and everything under it, never following a symlink.
 /// A missing name is not an error.
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
-    let st = match lstat_at(dir, name) {
-        Ok(st) => st,
+    let ft = match lstat_at(dir, name) {
+        Ok(st) => file_type(&st),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    if file_type(&st) == FileType::Directory {
+    remove_known(dir, name, ft)
+}
+
+fn remove_known(dir: BorrowedFd<'_>, name: &str, ft: FileType) -> io::Result<()> {
+    if ft == FileType::Directory {
         let sub = open_dir_beneath(dir, name)?;
-        for child in list_dir(sub.as_fd())? {
-            remove_all_at(sub.as_fd(), &child)?;
-        }
+        clear_dir(sub.as_fd())?;
         rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(ioe)
     } else {
         rfs::unlinkat(dir, name, AtFlags::empty()).map_err(ioe)
@@ -294,8 +309,9 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
 
 /// Removes everything inside directory `dir`, keeping the directory.
 pub fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    for child in list_dir(dir)? {
-        remove_all_at(dir, &child)?;
+    for (child, known) in list_dir_typed(dir)? {
+        let ft = type_of(dir, &child, known)?;
+        remove_known(dir, &child, ft)?;
     }
     Ok(())
 }
@@ -475,6 +491,10 @@ pub fn copy_data(src: &File, dst: &File, size: u64, allow_reflink: bool) -> io::
     if allow_reflink && rfs::ioctl_ficlone(dst, src).is_ok() {
         return Ok(CopyMethod::Reflink);
     }
+    if size <= SMALL_FILE {
+        // Holes in a small file are not worth two seeks and a truncate.
+        return copy_whole(src, dst, size);
+    }
     let mut method = CopyMethod::CopyFileRange;
     let mut pos: u64 = 0;
     while pos < size {
@@ -523,6 +543,40 @@ pub fn copy_data(src: &File, dst: &File, size: u64, allow_reflink: bool) -> io::
     }
     rfs::ftruncate(dst, size).map_err(ioe)?;
     Ok(method)
+}
+
+/// Files up to this size are copied whole, without looking for holes.
+const SMALL_FILE: u64 = 64 << 10;
+
+/// copy_file_range of all `size` bytes (read/write where it is refused).
+fn copy_whole(src: &File, dst: &File, size: u64) -> io::Result<CopyMethod> {
+    let (mut off_in, mut off_out) = (0u64, 0u64);
+    while off_in < size {
+        let want = (size - off_in) as usize;
+        match rfs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), want) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "source shrank while copying",
+                ));
+            }
+            Ok(_) => {}
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => {
+                while off_in < size {
+                    let n = copy_range_rw(src, dst, off_in, (size - off_in) as usize)?;
+                    off_in += n as u64;
+                }
+                return Ok(CopyMethod::ReadWrite);
+            }
+            Err(e) => return Err(ioe(e)),
+        }
+    }
+    Ok(CopyMethod::CopyFileRange)
 }
 
 fn copy_range_rw(src: &File, dst: &File, off: u64, len: usize) -> io::Result<usize> {

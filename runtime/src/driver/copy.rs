@@ -63,7 +63,7 @@ impl Copy {
             reflinked: AtomicU64::new(0),
             error: Mutex::new(None),
         };
-        let (tx, rx) = mpsc::sync_channel::<DataJob>(JOB_QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Vec<DataJob>>(JOB_QUEUE);
         let rx = Mutex::new(rx);
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -73,6 +73,9 @@ impl Copy {
             dest: dest.to_path_buf(),
             dir_mtimes: HashMap::new(),
             jobs: Some(tx),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            parent_cache: None,
             root_meta: Meta::implied_dir(),
             stats: CopyStats::default(),
         };
@@ -84,7 +87,8 @@ impl Copy {
             }
             let r = layers
                 .iter()
-                .try_for_each(|layer| m.apply(layer, &layer.changes()?));
+                .try_for_each(|layer| m.apply(layer, &layer.changes()?))
+                .and_then(|()| m.flush());
             m.jobs = None;
             r
         });
@@ -106,8 +110,12 @@ impl Copy {
     }
 }
 
-/// Data copies waiting for a worker (each holds two open files).
-const JOB_QUEUE: usize = 128;
+/// Batches of data copies waiting for a worker (each copy holds two open files).
+const JOB_QUEUE: usize = 4;
+/// A batch goes to the workers at this many files or bytes: handing over one small file at
+/// a time costs more in wake-ups than copying it.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 4 << 20;
 
 /// One file's data to copy, then its metadata to set (after the data: chown and writes clear
 /// setuid bits and file capabilities).
@@ -128,23 +136,26 @@ struct Shared {
     error: Mutex<Option<Error>>,
 }
 
-fn copy_worker(rx: &Mutex<mpsc::Receiver<DataJob>>, shared: &Shared) {
+fn copy_worker(rx: &Mutex<mpsc::Receiver<Vec<DataJob>>>, shared: &Shared) {
     loop {
-        let job = match rx.lock() {
+        let batch = match rx.lock() {
             Ok(r) => r.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
-        let failed = shared.error.lock().map(|e| e.is_some()).unwrap_or(true);
-        if failed {
-            continue; // drain: the materialization has failed already
+        let Ok(batch) = batch else { return };
+        for job in batch {
+            copy_one(job, shared);
         }
-        let result = fsutil::copy_data(
-            &job.src,
-            &job.dst,
-            job.size,
-            shared.reflink.load(Ordering::Relaxed),
-        )
+    }
+}
+
+/// Copies one file's data, then sets its metadata; the first error is kept for the caller.
+fn copy_one(job: DataJob, shared: &Shared) {
+    if shared.error.lock().map(|e| e.is_some()).unwrap_or(true) {
+        return; // drain: the materialization has failed already
+    }
+    let reflink = shared.reflink.load(Ordering::Relaxed);
+    let result = fsutil::copy_data(&job.src, &job.dst, job.size, reflink)
         .map_err(|e| Error::io("copy data", &job.path, e))
         .and_then(|how| {
             if how == CopyMethod::Reflink {
@@ -155,11 +166,10 @@ fn copy_worker(rx: &Mutex<mpsc::Receiver<DataJob>>, shared: &Shared) {
             fsutil::set_meta_fd(job.dst.as_fd(), &job.meta)
                 .map_err(|e| Error::io("set metadata", &job.path, e))
         });
-        if let Err(e) = result
-            && let Ok(mut slot) = shared.error.lock()
-        {
-            slot.get_or_insert(e);
-        }
+    if let Err(e) = result
+        && let Ok(mut slot) = shared.error.lock()
+    {
+        slot.get_or_insert(e);
     }
 }
 
@@ -179,7 +189,12 @@ struct Materializer {
     /// Directory inode -> the mtime it must end with.
     dir_mtimes: HashMap<u64, Timespec>,
     /// Where file data copies go (dropped when the tree is built, so the workers end).
-    jobs: Option<mpsc::SyncSender<DataJob>>,
+    jobs: Option<mpsc::SyncSender<Vec<DataJob>>>,
+    /// Copies not yet handed over, and their bytes.
+    batch: Vec<DataJob>,
+    batch_bytes: u64,
+    /// The directory the last entry's parent resolved to.
+    parent_cache: Option<(String, OwnedFd)>,
     root_meta: Meta,
     stats: CopyStats,
 }
@@ -197,6 +212,8 @@ impl Materializer {
     }
 
     fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
+        // Deletions below may take away a directory a cached resolution went through.
+        self.parent_cache = None;
         // Deletions see only the lower layers.
         for c in &changes.changes {
             match c {
@@ -312,6 +329,7 @@ impl Materializer {
                     continue;
                 }
                 Some(_) => {
+                    self.parent_cache = None;
                     fsutil::remove_all_at(fd.as_fd(), &c)
                         .map_err(|e| self.err("remove", &next, e))?;
                     self.mkdir_implied(fd.as_fd(), &c, &next)?;
@@ -346,6 +364,72 @@ impl Materializer {
         Ok(())
     }
 
+    /// The directory `parent` resolves to, from the cache when the last entry had the same
+    /// Adds a data copy to the batch, handing the batch to the workers when it is full.
+    fn queue(&mut self, job: DataJob) -> Result<()> {
+        self.batch_bytes += job.size;
+        self.batch.push(job);
+        if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending copies to the workers.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if !sent {
+            return Err(self.err("copy data", "", io::Error::other("copy workers are gone")));
+        }
+        Ok(())
+    }
+
+    /// parent (the common case: tar entries come grouped by directory).
+    fn parent_dir(&mut self, parent: &str) -> Result<BorrowedFd<'_>> {
+        let hit = self.parent_cache.as_ref().is_some_and(|(p, _)| p == parent);
+        if !hit {
+            let fd = self
+                .resolve(parent, Missing::Create)?
+                .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
+            self.parent_cache = Some((parent.to_string(), fd));
+        }
+        match &self.parent_cache {
+            Some((_, fd)) => Ok(fd.as_fd()),
+            None => Err(self.err("resolve", parent, io::ErrorKind::NotFound.into())),
+        }
+    }
+
+    /// Removes `name` in `dir` with everything under it. Every cached resolution may now be
+    /// wrong (a directory on its path may be gone), so the cache goes too.
+    fn remove(&mut self, dir: BorrowedFd<'_>, name: &str, path: &str) -> Result<()> {
+        self.parent_cache = None;
+        fsutil::remove_all_at(dir, name).map_err(|err| self.err("remove", path, err))
+    }
+
+    /// Makes `name` in `dir` with `make`; where the name is taken, removes what is there
+    /// (with its subtree) and makes it again. Creating first saves a stat per entry.
+    fn create<T>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &str,
+        path: &str,
+        what: &'static str,
+        make: impl Fn() -> io::Result<T>,
+    ) -> Result<T> {
+        match make() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(dir.as_fd(), name, path)?;
+                make().map_err(|err| self.err(what, path, err))
+            }
+            r => r.map_err(|err| self.err(what, path, err)),
+        }
+    }
+
     fn put(
         &mut self,
         e: &Entry,
@@ -358,14 +442,9 @@ impl Materializer {
             return Ok(());
         };
         let dir = self
-            .resolve(parent, Missing::Create)?
-            .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
-        let dir = dir.as_fd();
-        let existing = match lstat_at(dir, name) {
-            Ok(st) => Some(file_type(&st)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-            Err(err) => return Err(self.err("stat", &e.path, err)),
-        };
+            .parent_dir(parent)?
+            .try_clone_to_owned()
+            .map_err(|err| self.err("dup", parent, err))?;
         if let EntryKind::HardLink { target } = &e.kind {
             let (tparent, tname) = parent_and_name(target).unwrap_or(("", target));
             let tdir = self
@@ -376,56 +455,60 @@ impl Materializer {
                 })?;
             let same = lstat_at(tdir.as_fd(), tname)
                 .ok()
-                .zip(lstat_at(dir, name).ok())
+                .zip(lstat_at(dir.as_fd(), name).ok())
                 .is_some_and(|(a, b)| a.st_ino == b.st_ino && a.st_dev == b.st_dev);
-            if !same {
-                if existing.is_some() {
-                    fsutil::remove_all_at(dir, name)
-                        .map_err(|err| self.err("remove", &e.path, err))?;
-                }
-                #[cfg(feature = "mutants")]
-                if crate::mutants::active(crate::mutants::Mutant::SplitHardLinks) {
-                    return split_link_mutant(tdir.as_fd(), tname, dir, name)
-                        .map_err(|err| self.err("copy", &e.path, err));
-                }
-                rfs::linkat(tdir.as_fd(), tname, dir, name, AtFlags::empty())
-                    .map_err(|err| self.err("link", &e.path, ioe(err)))?;
+            if same {
+                return Ok(());
             }
-            return Ok(());
+            #[cfg(feature = "mutants")]
+            if crate::mutants::active(crate::mutants::Mutant::SplitHardLinks) {
+                let _ = fsutil::remove_all_at(dir.as_fd(), name);
+                return split_link_mutant(tdir.as_fd(), tname, dir.as_fd(), name)
+                    .map_err(|err| self.err("copy", &e.path, err));
+            }
+            return self.create(&dir, name, &e.path, "link", || {
+                rfs::linkat(tdir.as_fd(), tname, dir.as_fd(), name, AtFlags::empty()).map_err(ioe)
+            });
         }
         let Some(kind) = e.kind.to_kind() else {
             return Ok(());
         };
-        if kind.is_dir() {
-            if existing != Some(FileType::Directory) {
-                if existing.is_some() {
-                    fsutil::remove_all_at(dir, name)
-                        .map_err(|err| self.err("remove", &e.path, err))?;
-                }
-                rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
-                    .map_err(|err| self.err("mkdir", &e.path, ioe(err)))?;
-            } else {
-                // Directory over directory: the attributes are replaced, xattrs included.
-                fsutil::drop_other_xattrs(dir, name, &e.meta.xattrs)
-                    .map_err(|err| self.err("remove xattrs", &e.path, err))?;
-            }
-            let m = Meta {
-                mtime: Timespec::default(),
-                ..e.meta.clone()
-            };
-            fsutil::set_meta_at(dir, name, &kind, &m)
-                .map_err(|err| self.err("set metadata", &e.path, err))?;
-            return self.note_dir(dir, name, &e.path, e.meta.mtime);
-        }
-        if existing.is_some() {
-            fsutil::remove_all_at(dir, name).map_err(|err| self.err("remove", &e.path, err))?;
-        }
         match &kind {
+            Kind::Dir => {
+                match rfs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::EXIST) => {
+                        let st = lstat_at(dir.as_fd(), name)
+                            .map_err(|err| self.err("stat", &e.path, err))?;
+                        if file_type(&st) == FileType::Directory {
+                            // Directory over directory: the attributes are replaced, xattrs
+                            // included, the children stay.
+                            fsutil::drop_other_xattrs(dir.as_fd(), name, &e.meta.xattrs)
+                                .map_err(|err| self.err("remove xattrs", &e.path, err))?;
+                        } else {
+                            self.remove(dir.as_fd(), name, &e.path)?;
+                            rfs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700))
+                                .map_err(|err| self.err("mkdir", &e.path, ioe(err)))?;
+                        }
+                    }
+                    Err(err) => return Err(self.err("mkdir", &e.path, ioe(err))),
+                }
+                let m = Meta {
+                    mtime: Timespec::default(),
+                    ..e.meta.clone()
+                };
+                fsutil::set_meta_at(dir.as_fd(), name, &kind, &m)
+                    .map_err(|err| self.err("set metadata", &e.path, err))?;
+                self.note_dir(dir.as_fd(), name, &e.path, e.meta.mtime)?;
+            }
             Kind::File(data) => {
                 let src_file = open_src(src, src_cache, &e.path)
                     .map_err(|err| Error::io("open", layer.fs().join(&e.path), err))?;
-                let dst = fsutil::create_file_at(dir, name)
-                    .map_err(|err| self.err("create", &e.path, err))?;
+                let dst = self.create(&dir, name, &e.path, "create", || {
+                    fsutil::create_file_at(dir.as_fd(), name)
+                })?;
+                self.stats.files += 1;
+                self.stats.bytes += data.size;
                 let job = DataJob {
                     src: src_file,
                     dst,
@@ -433,32 +516,24 @@ impl Materializer {
                     meta: e.meta.clone(),
                     path: self.dest.join(&e.path),
                 };
-                let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
-                if !sent {
-                    return Err(self.err(
-                        "copy data",
-                        &e.path,
-                        io::Error::other("copy workers are gone"),
-                    ));
-                }
-                self.stats.files += 1;
-                self.stats.bytes += data.size;
+                self.queue(job)?;
             }
             Kind::Symlink { target } => {
-                rfs::symlinkat(target.as_str(), dir, name)
-                    .map_err(|err| self.err("symlink", &e.path, ioe(err)))?;
-                fsutil::set_meta_at(dir, name, &kind, &e.meta)
+                self.create(&dir, name, &e.path, "symlink", || {
+                    rfs::symlinkat(target.as_str(), dir.as_fd(), name).map_err(ioe)
+                })?;
+                fsutil::set_meta_at(dir.as_fd(), name, &kind, &e.meta)
                     .map_err(|err| self.err("set metadata", &e.path, err))?;
                 self.stats.other += 1;
             }
             Kind::CharDev { .. } | Kind::BlockDev { .. } | Kind::Fifo => {
-                fsutil::mknod_at(dir, name, &kind)
-                    .map_err(|err| self.err("mknod", &e.path, err))?;
-                fsutil::set_meta_at(dir, name, &kind, &e.meta)
+                self.create(&dir, name, &e.path, "mknod", || {
+                    fsutil::mknod_at(dir.as_fd(), name, &kind)
+                })?;
+                fsutil::set_meta_at(dir.as_fd(), name, &kind, &e.meta)
                     .map_err(|err| self.err("set metadata", &e.path, err))?;
                 self.stats.other += 1;
             }
-            Kind::Dir => {}
         }
         Ok(())
     }
@@ -470,7 +545,12 @@ impl Materializer {
         rel: &str,
         out: &mut BTreeMap<RelPath, DirIdentity>,
     ) -> Result<()> {
-        for name in list_dir(dir).map_err(|e| self.err("read directory", rel, e))? {
+        for (name, known) in
+            fsutil::list_dir_typed(dir).map_err(|e| self.err("read directory", rel, e))?
+        {
+            if known.is_some_and(|t| t != FileType::Directory) {
+                continue;
+            }
             let path = join(rel, &name);
             let st = lstat_at(dir, &name).map_err(|e| self.err("stat", &path, e))?;
             if file_type(&st) != FileType::Directory {
