@@ -130,7 +130,9 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
                 &AFTER_OPS,
             )?;
             let expected = a.expected_outcomes.iter().zip(&b.expected_outcomes);
-            for (i, ((ea, eb), (oa, ob))) in expected.zip(a.outcomes.iter().zip(&b.outcomes)).enumerate() {
+            for (i, ((ea, eb), (oa, ob))) in
+                expected.zip(a.outcomes.iter().zip(&b.outcomes)).enumerate()
+            {
                 // A declared divergence (EXDEV) may make the same operation fail differently.
                 if same_outcome(ea, eb) && !same_outcome(oa, ob) {
                     return Err(format!(

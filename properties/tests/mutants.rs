@@ -19,22 +19,31 @@ fn caught(m: Mutant) -> Option<String> {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let strategy = (strategy::stack(), strategy::ops().prop_map(Ops));
     let result = mutants::with(m, || {
-        runner.run(&strategy, |(stack, ops)| check::union_properties(&w, &stack, &ops).map_err(TestCaseError::fail))
+        runner.run(&strategy, |(stack, ops)| {
+            check::union_properties(&w, &stack, &ops).map_err(TestCaseError::fail)
+        })
     });
     match result {
         Err(TestError::Fail(reason, (stack, ops))) => Some(format!("{reason}\n{stack:?}{ops:?}")),
         Err(TestError::Abort(reason)) => panic!("mutant {m:?}: the run aborted: {reason}"),
-        Ok(()) => panic!("mutant {m:?} survived {} cases: the suite does not catch it", strata_properties::cases(64)),
+        Ok(()) => panic!(
+            "mutant {m:?} survived {} cases: the suite does not catch it",
+            strata_properties::cases(64)
+        ),
     }
 }
 
 fn expect(m: Mutant, property: &str) {
     if let Some(report) = caught(m) {
         eprintln!("mutant {m:?} caught:\n{report}");
-        assert!(report.contains(property), "mutant {m:?} was caught, but not by {property}: {report}");
+        assert!(
+            report.contains(property),
+            "mutant {m:?} was caught, but not by {property}: {report}"
+        );
     }
 }
 

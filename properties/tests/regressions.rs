@@ -10,15 +10,28 @@ use strata_runtime::model::Timespec;
 use strata_runtime::model::ops::Op;
 
 fn meta(mode: u32) -> GenMeta {
-    GenMeta { mode, uid: 0, gid: 0, mtime: Timespec::default(), xattrs: Vec::new() }
+    GenMeta {
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime: Timespec::default(),
+        xattrs: Vec::new(),
+    }
 }
 
 fn file(path: &str) -> Item {
-    Item::File { path: path.into(), content: Content::Bytes(b"x".to_vec()), meta: meta(0o644) }
+    Item::File {
+        path: path.into(),
+        content: Content::Bytes(b"x".to_vec()),
+        meta: meta(0o644),
+    }
 }
 
 fn dir(path: &str, m: GenMeta) -> Item {
-    Item::Dir { path: path.into(), meta: m }
+    Item::Dir {
+        path: path.into(),
+        meta: m,
+    }
 }
 
 fn wh(path: &str) -> Item {
@@ -36,34 +49,64 @@ fn holds(test: &str, layers: Vec<Vec<Item>>, ops: Vec<Op>) {
 #[test]
 fn the_same_layer_twice_in_a_stack_mounts() {
     // overlayfs refused it with ELOOP; an empty commit on an empty layer repeats a digest.
-    holds("the_same_layer_twice", vec![vec![], vec![file("a")], vec![]], vec![]);
+    holds(
+        "the_same_layer_twice",
+        vec![vec![], vec![file("a")], vec![]],
+        vec![],
+    );
 }
 
 #[test]
 fn a_whiteout_in_a_directory_only_one_layer_holds_is_not_listed() {
     // overlayfs listed it as 'c?????????' until the directory was copied up.
     holds("unmerged_whiteout", vec![vec![wh("a/a")]], vec![]);
-    holds("unmerged_whiteout_deep", vec![vec![file("c/x")], vec![wh("a/b/c"), file("a/b/d")]], vec![]);
+    holds(
+        "unmerged_whiteout_deep",
+        vec![vec![file("c/x")], vec![wh("a/b/c"), file("a/b/d")]],
+        vec![],
+    );
 }
 
 #[test]
 fn a_binary_xattr_value_with_a_newline_imports() {
     // The tar crate split PAX records at newlines.
-    let m = GenMeta { xattrs: vec![("user.a".into(), vec![b'\n', 0, 255, b'='])], ..meta(0o644) };
-    holds("binary_xattr", vec![vec![Item::File { path: "a".into(), content: Content::Bytes(vec![]), meta: m }]], vec![]);
+    let m = GenMeta {
+        xattrs: vec![("user.a".into(), vec![b'\n', 0, 255, b'='])],
+        ..meta(0o644)
+    };
+    holds(
+        "binary_xattr",
+        vec![vec![Item::File {
+            path: "a".into(),
+            content: Content::Bytes(vec![]),
+            meta: m,
+        }]],
+        vec![],
+    );
 }
 
 #[test]
 fn implied_directories_under_a_setgid_directory_are_0755_root() {
     // mkdir under a setgid directory inherited the bit (and the group).
-    let sgid = GenMeta { gid: 1, ..meta(0o2755) };
-    holds("implied_under_setgid", vec![vec![dir("c", sgid), dir("c/a/a", meta(0o644))]], vec![]);
+    let sgid = GenMeta {
+        gid: 1,
+        ..meta(0o2755)
+    };
+    holds(
+        "implied_under_setgid",
+        vec![vec![dir("c", sgid), dir("c/a/a", meta(0o644))]],
+        vec![],
+    );
 }
 
 #[test]
 fn a_whiteout_of_a_name_the_layer_implies_as_a_directory_makes_it_opaque() {
     // `.wh.c` with `c/.wh.a`: the lower c is gone and c is a directory of this layer.
-    holds("whiteout_and_implied_dir", vec![vec![file("c/x")], vec![wh("c"), wh("c/a")]], vec![]);
+    holds(
+        "whiteout_and_implied_dir",
+        vec![vec![file("c/x")], vec![wh("c"), wh("c/a")]],
+        vec![],
+    );
 }
 
 #[test]
@@ -72,8 +115,14 @@ fn a_symlinks_new_mtime_is_committed() {
     let t = Timespec::new(0, 0);
     holds(
         "symlink_mtime",
-        vec![vec![Item::Symlink { path: "b".into(), target: "a".into() }]],
-        vec![Op::SetMtime { path: "b".into(), mtime: t }],
+        vec![vec![Item::Symlink {
+            path: "b".into(),
+            target: "a".into(),
+        }]],
+        vec![Op::SetMtime {
+            path: "b".into(),
+            mtime: t,
+        }],
     );
 }
 
@@ -81,7 +130,15 @@ fn a_symlinks_new_mtime_is_committed() {
 fn a_directory_removed_and_made_again_is_committed_opaque() {
     // copy took a reused inode number for the same directory.
     let layers = vec![vec![dir("d", meta(0o755)), file("d/a"), file("d/b")]];
-    let ops = vec![Op::Unlink { path: "d/a".into() }, Op::Unlink { path: "d/b".into() }, Op::Rmdir { path: "d".into() }, Op::Mkdir { path: "d".into(), mode: 0o755 }];
+    let ops = vec![
+        Op::Unlink { path: "d/a".into() },
+        Op::Unlink { path: "d/b".into() },
+        Op::Rmdir { path: "d".into() },
+        Op::Mkdir {
+            path: "d".into(),
+            mode: 0o755,
+        },
+    ];
     for i in 0..5 {
         holds(&format!("recreated_dir_{i}"), layers.clone(), ops.clone());
     }
@@ -90,14 +147,27 @@ fn a_directory_removed_and_made_again_is_committed_opaque() {
 #[test]
 fn files_made_in_a_setgid_directory_take_its_group() {
     // The model had new files owned 0:0 whatever their directory.
-    let sgid = GenMeta { gid: 1, ..meta(0o6711) };
+    let sgid = GenMeta {
+        gid: 1,
+        ..meta(0o6711)
+    };
     holds(
         "setgid_group",
         vec![vec![dir("a/b", sgid)], vec![]],
         vec![
-            Op::Create { path: "a/b/a".into(), data: b"p".to_vec(), mode: 0o644 },
-            Op::Mkdir { path: "a/b/d".into(), mode: 0o755 },
-            Op::Symlink { target: "x".into(), path: "a/b/s".into() },
+            Op::Create {
+                path: "a/b/a".into(),
+                data: b"p".to_vec(),
+                mode: 0o644,
+            },
+            Op::Mkdir {
+                path: "a/b/d".into(),
+                mode: 0o755,
+            },
+            Op::Symlink {
+                target: "x".into(),
+                path: "a/b/s".into(),
+            },
         ],
     );
 }
@@ -105,8 +175,15 @@ fn files_made_in_a_setgid_directory_take_its_group() {
 #[test]
 fn a_repeated_directory_entry_replaces_the_xattrs() {
     // Import kept the first entry's xattrs.
-    let with = GenMeta { xattrs: vec![("user.a".into(), Vec::new())], ..meta(0o644) };
-    holds("repeated_dir_xattrs", vec![vec![file("a"), dir("c/b", with), dir("c/b", meta(0o644))]], vec![]);
+    let with = GenMeta {
+        xattrs: vec![("user.a".into(), Vec::new())],
+        ..meta(0o644)
+    };
+    holds(
+        "repeated_dir_xattrs",
+        vec![vec![file("a"), dir("c/b", with), dir("c/b", meta(0o644))]],
+        vec![],
+    );
 }
 
 #[test]
@@ -115,14 +192,24 @@ fn renaming_a_lower_directory_over_a_full_one_fails_as_each_driver_declares() {
     holds(
         "exdev_before_enotempty",
         vec![vec![file("c/a"), file("b/x")]],
-        vec![Op::Rename { from: "c".into(), to: "b".into() }],
+        vec![Op::Rename {
+            from: "c".into(),
+            to: "b".into(),
+        }],
     );
 }
 
 #[test]
 fn link_resolves_both_parents_before_looking_at_the_source() {
     // The model checked the source first; both parents are resolved before linkat.
-    holds("link_order", vec![vec![file("b"), file("c/a/a")]], vec![Op::Link { from: "c/b".into(), to: "b/a".into() }]);
+    holds(
+        "link_order",
+        vec![vec![file("b"), file("c/a/a")]],
+        vec![Op::Link {
+            from: "c/b".into(),
+            to: "b/a".into(),
+        }],
+    );
 }
 
 #[test]
@@ -130,7 +217,16 @@ fn a_hard_link_to_a_symlink_is_committed_as_a_link() {
     // Commit grouped only regular files by inode; import refused links to symlinks.
     holds(
         "hard_linked_symlink",
-        vec![vec![dir("b/b", meta(0o644)), Item::Symlink { path: "c".into(), target: "a".into() }]],
-        vec![Op::Link { from: "c".into(), to: "b/c".into() }],
+        vec![vec![
+            dir("b/b", meta(0o644)),
+            Item::Symlink {
+                path: "c".into(),
+                target: "a".into(),
+            },
+        ]],
+        vec![Op::Link {
+            from: "c".into(),
+            to: "b/c".into(),
+        }],
     );
 }

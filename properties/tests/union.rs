@@ -12,7 +12,9 @@ fn config() -> Config {
         cases: strata_properties::cases(64),
         max_shrink_iters: 2048,
         // Every failure found is kept (and committed), and replayed first on every run.
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/union.txt"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/union.txt",
+        ))),
         ..Config::default()
     }
 }

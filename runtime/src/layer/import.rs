@@ -330,9 +330,10 @@ impl Importer<'_> {
                     // A hard link may name any non-directory, a symlink included.
                     Some(Held::Other | Held::Symlink) => {}
                     Some(_) => {
-                        return Err(
-                            self.bad(raw, format!("hard link to {target:?}, which is a directory"))
-                        );
+                        return Err(self.bad(
+                            raw,
+                            format!("hard link to {target:?}, which is a directory"),
+                        ));
                     }
                     None => {
                         return Err(self.bad(

@@ -350,7 +350,13 @@ impl Writable {
                     return Err(EEXIST);
                 }
                 let meta = self.new_meta(&dir, *mode);
-                self.tree.insert(&full, Inode { kind: Kind::Dir, meta });
+                self.tree.insert(
+                    &full,
+                    Inode {
+                        kind: Kind::Dir,
+                        meta,
+                    },
+                );
                 Ok(Outcome::done())
             }
             Op::Rename { from, to } => self.rename(from, to),
