@@ -230,3 +230,27 @@ fn a_hard_link_to_a_symlink_is_committed_as_a_link() {
         }],
     );
 }
+
+#[test]
+fn a_hard_link_replacing_the_directory_of_its_own_target_is_refused() {
+    // `b -> ../a`, then `b/a` (lands in a/a) and a link `a` => `b/a`: replacing `a` deletes
+    // the target. The model linked to a dropped inode; now both refuse (overlay, which does
+    // not follow b, mounts it).
+    holds(
+        "link_over_own_target",
+        vec![
+            vec![Item::Symlink {
+                path: "b".into(),
+                target: "../a".into(),
+            }],
+            vec![
+                file("b/a"),
+                Item::HardLink {
+                    path: "a".into(),
+                    nth: 0,
+                },
+            ],
+        ],
+        vec![],
+    );
+}

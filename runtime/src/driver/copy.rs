@@ -466,8 +466,16 @@ impl Materializer {
                 return split_link_mutant(tdir.as_fd(), tname, dir.as_fd(), name)
                     .map_err(|err| self.err("copy", &e.path, err));
             }
-            return self.create(&dir, name, &e.path, "link", || {
+            let made = self.create(&dir, name, &e.path, "link", || {
                 rfs::linkat(tdir.as_fd(), tname, dir.as_fd(), name, AtFlags::empty()).map_err(ioe)
+            });
+            return made.map_err(|err| match err.raw_os_error() {
+                // The name it replaced held the target: gone with it (the model refuses too).
+                Some(libc::ENOENT) => Error::Model {
+                    path: e.path.clone(),
+                    reason: format!("hard link target {target:?} lies under the entry it replaces"),
+                },
+                _ => err,
             });
         }
         let Some(kind) = e.kind.to_kind() else {

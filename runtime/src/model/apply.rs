@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::changeset::{Change, ChangeSet, Entry, EntryKind};
-use super::path::{RelPath, join, parent_and_name};
+use super::path::{RelPath, is_within, join, parent_and_name};
 use super::semantics::Semantics;
 use super::tree::{Inode, Kind, Meta, Tree};
 use crate::error::{Error, Result};
@@ -232,6 +232,13 @@ impl Applier<'_> {
                     ));
                 }
                 if tfull != full {
+                    if is_within(&tfull, &full) {
+                        // Replacing `full` would delete the link's own target first.
+                        return Err(model_err(
+                            &e.path,
+                            format!("hard link target {target:?} lies under the entry it replaces"),
+                        ));
+                    }
                     self.tree.remove_subtree(&full);
                     self.tree.link(&full, ino);
                 }
@@ -671,6 +678,19 @@ mod tests {
         assert_eq!(
             t.hardlink_groups(),
             vec![vec!["a".to_string(), "b".into(), "c".into()]]
+        );
+    }
+
+    #[test]
+    fn a_hard_link_may_not_replace_the_directory_holding_its_target() {
+        let err = apply(&[
+            layer(vec![symlink("b", "../a")]),
+            layer(vec![file("b/a", "x"), hardlink("a", "b/a")]),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("lies under the entry it replaces"),
+            "{err}"
         );
     }
 
