@@ -17,8 +17,8 @@ use strata_runtime::driver::{self, Driver};
 use strata_runtime::model::ops::{Op, Outcome, Writable};
 use strata_runtime::model::{self, ChangeSet, CompareOptions, MtimeCompare, Tree};
 use strata_runtime::mounts;
+use strata_runtime::ops_exec as exec;
 
-use crate::exec;
 use crate::stack::Stack;
 use crate::world::{World, open_root, scan};
 

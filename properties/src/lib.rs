@@ -4,12 +4,11 @@
 //!
 //! - [`stack`]: a generated layer stack, made valid and printed readably;
 //! - [`strategy`]: the proptest strategies for stacks and operations;
-//! - [`exec`]: operations done for real on a mounted view;
+//! - operations are done for real by [`strata_runtime::ops_exec`];
 //! - [`world`]: a private mount namespace with a tmpfs store for one test thread;
 //! - [`check`]: the properties, as functions a proptest body calls.
 
 pub mod check;
-pub mod exec;
 pub mod stack;
 pub mod strategy;
 pub mod world;

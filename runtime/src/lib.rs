@@ -7,6 +7,7 @@
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
+//! - [`ops_exec`]: the model's operations done for real on a mounted view.
 //! - [`container`]: namespaces, /proc /dev /sys, root switch, cgroups, exec: `strata run`.
 //! - [`rootfs`]: a minimal root filesystem from host binaries and their libraries.
 //! - [`image`]: OCI image layouts and docker-save archives: import, commit, push, export.
@@ -24,6 +25,7 @@ pub mod model;
 pub mod mounts;
 #[cfg(feature = "mutants")]
 pub mod mutants;
+pub mod ops_exec;
 pub mod rootfs;
 pub mod sandbox;
 pub mod scan;

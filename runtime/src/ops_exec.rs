@@ -1,17 +1,18 @@
-//! Operations done for real on a mounted view, with the same path rules as the model: the
-//! parent resolved inside the view's root (`openat2(RESOLVE_IN_ROOT)`, so no symlink of a
-//! generated layer can reach the host), then one `*at` call on the last name, never following
-//! it.
+//! The operations of [`crate::model::ops::Op`] done for real on a mounted view, with the same
+//! path rules as the model: the parent resolved inside the view's root
+//! (`openat2(RESOLVE_IN_ROOT)`, so no symlink of a layer can reach the host), then one `*at`
+//! call on the last name, never following it. Used by the property tests and by the
+//! conformance catalog (`strata check`).
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
+use crate::fsutil::{lstat_at, mtime_of, open_dir_in_root, proc_path};
+use crate::model::ops::{Op, Outcome, errno};
+use crate::model::{Timespec, parent_and_name};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec as RTimespec, Timestamps};
-use strata_runtime::fsutil::{lstat_at, mtime_of, open_dir_in_root, proc_path};
-use strata_runtime::model::ops::{Op, Outcome, errno};
-use strata_runtime::model::{Timespec, parent_and_name};
 
 type Res<T> = Result<T, i32>;
 
@@ -215,4 +216,38 @@ fn try_run(root: BorrowedFd<'_>, op: &Op) -> Res<Outcome> {
 pub fn mtime(root: BorrowedFd<'_>, path: &str) -> Option<Timespec> {
     let (dir, name) = parent(root, path).ok()?;
     lstat_at(dir.as_fd(), &name).ok().map(|st| mtime_of(&st))
+}
+
+/// Reads the regular file `path`, every symlink on the way (the last one too) resolved inside
+/// the view's root. Anything but a regular file is refused without being opened for reading
+/// (a device or fifo could block or have side effects): EISDIR for a directory, EINVAL else.
+pub fn read(root: BorrowedFd<'_>, path: &str) -> Result<Vec<u8>, i32> {
+    use std::io::Read;
+    let rel = if path.is_empty() { "." } else { path };
+    let fd = rfs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(code)?;
+    let st = rfs::fstat(&fd).map_err(code)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Directory => return Err(errno::EISDIR),
+        _ => return Err(errno::EINVAL),
+    }
+    // Reopen the inode the O_PATH fd names (no path lookup again).
+    let p = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let mut f = rfs::open(
+        p.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(code)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(io_code)?;
+    Ok(out)
 }
