@@ -42,6 +42,43 @@ pub enum Command {
     Rootfs(RootfsCmd),
     /// Run a command in a container over layers (lowest first); exit status = the command's
     Run(RunArgs),
+    /// The main job: conformance check, benchmarks (quick profile with --quick) and the
+    /// report, with the result record
+    Suite(SuiteArgs),
+    /// Charts, index.html and REPORT.md from criterion output and result records
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// The quick profile: a few minutes instead of the full sweeps
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the result record, criterion output and report go
+    #[arg(long, value_name = "DIR", default_value = "strata-out")]
+    pub out: PathBuf,
+    /// Skip the benchmarks (conformance and report only)
+    #[arg(long)]
+    pub no_bench: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A criterion output directory (target/criterion)
+    #[arg(long, value_name = "DIR")]
+    pub criterion: Option<PathBuf>,
+    /// strata-result/1 records, from any number of runners
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub results: Vec<PathBuf>,
+    /// A record (or criterion directory) to compare with: exit 1 on a slowdown
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// How much slower (percent, beyond the confidence intervals) fails the gate [default: 10]
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
+    /// The report directory (made whole or not at all)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

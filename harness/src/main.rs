@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod output;
+mod runner;
 
 use std::process::ExitCode;
 

@@ -26,6 +26,7 @@ pub mod mounts;
 #[cfg(feature = "mutants")]
 pub mod mutants;
 pub mod ops_exec;
+pub mod probe;
 pub mod rootfs;
 pub mod sandbox;
 pub mod scan;

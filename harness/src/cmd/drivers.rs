@@ -1,9 +1,11 @@
-//! `strata drivers`: every driver, available or not (with why), and what it promises.
+//! `strata drivers`: every driver, available or not (with why), what it promises, and a
+//! probe of the kernel and the store's filesystem.
 
 use std::process::ExitCode;
 
 use serde::Serialize;
 use strata_runtime::driver::{self, Capabilities};
+use strata_runtime::probe::{self, Probe};
 
 use super::Ctx;
 use crate::output::{CmdResult, emit};
@@ -13,11 +15,25 @@ struct DriverRow {
     name: &'static str,
     available: bool,
     reason: Option<String>,
-    capabilities: Capabilities,
+    capabilities: Option<Capabilities>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    drivers: Vec<DriverRow>,
+    probe: Probe,
+}
+
+fn yes_no(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown (needs root)",
+    }
 }
 
 pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
-    let rows: Vec<DriverRow> = driver::all()
+    let mut drivers: Vec<DriverRow> = driver::all()
         .into_iter()
         .map(|d| {
             let a = d.availability();
@@ -25,29 +41,68 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
                 name: d.name(),
                 available: a.is_ok(),
                 reason: a.err(),
-                capabilities: d.capabilities(),
+                capabilities: Some(d.capabilities()),
             }
         })
         .collect();
-    emit(ctx.json, &rows, |rows| {
+    let store = ctx.store()?;
+    let probe = probe::probe(store.root());
+    // aufs is detected only: mainline Linux never merged it, and strata has no aufs driver.
+    drivers.push(DriverRow {
+        name: "aufs",
+        available: false,
+        reason: Some(if probe.filesystems.iter().any(|f| f == "aufs") {
+            "aufs is in this kernel, but strata has no aufs driver".into()
+        } else {
+            "not in this kernel (mainline Linux never merged aufs)".into()
+        }),
+        capabilities: None,
+    });
+    let report = Report { drivers, probe };
+    emit(ctx.json, &report, |r| {
         let mut s = String::new();
-        for r in rows {
-            let status = match &r.reason {
+        for d in &r.drivers {
+            let status = match &d.reason {
                 None => "available".to_string(),
                 Some(why) => format!("unavailable: {why}"),
             };
-            let c = r.capabilities;
-            s.push_str(&format!(
-                "{:<10} {status}\n           dir_rename={} hardlinks_kept={} stable_ino={} native_diff={} follows_lower_symlinks={} implied_dirs_keep_lower_attrs={} max_layers={}\n",
-                r.name,
-                c.dir_rename,
-                c.hardlinks_kept,
-                c.stable_ino,
-                c.native_diff,
-                c.follows_lower_symlinks,
-                c.implied_dirs_keep_lower_attrs,
-                c.max_layers.map(|n| n.to_string()).unwrap_or_else(|| "none".into())
-            ));
+            s.push_str(&format!("{:<16} {status}\n", d.name));
+            if let Some(c) = d.capabilities {
+                s.push_str(&format!(
+                    "{:<16} dir_rename={} hardlinks_kept={} stable_ino={} native_diff={} follows_lower_symlinks={} implied_dirs_keep_lower_attrs={} max_layers={}\n",
+                    "",
+                    c.dir_rename,
+                    c.hardlinks_kept,
+                    c.stable_ino,
+                    c.native_diff,
+                    c.follows_lower_symlinks,
+                    c.implied_dirs_keep_lower_attrs,
+                    c.max_layers.map(|n| n.to_string()).unwrap_or_else(|| "none".into())
+                ));
+            }
+        }
+        let p = &r.probe;
+        s.push_str(&format!("\nkernel           {} ({}; {} cores, {} MiB)\n", p.kernel, p.os, p.cores, p.memory >> 20));
+        s.push_str(&format!("cgroups          {}\n", p.cgroup));
+        s.push_str(&format!(
+            "store            {} on {} ({}), reflink {}\n",
+            store.root().display(),
+            p.store_fs.mount_point,
+            p.store_fs.fs_type,
+            yes_no(p.store_fs.reflink)
+        ));
+        s.push_str(&format!("host mounts      {}\n", p.host_mounts));
+        let o = &p.overlay;
+        let params: Vec<String> = o.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.push_str(&format!(
+            "overlay          {}; lowerdir+ {}; userxattr {}; at most {} layers\n",
+            if o.available { "in the kernel" } else { "not in the kernel" },
+            yes_no(o.lowerdir_plus),
+            yes_no(o.userxattr),
+            o.max_layers
+        ));
+        if !params.is_empty() {
+            s.push_str(&format!("overlay params   {}\n", params.join(" ")));
         }
         s
     })?;

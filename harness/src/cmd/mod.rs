@@ -4,8 +4,10 @@ mod drivers;
 mod image;
 mod layer;
 mod mount;
+mod report;
 mod rootfs;
 mod run;
+mod suite;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Commit(a) => mount::commit(&ctx, a),
         Command::Rootfs(c) => rootfs::run(&ctx, c),
         Command::Run(a) => run::run(&ctx, a),
+        Command::Suite(a) => suite::run(&ctx, a),
+        Command::Report(a) => report::run(&ctx, a),
         Command::Image(c) => image::run(&ctx, c),
     }
 }

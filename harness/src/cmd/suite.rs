@@ -1,0 +1,333 @@
+//! `strata suite`: the main job. Conformance (`strata check`, every available driver), the
+//! criterion benchmarks (`cargo bench`, quick profile with `--quick`), the phases of a
+//! container start, each driver's disk use, one result record, and the report, with
+//! progress bars and an ETA.
+//!
+//! ```text
+//! OUT/result.json        the strata-result/1 record of this runner
+//! OUT/check.json         the conformance record `strata check` wrote
+//! OUT/criterion/         criterion's output, copied from the workspace's target/criterion
+//! OUT/report/            index.html, REPORT.md and every chart (SVG and PNG)
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use strata_reports::record::{Benchmark, Conformance, Disk, Phase, ResultRecord, Status, Tool};
+use strata_reports::{ReportOptions, build_report, read_criterion_dir};
+use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
+use strata_runtime::driver;
+use strata_runtime::fixture::Layer;
+use strata_runtime::mounts;
+use strata_runtime::store::Store;
+
+use super::Ctx;
+use crate::cli::SuiteArgs;
+use crate::output::CmdResult;
+
+/// The benchmark binaries, with how long each takes on the quick profile here (seconds):
+/// weights for the ETA, nothing more.
+const BENCHES: [(&str, u64); 5] = [
+    ("rootfs_switch", 20),
+    ("container_start", 15),
+    ("union_prepare", 120),
+    ("copy_up", 15),
+    ("commit", 20),
+];
+/// The full profile runs about this many times longer.
+const FULL_FACTOR: u64 = 6;
+
+fn err(msg: impl Into<String>) -> strata_runtime::Error {
+    strata_runtime::Error::Usage(msg.into())
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
+    let started = Instant::now();
+    // Every mount the suite makes (phases, disk) stays in a namespace of its own.
+    strata_runtime::sandbox::private_mount_namespace()?;
+    let out = &a.out;
+    std::fs::create_dir_all(out).map_err(|e| strata_runtime::Error::io("create", out, e))?;
+    let out = std::fs::canonicalize(out).map_err(|e| strata_runtime::Error::io("resolve", out, e))?;
+    let store = ctx.store()?;
+    let mut record = ResultRecord::new(crate::runner::runner(store.root()));
+    record.tool = Some(Tool {
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        commit: git_commit(),
+    });
+    eprintln!("strata suite: runner {} ({} profile), results in {}", record.runner.id, if a.quick { "quick" } else { "full" }, out.display());
+
+    // 1. Conformance: `strata check` in a process of its own.
+    record.conformance = conformance(ctx, &out)?;
+    let failed = record.conformance.iter().filter(|c| c.status == Status::Fail).count();
+
+    // 2. The phases of a container start, and each driver's disk use.
+    record.phases = phases(&store);
+    record.disk = disk(&store);
+
+    // 3. Benchmarks.
+    let criterion_out = out.join("criterion");
+    if a.no_bench {
+        eprintln!("strata suite: benchmarks skipped (--no-bench)");
+    } else {
+        match benches(a.quick, &criterion_out) {
+            Ok(b) => record.benchmarks = b,
+            Err(why) => eprintln!("strata suite: benchmarks SKIPPED: {why}"),
+        }
+    }
+
+    // 4. The record and the report.
+    let result = out.join("result.json");
+    let json = record.to_json_pretty().map_err(|e| err(format!("result record: {e}")))?;
+    std::fs::write(&result, json + "\n").map_err(|e| strata_runtime::Error::io("write", &result, e))?;
+    let mut opts = ReportOptions::new(out.join("report"));
+    opts.results = vec![result.clone()];
+    let summary = build_report(&opts).map_err(|e| err(e.to_string()))?;
+    eprintln!(
+        "strata suite: done in {:.0?}: {} conformance results ({failed} failing), {} benchmarks; record {}, report {}",
+        started.elapsed(),
+        record.conformance.len(),
+        record.benchmarks.len(),
+        result.display(),
+        summary.index_html.display()
+    );
+    if failed > 0 {
+        return Err(err(format!("{failed} conformance case(s) failed (see {})", out.join("check.json").display())));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn git_commit() -> Option<String> {
+    let dir = workspace()?;
+    let o = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The strata source tree this binary was built from, when it is still there.
+fn workspace() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.to_path_buf();
+    dir.join("benches/Cargo.toml").exists().then_some(dir)
+}
+
+/// Runs `strata check --json OUT/check.json` and returns its conformance entries.
+fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<Vec<Conformance>> {
+    let exe = std::env::current_exe().map_err(|e| err(format!("where is strata? {e}")))?;
+    let file = out.join("check.json");
+    let pb = ProgressBar::new_spinner();
+    pb.set_prefix("conformance");
+    pb.set_message("strata check: every catalog case on every available driver");
+    pb.enable_steady_tick(Duration::from_millis(200));
+    let o = Command::new(exe)
+        .arg("--root")
+        .arg(&ctx.root)
+        .arg("check")
+        .arg("--json")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| err(format!("strata check: {e}")))?;
+    pb.finish_and_clear();
+    eprint!("{}", String::from_utf8_lossy(&o.stdout));
+    if !file.exists() {
+        return Err(err(format!("strata check wrote no record: {}", String::from_utf8_lossy(&o.stderr).trim())));
+    }
+    let rec = ResultRecord::read(&file).map_err(|e| err(e.to_string()))?;
+    Ok(rec.conformance)
+}
+
+/// Medians over a few starts of /bin/true (overlay, pivot_root, mount+uts+ipc+pid) of each
+/// phase; one record per run.
+fn phases(store: &Store) -> Vec<Phase> {
+    let dir = match tempfile::Builder::new().prefix("strata-suite-rootfs-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("strata suite: phases SKIPPED: {e}");
+            return Vec::new();
+        }
+    };
+    let tar = dir.path().join("rootfs.tar");
+    let built = strata_runtime::rootfs::from_host_tar(&dir.path().join("rootfs"), &["/bin/true".to_string()], &tar);
+    let layer = match built.and_then(|_| store.import_path(&tar)) {
+        Ok(i) => i.layer.info.diff_id.to_string(),
+        Err(e) => {
+            eprintln!("strata suite: phases SKIPPED: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    let runs = 5;
+    let pb = bar(runs, "phases");
+    for run in 0..runs {
+        let mut spec = ContainerSpec::new(vec![layer.clone()], vec!["/bin/true".into()]);
+        spec.namespaces = Namespaces::of(&[Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Pid]);
+        match container::run(store, spec) {
+            Ok(o) => {
+                for s in &o.timings.spans {
+                    out.push(Phase {
+                        run: format!("overlay-pivot_root-{run}"),
+                        phase: s.phase.clone(),
+                        ns: s.ns,
+                    });
+                }
+            }
+            Err(e) => {
+                pb.finish_and_clear();
+                eprintln!("strata suite: phases SKIPPED: {e}");
+                return Vec::new();
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    out
+}
+
+/// Each available driver's disk use for one mount of a 4-layer, 32 MiB stack: apparent
+/// size of the view, blocks the mount allocated, bytes shared with the store's layers.
+fn disk(store: &Store) -> Vec<Disk> {
+    let mut rows = Vec::new();
+    let layers: Vec<_> = (0u8..4)
+        .map(|i| {
+            let mut l = Layer::new().dir("data");
+            for f in 0..8u8 {
+                l = l.file(&format!("data/l{i}-f{f}"), vec![i.wrapping_mul(31).wrapping_add(f); 1 << 20]);
+            }
+            l
+        })
+        .filter_map(|l| l.to_tar().ok())
+        .filter_map(|t| store.import_reader(&t[..], Path::new("suite-disk.tar")).ok())
+        .map(|i| i.layer)
+        .collect();
+    if layers.len() != 4 {
+        eprintln!("strata suite: disk SKIPPED: the fixture did not import");
+        return rows;
+    }
+    for d in driver::all() {
+        if d.availability().is_err() {
+            continue;
+        }
+        let Ok(tmp) = tempfile::Builder::new().prefix("strata-suite-disk-").tempdir() else {
+            continue;
+        };
+        let target = tmp.path().to_path_buf();
+        match mounts::mount(store, d, layers.clone(), &target) {
+            Ok(m) => {
+                let apparent = tree_bytes(m.target(), false);
+                let allocated = tree_bytes(&m.view().scratch, true);
+                rows.push(Disk {
+                    driver: d.name().to_string(),
+                    apparent: Some(apparent),
+                    allocated: Some(allocated),
+                    shared: Some(apparent.saturating_sub(allocated)),
+                });
+                let _ = m.unmount();
+            }
+            Err(e) => eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name()),
+        }
+    }
+    rows
+}
+
+/// Sum of file sizes (or of allocated blocks) under `dir`, not crossing into other mounts.
+fn tree_bytes(dir: &Path, allocated: bool) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::symlink_metadata(dir) else { return 0 };
+    let dev = top.dev();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != dev && allocated {
+                continue;
+            }
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += if allocated { m.blocks() * 512 } else { m.len() };
+            }
+        }
+    }
+    total
+}
+
+/// Builds and runs the criterion benchmarks of the source tree, copies their output to
+/// `criterion_out`, and returns them as record benchmarks.
+fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> {
+    let ws = workspace().ok_or("the benchmarks need strata's source tree (cargo bench), which is not where this binary was built")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let profile = if quick { "quick" } else { "full" };
+    let build = ProgressBar::new_spinner();
+    build.set_prefix("benchmarks");
+    build.set_message("building (cargo bench --no-run; a few minutes the first time)");
+    build.enable_steady_tick(Duration::from_millis(200));
+    let st = Command::new(&cargo)
+        .current_dir(&ws)
+        .args(["bench", "-q", "-p", "strata-benches", "--no-run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    build.finish_and_clear();
+    if !st.status.success() {
+        return Err(format!("cargo bench --no-run failed: {}", String::from_utf8_lossy(&st.stderr).lines().last().unwrap_or("")));
+    }
+    let factor = if quick { 1 } else { FULL_FACTOR };
+    let pb = bar(BENCHES.iter().map(|(_, w)| w * factor).sum(), "benchmarks");
+    for (name, weight) in BENCHES {
+        pb.set_message(name.to_string());
+        let mut child = Command::new(&cargo)
+            .current_dir(&ws)
+            .args(["bench", "-q", "-p", "strata-benches", "--bench", name])
+            .env("STRATA_BENCH", profile)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cargo bench: {e}"))?;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(id) = line.strip_prefix("Benchmarking ").and_then(|l| l.split(':').next()) {
+                    pb.set_message(id.to_string());
+                }
+            }
+        }
+        let status = child.wait().map_err(|e| format!("cargo bench: {e}"))?;
+        if !status.success() {
+            pb.println(format!("strata suite: benchmark {name} failed ({status})"));
+        }
+        pb.inc(weight * factor);
+    }
+    pb.finish_and_clear();
+    let src = ws.join("target/criterion");
+    let _ = std::fs::remove_dir_all(criterion_out);
+    copy_tree(&src, criterion_out).map_err(|e| format!("copy {}: {e}", src.display()))?;
+    read_criterion_dir(criterion_out).map_err(|e| e.to_string())
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &to)?;
+        } else {
+            std::fs::copy(e.path(), to)?;
+        }
+    }
+    Ok(())
+}
