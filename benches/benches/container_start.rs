@@ -1,0 +1,113 @@
+//! container_start: a whole strata start of /bin/true through the library (union mount, init
+//! layer, clone into the namespaces, /proc /dev /sys, pivot_root, exec, wait, teardown) on
+//! the from-host rootfs, per driver and namespace set; in the same group the floor (fork +
+//! exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI bundle with
+//! the same rootfs, when installed.
+
+use std::process::{Command, Stdio};
+
+use criterion::{BenchmarkId, criterion_group, criterion_main};
+use strata_benches::env::BenchEnv;
+use strata_benches::peers;
+use strata_benches::profile::Profile;
+use strata_benches::skip;
+use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
+
+const SETS: [(&str, &[Namespace]); 3] = [
+    ("mount", &[Namespace::Mount]),
+    (
+        "mount+uts+ipc+pid",
+        &[
+            Namespace::Mount,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Pid,
+        ],
+    ),
+    (
+        "mount+uts+ipc+pid+net",
+        &[
+            Namespace::Mount,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Pid,
+            Namespace::Net,
+        ],
+    ),
+];
+
+fn spec(layer: &str, driver: &str, set: &[Namespace]) -> ContainerSpec {
+    let mut s = ContainerSpec::new(vec![layer.to_string()], vec!["/bin/true".into()]);
+    s.driver = driver.into();
+    s.namespaces = Namespaces::of(set);
+    s
+}
+
+fn bench(c: &mut criterion::Criterion) {
+    let Some(env) = BenchEnv::new("container_start") else {
+        return;
+    };
+    let (rootfs, layer) = env.rootfs(&["/bin/true"]);
+    let digest = layer.info.diff_id.to_string();
+    let mut g = c.benchmark_group("container_start");
+    g.bench_function(BenchmarkId::new("floor_fork_exec", "true"), |b| {
+        b.iter(|| {
+            let st = Command::new("/bin/true").stdin(Stdio::null()).status();
+            assert!(st.is_ok_and(|s| s.success()));
+        })
+    });
+    for driver in ["overlay", "copy"] {
+        for (name, set) in SETS {
+            let check = container::run(&env.store, spec(&digest, driver, set));
+            match check {
+                Ok(o) if o.code == 0 => {}
+                Ok(o) => panic!("strata {driver} {name}: /bin/true exited {}", o.code),
+                Err(e) => panic!("strata {driver} {name}: {e}"),
+            }
+            g.bench_function(BenchmarkId::new(format!("strata_{driver}"), name), |b| {
+                b.iter(|| {
+                    let o = container::run(&env.store, spec(&digest, driver, set))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(o.code, 0);
+                })
+            });
+        }
+    }
+    // The peers come last: crun needs the hybrid host's unified cgroup mount hidden, which
+    // is done in this benchmark's own mount namespace.
+    peers::hide_unified_cgroup();
+    let mut n = 0u64;
+    for runtime in ["crun", "runc"] {
+        let bundle = match peers::bundle(
+            runtime,
+            &rootfs,
+            &env.fresh_dir(&format!("bundle-{runtime}")),
+        ) {
+            Ok(b) => b,
+            Err(why) => {
+                skip(&format!("container_start/{runtime}"), &why);
+                continue;
+            }
+        };
+        if let Err(why) = bundle.run(&format!("strata-bench-check-{runtime}")) {
+            skip(&format!("container_start/{runtime}"), &why);
+            continue;
+        }
+        g.bench_function(BenchmarkId::new(runtime, "mount+uts+ipc+pid+net"), |b| {
+            b.iter(|| {
+                n += 1;
+                bundle
+                    .run(&format!("strata-bench-{}-{n}", std::process::id()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> criterion::Criterion {
+    Profile::from_env().criterion()
+}
+
+criterion_group! { name = benches; config = config(); targets = bench }
+criterion_main!(benches);
