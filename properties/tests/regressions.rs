@@ -254,3 +254,22 @@ fn a_hard_link_replacing_the_directory_of_its_own_target_is_refused() {
         vec![],
     );
 }
+
+#[test]
+fn renaming_one_lower_hard_link_over_another_is_as_each_driver_declares() {
+    // POSIX: a no-op. overlay (index=off) sees two inodes: c is copied up over b.
+    holds(
+        "rename_over_own_link",
+        vec![vec![
+            file("c"),
+            Item::HardLink {
+                path: "b".into(),
+                nth: 0,
+            },
+        ]],
+        vec![Op::Rename {
+            from: "c".into(),
+            to: "b".into(),
+        }],
+    );
+}

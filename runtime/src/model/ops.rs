@@ -136,6 +136,8 @@ impl Outcome {
 pub struct Writable {
     pub tree: Tree,
     lower: HashSet<Ino>,
+    /// Lower directories a change has copied up already.
+    dirs_up: HashSet<Ino>,
     sem: Semantics,
 }
 
@@ -145,7 +147,12 @@ impl Writable {
     /// The view of `tree` (the merged layers) with a fresh writable layer.
     pub fn new(tree: Tree, sem: Semantics) -> Self {
         let lower = tree.iter().filter_map(|(p, _)| tree.ino(p)).collect();
-        Writable { tree, lower, sem }
+        Writable {
+            tree,
+            lower,
+            dirs_up: HashSet::new(),
+            sem,
+        }
     }
 
     /// The real path of `path`'s parent directory and `path`'s last name.
@@ -225,6 +232,33 @@ impl Writable {
         self.tree.insert(full, inode);
     }
 
+    /// Copies up the lower directories on the way to `full` (the root is always upper), and
+    /// `full` itself when `itself` and it is a directory: a change there needs them in the
+    /// writable layer. Only their attributes can change: under the declared semantics the
+    /// copies lose setuid and setgid.
+    fn copy_up_dirs(&mut self, full: &str, itself: bool) {
+        if self.sem.dir_copy_up_keeps_setid {
+            return;
+        }
+        let mut dirs: Vec<&str> = full.match_indices('/').map(|(i, _)| &full[..i]).collect();
+        if itself {
+            dirs.push(full);
+        }
+        for d in dirs {
+            let Some(ino) = self.tree.ino(d) else {
+                continue;
+            };
+            if !self.lower.contains(&ino) || !self.dirs_up.insert(ino) {
+                continue;
+            }
+            if let Some(i) = self.tree.get_mut(d)
+                && i.kind.is_dir()
+            {
+                i.meta.mode &= !0o6000;
+            }
+        }
+    }
+
     /// The metadata of a new inode made in directory `dir` by root: mode as given, uid 0,
     /// and the directory's group when it is setgid (0 otherwise).
     fn new_meta(&self, dir: &str, mode: u32) -> Meta {
@@ -257,6 +291,7 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
+                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, *mode);
                 self.tree.insert(
                     &full,
@@ -281,6 +316,7 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Symlink { .. })) {
                     return Err(EOPNOTSUPP);
                 }
+                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mode = mode & 0o7777;
@@ -289,6 +325,7 @@ impl Writable {
             }
             Op::Chown { path, uid, gid } => {
                 let full = self.existing(path)?;
+                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.uid = *uid;
@@ -307,6 +344,7 @@ impl Writable {
             }
             Op::SetMtime { path, mtime } => {
                 let full = self.existing(path)?;
+                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mtime = *mtime;
@@ -318,6 +356,7 @@ impl Writable {
                 if !matches!(self.kind(&full), Some(Kind::File(_) | Kind::Dir)) {
                     return Err(EPERM); // user.* xattrs exist only on files and directories
                 }
+                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.xattrs.insert(key.clone(), value.clone());
@@ -329,6 +368,7 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Dir)) {
                     return Err(EISDIR);
                 }
+                self.copy_up_dirs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -340,6 +380,7 @@ impl Writable {
                 if !self.tree.children(&full).is_empty() {
                     return Err(ENOTEMPTY);
                 }
+                self.copy_up_dirs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -349,6 +390,7 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
+                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, *mode);
                 self.tree.insert(
                     &full,
@@ -375,6 +417,8 @@ impl Writable {
                 if matches!(self.kind(&src), Some(Kind::Dir)) {
                     return Err(EPERM);
                 }
+                self.copy_up_dirs(&src, false);
+                self.copy_up_dirs(&dst, false);
                 self.copy_up(&src);
                 let ino = self.tree.ino(&src).ok_or(ENOENT)?;
                 self.tree.link(&dst, ino);
@@ -386,6 +430,7 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
+                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, 0o777);
                 self.tree.insert(
                     &full,
@@ -410,6 +455,7 @@ impl Writable {
             Some(Kind::File(_)) => {}
             _ => return Ok(Outcome::Skipped),
         }
+        self.copy_up_dirs(&full, false);
         self.copy_up(&full);
         let Some(i) = self.tree.get_mut(&full) else {
             return Err(ENOENT);
@@ -447,8 +493,13 @@ impl Writable {
         }
         let dkind = self.kind(&dst);
         if let Some(dk) = &dkind {
-            if self.tree.ino(&src) == self.tree.ino(&dst) {
-                return Ok(Outcome::done()); // two names of one inode: nothing to do
+            let same = self.tree.ino(&src) == self.tree.ino(&dst);
+            // Two names of one inode: nothing to do. Where hard links split on copy-up, two
+            // names of a lower inode are two inodes to the VFS, and the rename happens.
+            let split = !self.sem.hardlinks_kept
+                && self.tree.ino(&src).is_some_and(|i| self.lower.contains(&i));
+            if same && !split {
+                return Ok(Outcome::done());
             }
             match (skind.is_dir(), dk.is_dir()) {
                 (true, false) => return Err(ENOTDIR),
@@ -465,6 +516,8 @@ impl Writable {
         if dkind.as_ref().is_some_and(Kind::is_dir) && !self.tree.children(&dst).is_empty() {
             return Err(ENOTEMPTY);
         }
+        self.copy_up_dirs(&src, false);
+        self.copy_up_dirs(&dst, false);
         self.copy_up(&src);
         self.tree.remove_subtree(&dst);
         self.tree.rename_subtree(&src, &dst);
