@@ -62,7 +62,8 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug)]
 pub struct ContainerSpec {
     /// Layers, lowest first: tar paths, directories (imported, which is slow: import once and
-    /// pass the digest), or digests in the store.
+    /// pass the digest), digests in the store, or an image reference (NAME:TAG) standing for
+    /// its layers.
     pub layers: Vec<String>,
     /// Storage driver (`overlay`, `copy`).
     pub driver: String,
@@ -338,10 +339,8 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     })?;
     let t = tm.origin;
     let driver = driver::by_name(&spec.driver)?;
-    let mut layers = Vec::with_capacity(spec.layers.len() + 1);
-    for r in &spec.layers {
-        layers.push(store.resolve(r)?);
-    }
+    // Layer references: tars, directories, digests, or an image reference (its layers).
+    let mut layers = store.resolve_stack(&spec.layers)?;
     let t = tm.since("layers", t);
     let hostname = spec.hostname();
     if spec.init_layer {
