@@ -42,6 +42,8 @@ pub enum Command {
     Rootfs(RootfsCmd),
     /// Run a command in a container over layers (lowest first); exit status = the command's
     Run(RunArgs),
+    /// The conformance matrix: every catalog case on every available driver
+    Check(CheckArgs),
     /// The main job: conformance check, benchmarks (quick profile with --quick) and the
     /// report, with the result record
     Suite(SuiteArgs),
@@ -234,4 +236,29 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Drivers to check: names (comma-separated or repeated), or `all`
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "all",
+        value_name = "NAME|all"
+    )]
+    pub driver: Vec<String>,
+    /// Read the catalog from this directory's *.toml files instead of the built-in one
+    #[arg(long, value_name = "DIR")]
+    pub cases: Option<std::path::PathBuf>,
+    /// Only the cases whose id starts with one of these (comma-separated or repeated)
+    #[arg(long = "case", value_delimiter = ',', value_name = "ID")]
+    pub only: Vec<String>,
+    /// Cases run at once, each in its own thread and mount namespace [default: cores, at most 4]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// With --json: write the strata-result/1 record to FILE and the table to stdout
+    /// (`strata check --json FILE`); --json alone prints the record on stdout
+    #[arg(value_name = "FILE")]
+    pub json_file: Option<std::path::PathBuf>,
 }

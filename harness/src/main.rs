@@ -1,6 +1,7 @@
 //! `strata`: the command line over strata-runtime. Thin: parsing, calling the library,
 //! printing. Every error is one line `strata: error: ...` and exit status 1.
 
+mod check;
 mod cli;
 mod cmd;
 mod output;

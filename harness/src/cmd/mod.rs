@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod check;
 mod drivers;
 mod image;
 mod layer;
@@ -42,8 +43,9 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Commit(a) => mount::commit(&ctx, a),
         Command::Rootfs(c) => rootfs::run(&ctx, c),
         Command::Run(a) => run::run(&ctx, a),
+        Command::Image(c) => image::run(&ctx, c),
+        Command::Check(a) => check::run(&ctx, a),
         Command::Suite(a) => suite::run(&ctx, a),
         Command::Report(a) => report::run(&ctx, a),
-        Command::Image(c) => image::run(&ctx, c),
     }
 }

@@ -1,0 +1,308 @@
+//! What a case expects, checked against a tree and the outcomes of its steps; and the model's
+//! run of a case (no I/O), under any semantics.
+
+use std::collections::VecDeque;
+
+use strata_runtime::Digest;
+use strata_runtime::model::ops::{Outcome, Writable, errno};
+use strata_runtime::model::{
+    self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Tree, join, parent_and_name,
+};
+
+use super::case::{Case, KindCheck, Step, ViewCheck, errno_name};
+use super::show_bytes;
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOut {
+    Op(Outcome),
+    /// A read: the bytes (`None`: a file whose bytes the model does not hold), or the errno.
+    Read(Result<Option<Vec<u8>>, i32>),
+}
+
+impl StepOut {
+    /// Short text: `ok`, `EXDEV`, `read "abc"`.
+    pub fn show(&self) -> String {
+        match self {
+            StepOut::Op(Outcome::Done { .. }) => "success".into(),
+            StepOut::Op(Outcome::Failed(e)) | StepOut::Read(Err(e)) => errno_name(*e),
+            StepOut::Op(Outcome::Skipped) => "not run (a device or fifo)".into(),
+            StepOut::Read(Ok(Some(b))) => format!("content {}", show_bytes(b)),
+            StepOut::Read(Ok(None)) => "content (unknown to the model)".into(),
+        }
+    }
+
+    /// Same result, ignoring which path an operation touched and bytes the model lacks.
+    pub fn same(&self, other: &StepOut) -> bool {
+        match (self, other) {
+            (StepOut::Op(Outcome::Done { .. }), StepOut::Op(Outcome::Done { .. })) => true,
+            (StepOut::Read(Ok(None)), StepOut::Read(Ok(_)))
+            | (StepOut::Read(Ok(_)), StepOut::Read(Ok(None))) => true,
+            _ => self == other,
+        }
+    }
+}
+
+/// Compare options for views after operations: a directory's mtime moves with every change
+/// inside it, so only non-directories are compared by mtime.
+pub fn after_ops(ignore: Vec<String>) -> CompareOptions {
+    CompareOptions {
+        mtime: MtimeCompare::NonDirs,
+        xattrs: true,
+        hardlinks: true,
+        ignore,
+    }
+}
+
+/// The model's run of a case: the fresh view, each step's result, the view after.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    pub fresh: Tree,
+    pub out: Vec<StepOut>,
+    pub after: Tree,
+}
+
+/// Runs the case's steps on the model of `sets` under `sem`.
+pub fn simulate(sets: &[ChangeSet], sem: &Semantics, steps: &[Step]) -> Result<Sim, String> {
+    let fresh = model::apply_with(sets, sem).map_err(|e| e.to_string())?;
+    let mut w = Writable::new(fresh.clone(), *sem);
+    let out = steps.iter().map(|s| model_step(&mut w, s)).collect();
+    Ok(Sim {
+        fresh,
+        out,
+        after: w.tree,
+    })
+}
+
+/// One step on the model.
+pub fn model_step(w: &mut Writable, s: &Step) -> StepOut {
+    match s {
+        Step::Op { op, .. } => StepOut::Op(w.apply(op)),
+        Step::Read { path, .. } => StepOut::Read(model_read(&w.tree, path)),
+    }
+}
+
+/// True when two runs differ anywhere a case could see.
+pub fn sims_differ(a: &Sim, b: &Sim) -> bool {
+    !a.fresh
+        .compare(&b.fresh, &CompareOptions::default())
+        .is_empty()
+        || !a.after.compare(&b.after, &after_ops(Vec::new())).is_empty()
+        || a.out.iter().zip(&b.out).any(|(x, y)| !x.same(y))
+}
+
+/// Reads `path` in the model as `ops_exec::read` does on a view: every symlink followed
+/// inside the root.
+pub fn model_read(t: &Tree, path: &str) -> Result<Option<Vec<u8>>, i32> {
+    let mut cur = String::new();
+    let mut queue: VecDeque<String> = comps(path);
+    let mut followed = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            cur = parent_and_name(&cur)
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            continue;
+        }
+        let next = join(&cur, &c);
+        match t.get(&next).map(|i| &i.kind) {
+            None => return Err(errno::ENOENT),
+            Some(Kind::Dir) => cur = next,
+            Some(Kind::Symlink { target }) => {
+                followed += 1;
+                if followed > 40 {
+                    return Err(errno::ELOOP);
+                }
+                if target.starts_with('/') {
+                    cur.clear();
+                }
+                for c in comps(target).into_iter().rev() {
+                    queue.push_front(c);
+                }
+            }
+            Some(_) if queue.is_empty() => cur = next,
+            Some(_) => return Err(errno::ENOTDIR),
+        }
+    }
+    match t.get(&cur).map(|i| &i.kind) {
+        Some(Kind::File(d)) => Ok(d.bytes.as_ref().map(|b| b.as_ref().clone())),
+        Some(Kind::Dir) => Err(errno::EISDIR),
+        Some(_) => Err(errno::EINVAL),
+        None => Err(errno::ENOENT),
+    }
+}
+
+fn comps(p: &str) -> VecDeque<String> {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Where the steps' results miss what the case says they must be.
+pub fn check_steps(steps: &[Step], out: &[StepOut]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (i, (s, o)) in steps.iter().zip(out).enumerate() {
+        let ok = match (s, o) {
+            (Step::Op { expect: Ok(()), .. }, StepOut::Op(Outcome::Done { .. })) => true,
+            (Step::Op { expect: Err(e), .. }, StepOut::Op(Outcome::Failed(g))) => e == g,
+            (
+                Step::Read {
+                    expect: Ok(want), ..
+                },
+                StepOut::Read(Ok(got)),
+            ) => got.as_ref().is_none_or(|g| g == want),
+            (Step::Read { expect: Err(e), .. }, StepOut::Read(Err(g))) => e == g,
+            _ => false,
+        };
+        if !ok {
+            let want = match s {
+                Step::Op { expect: Ok(()), .. } => "success".to_string(),
+                Step::Op { expect: Err(e), .. } | Step::Read { expect: Err(e), .. } => {
+                    errno_name(*e)
+                }
+                Step::Read { expect: Ok(c), .. } => format!("content {}", show_bytes(c)),
+            };
+            bad.push(format!(
+                "action {i} ({s}): expected {want}, got {}",
+                o.show()
+            ));
+        }
+    }
+    bad
+}
+
+/// Where `t` misses the case's view checks. `content` reads a file's bytes for messages.
+pub fn check_view(
+    checks: &[ViewCheck],
+    t: &Tree,
+    content: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for c in checks {
+        let shown = if c.path.is_empty() {
+            "/"
+        } else {
+            c.path.as_str()
+        };
+        let node = t.get(&c.path);
+        let Some(kind) = &c.kind else {
+            if let Some(n) = node {
+                bad.push(format!("{shown}: expected absent, got a {}", n.kind.name()));
+            }
+            continue;
+        };
+        let Some(n) = node else {
+            let k = kind.as_ref().map_or("path", |k| k.name());
+            bad.push(format!("{shown}: expected a {k}, got nothing"));
+            continue;
+        };
+        let mut miss = |field: &str, want: String, got: String| {
+            if want != got {
+                bad.push(format!("{shown}: {field} expected {want} got {got}"));
+            }
+        };
+        if let Some(k) = kind {
+            let got = n.kind.name();
+            if k.name() != got {
+                miss("kind", k.name().into(), got.into());
+                continue;
+            }
+            match (k, &n.kind) {
+                (KindCheck::Symlink(Some(want)), Kind::Symlink { target }) => {
+                    miss("target", want.clone(), target.clone());
+                }
+                (KindCheck::CharDev(Some((a, b))), Kind::CharDev { major, minor })
+                | (KindCheck::BlockDev(Some((a, b))), Kind::BlockDev { major, minor }) => {
+                    miss("device", format!("{a}:{b}"), format!("{major}:{minor}"));
+                }
+                _ => {}
+            }
+        }
+        if let Some(want) = &c.content {
+            match &n.kind {
+                Kind::File(d) => {
+                    if d.size != want.len() as u64 || d.digest != Digest::of(want) {
+                        let got = content(&c.path)
+                            .map(|b| show_bytes(&b))
+                            .unwrap_or_else(|| format!("{} bytes {:?}", d.size, d.digest));
+                        miss("content", show_bytes(want), got);
+                    }
+                }
+                other => miss("content", show_bytes(want), format!("a {}", other.name())),
+            }
+        }
+        if let Some(m) = c.mode {
+            miss("mode", format!("{m:04o}"), format!("{:04o}", n.meta.mode));
+        }
+        if let Some((u, g)) = c.owner {
+            miss(
+                "owner",
+                format!("{u}:{g}"),
+                format!("{}:{}", n.meta.uid, n.meta.gid),
+            );
+        }
+        if let Some(m) = c.mtime {
+            miss("mtime", m.to_string(), n.meta.mtime.to_string());
+        }
+        if let Some(x) = &c.xattrs {
+            miss(
+                "xattrs",
+                super::tarlist::show_xattrs(x),
+                super::tarlist::show_xattrs(&n.meta.xattrs),
+            );
+        }
+        if let Some(want) = &c.children {
+            let mut want = want.clone();
+            want.sort();
+            miss(
+                "children",
+                format!("[{}]", want.join(", ")),
+                format!("[{}]", t.children(&c.path).join(", ")),
+            );
+        }
+        if let Some(want) = &c.links {
+            let mut want = want.clone();
+            want.sort();
+            miss(
+                "hard links",
+                format!("[{}]", want.join(", ")),
+                format!("[{}]", t.links_of(&c.path).join(", ")),
+            );
+        }
+    }
+    bad
+}
+
+/// The case's own checks against the OCI model: a case the model contradicts is a catalog
+/// (or model) error, reported on every driver.
+pub fn self_check(case: &Case, oci: &Sim) -> Vec<String> {
+    let mut bad = check_steps(&case.steps, &oci.out);
+    let lookup = |p: &str| model_read(&oci.after, p).ok().flatten();
+    bad.extend(check_view(&case.view, &oci.after, &lookup));
+    bad
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use strata_runtime::fixture::Layer;
+
+    #[test]
+    fn model_reads_follow_symlinks_inside_the_root() {
+        let l = Layer::new()
+            .dir("usr/lib")
+            .file("usr/lib/x", "data")
+            .symlink("lib", "/usr/lib")
+            .symlink("up", "../../../lib/x")
+            .symlink("loop", "loop");
+        let t = model::apply(&[l.changeset()]).unwrap();
+        assert_eq!(model_read(&t, "lib/x"), Ok(Some(b"data".to_vec())));
+        assert_eq!(model_read(&t, "up"), Ok(Some(b"data".to_vec())));
+        assert_eq!(model_read(&t, "usr/lib/x/y"), Err(errno::ENOTDIR));
+        assert_eq!(model_read(&t, "usr"), Err(errno::EISDIR));
+        assert_eq!(model_read(&t, "nope"), Err(errno::ENOENT));
+        assert_eq!(model_read(&t, "loop"), Err(errno::ELOOP));
+    }
+}

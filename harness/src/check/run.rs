@@ -1,0 +1,757 @@
+//! Running the catalog: each case in its own thread, private mount namespace and directory on
+//! a tmpfs, every driver in turn; each (driver, case) gets a status.
+//!
+//! For one driver and case: the layers are imported, mounted, the actions done with real
+//! syscalls, the view scanned, the writable layer committed and imported back. Two questions:
+//! 1. Does the driver do what the model predicts under its declared semantics (fresh view,
+//!    each action's result, the view after, the commit read back onto the layers, the lower
+//!    layers untouched)? No: **fail**, with the differences.
+//! 2. Does the view meet the case's own (OCI) expectations: action results, view paths,
+//!    commit entries? Yes: **pass**. No, but a declared divergence is in play (the driver's
+//!    model differs from the OCI model for this case, and question 1 passed): **declared**.
+//!    Otherwise **fail**.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use strata_reports::record::Status;
+use strata_runtime::commit::CommitOptions;
+use strata_runtime::container::InitLayer;
+use strata_runtime::container::init_layer::FILES as INIT_FILES;
+use strata_runtime::driver::Driver;
+use strata_runtime::model::ops::{Outcome, Writable};
+use strata_runtime::model::{
+    self, Change, ChangeSet, CompareOptions, Entry, EntryKind, FileData, Meta, Semantics, Tree,
+};
+use strata_runtime::store::{Store, StoredLayer};
+use strata_runtime::{fsutil, mounts, ops_exec, sandbox, scan};
+
+use super::case::{Case, Step};
+use super::expect::{self, Sim, StepOut};
+use super::tarlist;
+
+/// The hostname of the init layer in init-layer cases.
+pub const INIT_HOSTNAME: &str = "strata-check";
+/// The resolv.conf of the init layer in init-layer cases.
+pub const INIT_RESOLV: &[u8] = b"nameserver 192.0.2.53\n";
+
+/// The filesystem every case's store lives on (type, mount options).
+pub const WORKSPACE_FS: (&str, &str) = ("tmpfs", "size=4g,mode=0755");
+
+/// One cell of the matrix.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub driver: String,
+    pub case: String,
+    pub status: Status,
+    pub detail: Option<String>,
+}
+
+impl Cell {
+    fn new(driver: &str, case: &str, status: Status, detail: Option<String>) -> Cell {
+        Cell {
+            driver: driver.to_string(),
+            case: case.to_string(),
+            status,
+            detail,
+        }
+    }
+}
+
+/// A driver as the check sees it: runnable, or skipped with the reason.
+#[derive(Clone)]
+pub struct Lane {
+    pub name: String,
+    pub driver: &'static dyn Driver,
+    pub skip: Option<String>,
+}
+
+/// Which drivers can run here, and why the others cannot.
+pub fn lanes(drivers: &[&'static dyn Driver]) -> Vec<Lane> {
+    drivers
+        .iter()
+        .map(|d| {
+            let skip = if !sandbox::is_root() {
+                Some("needs root to mount (run strata check as root)".to_string())
+            } else if let Err(why) = d.availability() {
+                Some(format!("unavailable: {why}"))
+            } else if needs_btrfs_store(d.name()) {
+                Some(
+                    "needs a btrfs store (a loop-mounted btrfs from strata_runtime::loopfs, \
+                     which is not in the runtime yet)"
+                        .to_string(),
+                )
+            } else {
+                None
+            };
+            Lane {
+                name: d.name().to_string(),
+                driver: *d,
+                skip,
+            }
+        })
+        .collect()
+}
+
+/// Drivers whose layers must live on a btrfs store (subvolumes and snapshots).
+fn needs_btrfs_store(name: &str) -> bool {
+    name == "btrfs"
+}
+
+/// Where the cases run: a tmpfs in a temporary directory, in the process's own private mount
+/// namespace; unmounted and removed on drop.
+pub struct Workspace {
+    dir: PathBuf,
+    tmpfs: PathBuf,
+    mounted: bool,
+}
+
+impl Workspace {
+    /// Enters a private mount namespace (this thread and the threads it starts) and mounts
+    /// the tmpfs.
+    pub fn new() -> Result<Workspace, String> {
+        sandbox::private_mount_namespace().map_err(|e| e.to_string())?;
+        let dir = std::env::temp_dir().join(format!(
+            "strata-check-{}",
+            strata_runtime::store::unique_id()
+        ));
+        let tmpfs = dir.join("tmpfs");
+        std::fs::create_dir_all(&tmpfs).map_err(|e| format!("{}: create: {e}", tmpfs.display()))?;
+        let mut w = Workspace {
+            dir,
+            tmpfs,
+            mounted: false,
+        };
+        nix::mount::mount(
+            Some("tmpfs"),
+            &w.tmpfs,
+            Some(WORKSPACE_FS.0),
+            nix::mount::MsFlags::empty(),
+            Some(WORKSPACE_FS.1),
+        )
+        .map_err(|e| format!("{}: mount tmpfs: {e}", w.tmpfs.display()))?;
+        w.mounted = true;
+        Ok(w)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.tmpfs, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs every case on every lane, `jobs` cases at a time; cells in case order, then lane
+/// order. Without root (or a workspace) every cell is a skip with the reason. `on_workspace`
+/// sees the stores' directory while it is mounted (to describe its filesystem).
+pub fn run_all(
+    cases: &[Case],
+    lanes: &[Lane],
+    jobs: usize,
+    on_workspace: &mut dyn FnMut(&Path),
+) -> Vec<Cell> {
+    let runnable = lanes.iter().any(|l| l.skip.is_none());
+    let ws = if runnable && !cases.is_empty() {
+        match Workspace::new() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                let why = format!("no workspace: {e}");
+                return all_skipped(cases, lanes, Some(&why));
+            }
+        }
+    } else {
+        None
+    };
+    let Some(ws) = ws else {
+        return all_skipped(cases, lanes, None);
+    };
+    on_workspace(&ws.tmpfs);
+    let results: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; cases.len()]);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(case) = cases.get(i) else { break };
+                    let dir = ws.tmpfs.join(format!("case-{i}"));
+                    // A thread per case: its mount namespace ends with it.
+                    let cells = std::thread::scope(|s2| {
+                        s2.spawn(|| run_case(case, lanes, &dir))
+                            .join()
+                            .unwrap_or_else(|p| {
+                                let why = panic_text(&p);
+                                lanes
+                                    .iter()
+                                    .map(|l| {
+                                        Cell::new(
+                                            &l.name,
+                                            &case.id,
+                                            Status::Fail,
+                                            Some(why.clone()),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                    });
+                    let _ = fsutil::remove_tree(&dir);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(cells);
+                    }
+                }
+            });
+        }
+    });
+    drop(ws);
+    let results = results.into_inner().unwrap_or_default();
+    results.into_iter().flatten().flatten().collect()
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "?".into());
+    format!("the check panicked: {msg}")
+}
+
+fn all_skipped(cases: &[Case], lanes: &[Lane], why: Option<&str>) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for c in cases {
+        for l in lanes {
+            let reason = why
+                .map(str::to_string)
+                .or_else(|| l.skip.clone())
+                .unwrap_or_else(|| "not run".into());
+            out.push(Cell::new(&l.name, &c.id, Status::Skip, Some(reason)));
+        }
+    }
+    out
+}
+
+/// The init layer of init-layer cases, and its change set with the file bytes (so the model
+/// can write to its files).
+fn init_layer(store: &Store) -> Result<(StoredLayer, ChangeSet), String> {
+    let init = InitLayer {
+        hostname: INIT_HOSTNAME.to_string(),
+        resolv_conf: INIT_RESOLV.to_vec(),
+    };
+    let stored = init.stored(store).map_err(|e| e.to_string())?;
+    let mut changes = Vec::new();
+    for d in strata_runtime::container::init_layer::DIRS {
+        changes.push(Change::Entry(Entry {
+            path: d.to_string(),
+            kind: EntryKind::Dir,
+            meta: Meta::mode(0o755),
+        }));
+    }
+    for (p, data) in [
+        ("etc/hostname", format!("{INIT_HOSTNAME}\n").into_bytes()),
+        ("etc/hosts", init.hosts().into_bytes()),
+        ("etc/resolv.conf", INIT_RESOLV.to_vec()),
+    ] {
+        changes.push(Change::Entry(Entry {
+            path: p.to_string(),
+            kind: EntryKind::File(FileData::from_bytes(data)),
+            meta: Meta::mode(0o644),
+        }));
+    }
+    let ours = ChangeSet { changes };
+    // The same entries as the stored layer's, or the model would check something else.
+    let theirs = stored.changes().map_err(|e| e.to_string())?;
+    let key = |c: &ChangeSet| -> Vec<String> {
+        // JSON leaves out the bytes a change set read from the store does not keep.
+        let mut v: Vec<String> = c
+            .changes
+            .iter()
+            .map(|x| serde_json::to_string(x).unwrap_or_default())
+            .collect();
+        v.sort();
+        v
+    };
+    if key(&ours) != key(&theirs) {
+        return Err(
+            "the init layer's entries are not the ones the check models (runtime changed?)".into(),
+        );
+    }
+    Ok((stored, ours))
+}
+
+/// Runs one case on every lane, in a private mount namespace of this thread.
+fn run_case(case: &Case, lanes: &[Lane], dir: &Path) -> Vec<Cell> {
+    let fail_all = |why: String| -> Vec<Cell> {
+        lanes
+            .iter()
+            .map(|l| match &l.skip {
+                Some(s) => Cell::new(&l.name, &case.id, Status::Skip, Some(s.clone())),
+                None => Cell::new(&l.name, &case.id, Status::Fail, Some(why.clone())),
+            })
+            .collect()
+    };
+    if let Err(e) = sandbox::private_mount_namespace() {
+        return fail_all(format!("private mount namespace: {e}"));
+    }
+    let store = match std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: create: {e}", dir.display()))
+        .and_then(|()| Store::open(&dir.join("root")).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => return fail_all(e),
+    };
+    // Import.
+    let mut layers = Vec::new();
+    let mut import_err = None;
+    for (i, l) in case.layers.iter().enumerate() {
+        let r = l
+            .to_tar()
+            .map_err(|e| format!("layer {i}: tar: {e}"))
+            .and_then(|tar| {
+                store
+                    .import_reader(&tar[..], Path::new(&format!("layer-{i}.tar")))
+                    .map(|imp| imp.layer)
+                    .map_err(|e| e.to_string())
+            });
+        match r {
+            Ok(s) => layers.push(s),
+            Err(e) => {
+                import_err = Some(e);
+                break;
+            }
+        }
+    }
+    match (&case.import_error, import_err) {
+        (Some(want), Some(got)) => {
+            let (status, detail) = if got.contains(want.as_str()) {
+                (Status::Pass, None)
+            } else {
+                (
+                    Status::Fail,
+                    Some(format!("import failed, but not with {want:?}: {got}")),
+                )
+            };
+            return lanes
+                .iter()
+                .map(|l| match &l.skip {
+                    Some(s) => Cell::new(&l.name, &case.id, Status::Skip, Some(s.clone())),
+                    None => Cell::new(&l.name, &case.id, status, detail.clone()),
+                })
+                .collect();
+        }
+        (Some(want), None) => {
+            return fail_all(format!(
+                "the layers imported, but the import must fail with {want:?}"
+            ));
+        }
+        (None, Some(got)) => return fail_all(format!("import: {got}")),
+        (None, None) => {}
+    }
+    let mut sets: Vec<ChangeSet> = case.layers.iter().map(|l| l.changeset()).collect();
+    if case.init_layer {
+        match init_layer(&store) {
+            Ok((stored, set)) => {
+                layers.push(stored);
+                sets.push(set);
+            }
+            Err(e) => return fail_all(format!("init layer: {e}")),
+        }
+    }
+    let oci = match expect::simulate(&sets, &Semantics::oci(), &case.steps) {
+        Ok(s) => s,
+        Err(e) => return fail_all(format!("catalog: the model refuses the layers: {e}")),
+    };
+    let contradictions = expect::self_check(case, &oci);
+    if !contradictions.is_empty() {
+        return fail_all(format!(
+            "catalog: the OCI model contradicts {}:\n  {}",
+            case.file,
+            contradictions.join("\n  ")
+        ));
+    }
+    let ctx = CaseCtx {
+        case,
+        store: &store,
+        dir,
+        layers: &layers,
+        sets: &sets,
+        oci: &oci,
+    };
+    let mut cells: Vec<Cell> = lanes
+        .iter()
+        .map(|l| match &l.skip {
+            Some(s) => Cell::new(&l.name, &case.id, Status::Skip, Some(s.clone())),
+            None => {
+                let (status, detail) = ctx.run_driver(l.driver);
+                Cell::new(&l.name, &case.id, status, detail)
+            }
+        })
+        .collect();
+    // Whatever a driver left mounted is its failure; detach it so nothing stays.
+    for (point, driver) in leftover_mounts(dir) {
+        let _ = nix::mount::umount2(point.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        for c in cells.iter_mut().filter(|c| c.driver == driver) {
+            let before = c
+                .detail
+                .take()
+                .map(|d| format!("\n{d}"))
+                .unwrap_or_default();
+            c.status = Status::Fail;
+            c.detail = Some(format!("left a mount behind at {point}{before}"));
+        }
+    }
+    cells
+}
+
+/// Mount points under `dir` in this thread's mount table, each with the driver whose target
+/// (`mnt-DRIVER`) it is under.
+fn leftover_mounts(dir: &Path) -> Vec<(String, String)> {
+    let Ok(table) = sandbox::mountinfo() else {
+        return Vec::new();
+    };
+    let prefix = format!("{}/", dir.display());
+    let mut out: Vec<(String, String)> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| p.starts_with(&prefix))
+        .map(|p| {
+            let driver = p[prefix.len()..]
+                .split('/')
+                .next()
+                .and_then(|c| c.strip_prefix("mnt-"))
+                .unwrap_or("")
+                .to_string();
+            (p, driver)
+        })
+        .collect();
+    // Deepest first, so a detach never hides another.
+    out.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
+    out
+}
+
+struct CaseCtx<'a> {
+    case: &'a Case,
+    store: &'a Store,
+    dir: &'a Path,
+    layers: &'a [StoredLayer],
+    sets: &'a [ChangeSet],
+    oci: &'a Sim,
+}
+
+/// Every switch of `sem` that differs from the OCI rules, as `name=value` (read from the
+/// Debug form, so a switch added to [`Semantics`] later is listed too).
+fn flag_diffs(sem: &Semantics) -> Vec<String> {
+    fn pairs(s: &Semantics) -> Vec<(String, String)> {
+        let d = format!("{s:?}");
+        let inner = d
+            .split_once('{')
+            .map(|(_, r)| r.trim_end_matches('}'))
+            .unwrap_or("");
+        inner
+            .split(',')
+            .filter_map(|kv| kv.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+    let oci = pairs(&Semantics::oci());
+    pairs(sem)
+        .into_iter()
+        .filter(|kv| !oci.contains(kv))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+/// The declared divergences in a driver's semantics, each with what it means.
+fn divergences(sem: &Semantics) -> Vec<(&'static str, &'static str, Semantics)> {
+    let oci = Semantics::oci();
+    let mut v = Vec::new();
+    if sem.dir_rename != oci.dir_rename {
+        v.push((
+            "dir_rename=false",
+            "rename of a lower directory fails with EXDEV",
+            Semantics {
+                dir_rename: sem.dir_rename,
+                ..oci
+            },
+        ));
+    }
+    if sem.hardlinks_kept != oci.hardlinks_kept {
+        v.push((
+            "hardlinks_kept=false",
+            "a hard link to a lower file splits when one name is changed",
+            Semantics {
+                hardlinks_kept: sem.hardlinks_kept,
+                ..oci
+            },
+        ));
+    }
+    if sem.follow_lower_symlinks != oci.follow_lower_symlinks {
+        v.push((
+            "follows_lower_symlinks=false",
+            "a layer's directory hides a lower symlink at the same path",
+            Semantics {
+                follow_lower_symlinks: sem.follow_lower_symlinks,
+                ..oci
+            },
+        ));
+    }
+    if sem.implied_dirs_keep_lower_attrs != oci.implied_dirs_keep_lower_attrs {
+        v.push((
+            "implied_dirs_keep_lower_attrs=false",
+            "a directory a layer only implies shows 0755 root, not the lower attributes",
+            Semantics {
+                implied_dirs_keep_lower_attrs: sem.implied_dirs_keep_lower_attrs,
+                ..oci
+            },
+        ));
+    }
+    v
+}
+
+/// At most this many difference lines in a detail.
+const MAX_LINES: usize = 40;
+
+fn lines(title: &str, v: &[String]) -> String {
+    let mut s = format!("{title}:");
+    for l in v.iter().take(MAX_LINES) {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    if v.len() > MAX_LINES {
+        s.push_str(&format!("\n  ... and {} more", v.len() - MAX_LINES));
+    }
+    s
+}
+
+impl CaseCtx<'_> {
+    fn run_driver(&self, d: &'static dyn Driver) -> (Status, Option<String>) {
+        let sem = d.capabilities().semantics();
+        let mut model_diffs = Vec::new();
+        let mut expect_diffs = Vec::new();
+        if let Err(e) = self.drive(d, &sem, &mut model_diffs, &mut expect_diffs) {
+            model_diffs.push(e);
+        }
+        if !model_diffs.is_empty() {
+            let mut detail = lines(
+                &format!(
+                    "differs from the model of {} (its declared semantics)",
+                    d.name()
+                ),
+                &model_diffs,
+            );
+            if !expect_diffs.is_empty() {
+                detail.push('\n');
+                detail.push_str(&lines("and from the case", &expect_diffs));
+            }
+            return (Status::Fail, Some(detail));
+        }
+        if expect_diffs.is_empty() {
+            return (Status::Pass, None);
+        }
+        // The driver does what its model says; does a declared divergence explain the rest?
+        // In play: the driver's model of this case differs from the OCI model.
+        let whole = expect::simulate(self.sets, &sem, &self.case.steps)
+            .map(|s| expect::sims_differ(&s, self.oci))
+            .unwrap_or(true);
+        let flags = flag_diffs(&sem);
+        // Named: each known divergence that alone changes the case; any other differing
+        // switch is listed as it is.
+        let mut in_play: Vec<String> = divergences(&sem)
+            .into_iter()
+            .filter(|(_, _, one)| {
+                expect::simulate(self.sets, one, &self.case.steps)
+                    .map(|s| expect::sims_differ(&s, self.oci))
+                    .unwrap_or(true)
+            })
+            .map(|(flag, what, _)| format!("{flag} ({what})"))
+            .collect();
+        if whole && in_play.is_empty() {
+            in_play = flags;
+        }
+        if !whole || in_play.is_empty() {
+            return (
+                Status::Fail,
+                Some(lines(
+                    "matches the driver's model but not the case (no declared divergence in play)",
+                    &expect_diffs,
+                )),
+            );
+        }
+        (
+            Status::Declared,
+            Some(lines(
+                &format!("declared: {}", in_play.join("; ")),
+                &expect_diffs,
+            )),
+        )
+    }
+
+    /// Mounts, acts, scans, commits; pushes differences from the model and from the case.
+    fn drive(
+        &self,
+        d: &'static dyn Driver,
+        sem: &Semantics,
+        model_diffs: &mut Vec<String>,
+        expect_diffs: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let name = d.name();
+        let fresh_model =
+            model::apply_with(self.sets, sem).map_err(|e| format!("model of {name}: {e}"))?;
+        let lowers_before = self.scan_lowers()?;
+        let target = self.dir.join(format!("mnt-{name}"));
+        std::fs::create_dir_all(&target)
+            .map_err(|e| format!("{}: create: {e}", target.display()))?;
+        let m = mounts::mount(self.store, d, self.layers.to_vec(), &target)
+            .map_err(|e| format!("mount: {e}"))?;
+        // 1. The fresh view.
+        let fresh = scan::scan(m.target()).map_err(|e| format!("scan: {e}"))?;
+        push_diffs(
+            model_diffs,
+            "fresh view",
+            &fresh_model.compare(&fresh, &CompareOptions::default()),
+        );
+        // 2. The actions, on the view and on the model.
+        let mut w = Writable::new(fresh_model, *sem);
+        let root = fsutil::open_dir(m.target()).map_err(|e| e.to_string())?;
+        let mut outs = Vec::new();
+        for (i, step) in self.case.steps.iter().enumerate() {
+            let want = expect::model_step(&mut w, step);
+            let got = match step {
+                Step::Op { op, .. } => StepOut::Op(ops_exec::run(root.as_fd(), op)),
+                Step::Read { path, .. } => {
+                    StepOut::Read(ops_exec::read(root.as_fd(), path).map(Some))
+                }
+            };
+            if !want.same(&got) {
+                model_diffs.push(format!(
+                    "action {i} ({step}): the model says {}, the view did {}",
+                    want.show(),
+                    got.show()
+                ));
+            }
+            if let StepOut::Op(Outcome::Done { touched: Some(p) }) = &want
+                && let Some(t) = ops_exec::mtime(root.as_fd(), p)
+                && let Some(inode) = w.tree.get_mut(p)
+            {
+                inode.meta.mtime = t; // the kernel's "now"
+            }
+            outs.push(got);
+        }
+        expect_diffs.extend(expect::check_steps(&self.case.steps, &outs));
+        // 3. The view after.
+        let view = scan::scan(m.target()).map_err(|e| format!("scan: {e}"))?;
+        push_diffs(
+            model_diffs,
+            "view after the actions",
+            &w.tree.compare(&view, &expect::after_ops(Vec::new())),
+        );
+        let read = |p: &str| ops_exec::read(root.as_fd(), p).ok();
+        expect_diffs.extend(expect::check_view(&self.case.view, &view, &read));
+        drop(root); // an open directory keeps the mount busy
+        // 4. The commit: as the case says, read back onto the layers it is the view.
+        let opts = CommitOptions {
+            exclude: if self.case.init_layer {
+                InitLayer::excluded()
+            } else {
+                Vec::new()
+            },
+        };
+        let mut tar = Vec::new();
+        let committed = m.commit_with(&opts, &mut tar);
+        let unmounted = m.unmount();
+        if unmounted.is_err() {
+            // Leave nothing mounted: the failure is reported all the same.
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+        }
+        committed.map_err(|e| format!("commit: {e}"))?;
+        unmounted.map_err(|e| format!("unmount: {e}"))?;
+        let items = tarlist::list(&tar)?;
+        let dups = tarlist::duplicates(&items);
+        if !dups.is_empty() {
+            model_diffs.push(format!(
+                "commit: names more than once (X-13): {}",
+                dups.join(", ")
+            ));
+        }
+        if let Some(c) = &self.case.commit {
+            expect_diffs.extend(tarlist::check(c, &items));
+        }
+        self.round_trip(sem, &tar, &view, model_diffs)?;
+        // 5. The lower layers never change.
+        let lowers_after = self.scan_lowers()?;
+        for (i, (a, b)) in lowers_before.iter().zip(&lowers_after).enumerate() {
+            push_diffs(
+                model_diffs,
+                &format!("lower layer {i} changed"),
+                &a.compare(b, &CompareOptions::default()),
+            );
+        }
+        let _ = std::fs::remove_dir(&target);
+        Ok(())
+    }
+
+    /// model(layers + commit) == the view (init-layer files aside: never committed).
+    fn round_trip(
+        &self,
+        sem: &Semantics,
+        tar: &[u8],
+        view: &Tree,
+        model_diffs: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let imported = self
+            .store
+            .import_reader(tar, Path::new("commit.tar"))
+            .map_err(|e| format!("the commit does not import: {e}"))?;
+        let mut with_commit = self.sets.to_vec();
+        with_commit.push(imported.layer.changes().map_err(|e| e.to_string())?);
+        let remodel = model::apply_with(&with_commit, sem)
+            .map_err(|e| format!("model of the commit: {e}"))?;
+        let ignore = if self.case.init_layer {
+            INIT_FILES.iter().map(|s| s.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        push_diffs(
+            model_diffs,
+            "commit round trip: model(layers + commit) vs the view",
+            &remodel.compare(view, &expect::after_ops(ignore)),
+        );
+        Ok(())
+    }
+
+    fn scan_lowers(&self) -> Result<Vec<Tree>, String> {
+        self.layers
+            .iter()
+            .map(|l| scan::scan(&l.fs()).map_err(|e| format!("scan lower layer: {e}")))
+            .collect()
+    }
+}
+
+fn push_diffs(out: &mut Vec<String>, what: &str, diffs: &[model::Mismatch]) {
+    out.extend(diffs.iter().map(|m| format!("{what}: {m}")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_differing_switch_is_named() {
+        assert!(flag_diffs(&Semantics::oci()).is_empty());
+        let sem = Semantics {
+            dir_rename: false,
+            hardlinks_kept: false,
+            ..Semantics::oci()
+        };
+        assert_eq!(
+            flag_diffs(&sem),
+            vec!["dir_rename=false", "hardlinks_kept=false"]
+        );
+        assert_eq!(divergences(&sem).len(), 2);
+    }
+}

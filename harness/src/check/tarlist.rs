@@ -1,0 +1,228 @@
+//! A committed layer tar as a list of entries, and the checks of a case's `[expect.commit]`.
+//!
+//! Entries render like `tar -tv` without the columns: `d/` a directory, `f` a file,
+//! `l -> target` a symlink, `b link to a` a hard link, `c (char 1:3)`, `b (block 7:0)`,
+//! `p (fifo)`; whiteouts and opaque markers are files named `.wh.NAME` and `.wh..wh..opq`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use strata_runtime::model::Timespec;
+use tar::EntryType;
+
+use super::case::{CommitCheck, DetailCheck, KindCheck};
+use super::show_bytes;
+
+/// One entry of a tar, as written.
+#[derive(Clone, Debug)]
+pub struct TarItem {
+    /// The name as stored (directories end in `/`).
+    pub name: String,
+    pub kind: KindCheck,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: Timespec,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub data: Vec<u8>,
+}
+
+impl TarItem {
+    /// `tar -t` with the kind: see the module doc.
+    pub fn render(&self) -> String {
+        match &self.kind {
+            KindCheck::Symlink(t) => format!("{} -> {}", self.name, t.as_deref().unwrap_or("")),
+            KindCheck::HardLink(t) => {
+                format!("{} link to {}", self.name, t.as_deref().unwrap_or(""))
+            }
+            KindCheck::CharDev(Some((a, b))) => format!("{} (char {a}:{b})", self.name),
+            KindCheck::BlockDev(Some((a, b))) => format!("{} (block {a}:{b})", self.name),
+            KindCheck::Fifo => format!("{} (fifo)", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// Reads every entry of an uncompressed tar.
+pub fn list(tar_bytes: &[u8]) -> Result<Vec<TarItem>, String> {
+    let mut a = tar::Archive::new(tar_bytes);
+    let mut out = Vec::new();
+    let entries = a.entries().map_err(|e| format!("commit tar: {e}"))?;
+    for e in entries {
+        let mut e = e.map_err(|e| format!("commit tar: {e}"))?;
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let h = e.header().clone();
+        let link = e
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let dev = || {
+            Some((
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            ))
+        };
+        let kind = match h.entry_type() {
+            EntryType::Regular | EntryType::Continuous => KindCheck::File,
+            EntryType::Directory => KindCheck::Dir,
+            EntryType::Symlink => KindCheck::Symlink(link),
+            EntryType::Link => KindCheck::HardLink(link),
+            EntryType::Char => KindCheck::CharDev(dev()),
+            EntryType::Block => KindCheck::BlockDev(dev()),
+            EntryType::Fifo => KindCheck::Fifo,
+            other => {
+                return Err(format!(
+                    "commit tar: {name}: unexpected entry type {other:?}"
+                ));
+            }
+        };
+        let mut mtime = Timespec::new(h.mtime().unwrap_or(0) as i64, 0);
+        let mut xattrs = BTreeMap::new();
+        if let Ok(Some(pax)) = e.pax_extensions() {
+            for x in pax.flatten() {
+                let (Ok(k), v) = (x.key(), x.value_bytes()) else {
+                    continue;
+                };
+                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                    xattrs.insert(name.to_string(), v.to_vec());
+                } else if k == "mtime"
+                    && let Some(t) = x.value().ok().and_then(parse_pax_time)
+                {
+                    mtime = t;
+                }
+            }
+        }
+        let mut data = Vec::new();
+        if kind == KindCheck::File {
+            e.read_to_end(&mut data)
+                .map_err(|err| format!("commit tar: {name}: {err}"))?;
+        }
+        out.push(TarItem {
+            name,
+            kind,
+            mode: h.mode().unwrap_or(0) & 0o7777,
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            size: h.size().unwrap_or(0),
+            mtime,
+            xattrs,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_pax_time(v: &str) -> Option<Timespec> {
+    let (s, ns) = v.split_once('.').unwrap_or((v, ""));
+    let sec = s.parse().ok()?;
+    let ns: String = ns.chars().take(9).collect();
+    let nsec = if ns.is_empty() {
+        0
+    } else {
+        format!("{ns:0<9}").parse().ok()?
+    };
+    Some(Timespec::new(sec, nsec))
+}
+
+/// Names a tar holds more than once (OCI forbids it: X-13).
+pub fn duplicates(items: &[TarItem]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut dup = BTreeSet::new();
+    for i in items {
+        let n = i.name.trim_end_matches('/').to_string();
+        if !seen.insert(n.clone()) {
+            dup.insert(n);
+        }
+    }
+    dup.into_iter().collect()
+}
+
+/// Every way `items` misses the case's commit expectation, one line each.
+pub fn check(c: &CommitCheck, items: &[TarItem]) -> Vec<String> {
+    let mut out = Vec::new();
+    let rendered: Vec<String> = items.iter().map(TarItem::render).collect();
+    if let Some(want) = &c.entries
+        && *want != rendered
+    {
+        out.push(format!(
+            "commit entries: expected [{}] got [{}]",
+            want.join(", "),
+            rendered.join(", ")
+        ));
+    }
+    let names: BTreeSet<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    for n in &c.includes {
+        if !names.contains(n.as_str()) {
+            out.push(format!(
+                "commit: {n} missing (entries: [{}])",
+                rendered.join(", ")
+            ));
+        }
+    }
+    for n in &c.excludes {
+        if names.contains(n.as_str()) {
+            out.push(format!("commit: {n} must not be in the layer"));
+        }
+    }
+    for d in &c.details {
+        match items.iter().find(|i| i.name == d.name) {
+            None if d.optional => {}
+            None => out.push(format!(
+                "commit: {} missing (entries: [{}])",
+                d.name,
+                rendered.join(", ")
+            )),
+            Some(i) => detail(d, i, &mut out),
+        }
+    }
+    out
+}
+
+fn detail(d: &DetailCheck, i: &TarItem, out: &mut Vec<String>) {
+    let mut bad = |field: &str, want: String, got: String| {
+        if want != got {
+            out.push(format!(
+                "commit: {}: {field} expected {want} got {got}",
+                i.name
+            ));
+        }
+    };
+    if let Some(k) = &d.kind {
+        let same_kind = k.name() == i.kind.name();
+        let detail_given = match k {
+            KindCheck::Symlink(t) | KindCheck::HardLink(t) => t.is_some(),
+            KindCheck::CharDev(x) | KindCheck::BlockDev(x) => x.is_some(),
+            _ => false,
+        };
+        if !same_kind || (detail_given && *k != i.kind) {
+            bad("type", format!("{k:?}"), format!("{:?}", i.kind));
+        }
+    }
+    if let Some(m) = d.mode {
+        bad("mode", format!("{m:04o}"), format!("{:04o}", i.mode));
+    }
+    if let Some((u, g)) = d.owner {
+        bad("owner", format!("{u}:{g}"), format!("{}:{}", i.uid, i.gid));
+    }
+    if let Some(s) = d.size {
+        bad("size", s.to_string(), i.size.to_string());
+    }
+    if let Some(t) = d.mtime {
+        bad("mtime", t.to_string(), i.mtime.to_string());
+    }
+    if let Some(c) = &d.content {
+        bad("content", show_bytes(c), show_bytes(&i.data));
+    }
+    if let Some(x) = &d.xattrs {
+        bad("xattrs", show_xattrs(x), show_xattrs(&i.xattrs));
+    }
+}
+
+/// `{k=v, ...}` with printable values as text, others as hex.
+pub fn show_xattrs(x: &BTreeMap<String, Vec<u8>>) -> String {
+    let parts: Vec<String> = x
+        .iter()
+        .map(|(k, v)| format!("{k}={}", show_bytes(v)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}

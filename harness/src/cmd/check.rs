@@ -1,0 +1,67 @@
+//! `strata check`: the conformance catalog on every available driver.
+
+use std::process::ExitCode;
+
+use strata_reports::record::Status;
+use strata_runtime::Error;
+
+use super::Ctx;
+use crate::check::{self, catalog, record, table};
+use crate::cli::CheckArgs;
+use crate::output::CmdResult;
+
+pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
+    if a.json_file.is_some() && !ctx.json {
+        return Err(Error::Usage(format!(
+            "{}: a record file is given as `--json FILE`",
+            a.json_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let cat = match &a.cases {
+        Some(dir) => catalog::from_dir(dir).map_err(Error::Usage)?,
+        None => catalog::embedded(),
+    };
+    let plan = check::plan(cat, &a.driver, &a.only);
+    for e in &plan.errors {
+        eprintln!("strata: error: {e}");
+    }
+    // The runner: this host, with the filesystem the cases' stores are on.
+    let mut runner = None;
+    let cells = check::execute(
+        &plan,
+        a.jobs.unwrap_or_else(check::default_jobs),
+        &mut |dir| runner = Some(crate::runner::runner(dir)),
+    );
+    let runner = runner.unwrap_or_else(|| crate::runner::runner(&std::env::temp_dir()));
+    let rec = record::record(&cells, runner);
+    let failed = cells.iter().any(|c| c.status == Status::Fail);
+    let mut ok = plan.errors.is_empty() && !failed;
+    let json = rec
+        .to_json_pretty()
+        .map_err(|e| Error::Usage(format!("JSON output: {e}")))?;
+    match (&a.json_file, ctx.json) {
+        (None, true) => println!("{json}"),
+        (file, _) => {
+            if !plan.columns.is_empty() {
+                print!("{}", table::render(&plan.cases, &plan.columns, &cells));
+            }
+            if let Some(f) = file
+                && let Err(e) = std::fs::write(f, format!("{json}\n"))
+            {
+                eprintln!(
+                    "strata: error: {}: cannot write the record: {e}",
+                    f.display()
+                );
+                ok = false;
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
