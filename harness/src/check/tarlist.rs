@@ -226,3 +226,72 @@ pub fn show_xattrs(x: &BTreeMap<String, Vec<u8>>) -> String {
         .collect();
     format!("{{{}}}", parts.join(", "))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use strata_runtime::fixture::Layer;
+
+    #[test]
+    fn entries_render_like_tar_tv_and_are_checked() {
+        let tar = Layer::new()
+            .whiteout("gone")
+            .dir("d")
+            .mode(0o750)
+            .file("d/f", "data")
+            .hardlink("d/g", "d/f")
+            .symlink("l", "../x")
+            .chardev("c", 1, 3)
+            .fifo("p")
+            .opaque("d")
+            .to_tar()
+            .unwrap();
+        let items = list(&tar).unwrap();
+        let shown: Vec<String> = items.iter().map(TarItem::render).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ".wh.gone",
+                "d/",
+                "d/f",
+                "d/g link to d/f",
+                "l -> ../x",
+                "c (char 1:3)",
+                "p (fifo)",
+                "d/.wh..wh..opq"
+            ]
+        );
+        let ok = CommitCheck {
+            entries: Some(shown.clone()),
+            includes: vec!["d/".into()],
+            excludes: vec!["e".into()],
+            details: vec![DetailCheck {
+                name: "d/".into(),
+                mode: Some(0o750),
+                ..DetailCheck::default()
+            }],
+        };
+        assert!(check(&ok, &items).is_empty(), "{:?}", check(&ok, &items));
+        let bad = CommitCheck {
+            entries: Some(vec!["d/".into()]),
+            includes: vec!["x".into()],
+            excludes: vec!["d/f".into()],
+            details: vec![
+                DetailCheck {
+                    name: ".wh.gone".into(),
+                    size: Some(1),
+                    ..DetailCheck::default()
+                },
+                DetailCheck {
+                    name: "absent".into(),
+                    optional: true,
+                    ..DetailCheck::default()
+                },
+            ],
+        };
+        let misses = check(&bad, &items);
+        assert_eq!(misses.len(), 4, "{misses:#?}");
+        assert!(duplicates(&items).is_empty());
+    }
+}
