@@ -136,8 +136,6 @@ impl Outcome {
 pub struct Writable {
     pub tree: Tree,
     lower: HashSet<Ino>,
-    /// Lower directories a change has copied up already.
-    dirs_up: HashSet<Ino>,
     sem: Semantics,
 }
 
@@ -147,12 +145,7 @@ impl Writable {
     /// The view of `tree` (the merged layers) with a fresh writable layer.
     pub fn new(tree: Tree, sem: Semantics) -> Self {
         let lower = tree.iter().filter_map(|(p, _)| tree.ino(p)).collect();
-        Writable {
-            tree,
-            lower,
-            dirs_up: HashSet::new(),
-            sem,
-        }
+        Writable { tree, lower, sem }
     }
 
     /// The real path of `path`'s parent directory and `path`'s last name.
@@ -232,33 +225,6 @@ impl Writable {
         self.tree.insert(full, inode);
     }
 
-    /// Copies up the lower directories on the way to `full` (the root is always upper), and
-    /// `full` itself when `itself` and it is a directory: a change there needs them in the
-    /// writable layer. Only their attributes can change: under the declared semantics the
-    /// copies lose setuid and setgid.
-    fn copy_up_dirs(&mut self, full: &str, itself: bool) {
-        if self.sem.dir_copy_up_keeps_setid {
-            return;
-        }
-        let mut dirs: Vec<&str> = full.match_indices('/').map(|(i, _)| &full[..i]).collect();
-        if itself {
-            dirs.push(full);
-        }
-        for d in dirs {
-            let Some(ino) = self.tree.ino(d) else {
-                continue;
-            };
-            if !self.lower.contains(&ino) || !self.dirs_up.insert(ino) {
-                continue;
-            }
-            if let Some(i) = self.tree.get_mut(d)
-                && i.kind.is_dir()
-            {
-                i.meta.mode &= !0o6000;
-            }
-        }
-    }
-
     /// The metadata of a new inode made in directory `dir` by root: mode as given, uid 0,
     /// and the directory's group when it is setgid (0 otherwise).
     fn new_meta(&self, dir: &str, mode: u32) -> Meta {
@@ -291,7 +257,6 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, *mode);
                 self.tree.insert(
                     &full,
@@ -316,7 +281,6 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Symlink { .. })) {
                     return Err(EOPNOTSUPP);
                 }
-                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mode = mode & 0o7777;
@@ -325,7 +289,6 @@ impl Writable {
             }
             Op::Chown { path, uid, gid } => {
                 let full = self.existing(path)?;
-                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.uid = *uid;
@@ -344,7 +307,6 @@ impl Writable {
             }
             Op::SetMtime { path, mtime } => {
                 let full = self.existing(path)?;
-                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mtime = *mtime;
@@ -356,7 +318,6 @@ impl Writable {
                 if !matches!(self.kind(&full), Some(Kind::File(_) | Kind::Dir)) {
                     return Err(EPERM); // user.* xattrs exist only on files and directories
                 }
-                self.copy_up_dirs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.xattrs.insert(key.clone(), value.clone());
@@ -368,7 +329,6 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Dir)) {
                     return Err(EISDIR);
                 }
-                self.copy_up_dirs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -380,7 +340,6 @@ impl Writable {
                 if !self.tree.children(&full).is_empty() {
                     return Err(ENOTEMPTY);
                 }
-                self.copy_up_dirs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -390,7 +349,6 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, *mode);
                 self.tree.insert(
                     &full,
@@ -417,8 +375,6 @@ impl Writable {
                 if matches!(self.kind(&src), Some(Kind::Dir)) {
                     return Err(EPERM);
                 }
-                self.copy_up_dirs(&src, false);
-                self.copy_up_dirs(&dst, false);
                 self.copy_up(&src);
                 let ino = self.tree.ino(&src).ok_or(ENOENT)?;
                 self.tree.link(&dst, ino);
@@ -430,7 +386,6 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                self.copy_up_dirs(&full, false);
                 let meta = self.new_meta(&dir, 0o777);
                 self.tree.insert(
                     &full,
@@ -455,7 +410,6 @@ impl Writable {
             Some(Kind::File(_)) => {}
             _ => return Ok(Outcome::Skipped),
         }
-        self.copy_up_dirs(&full, false);
         self.copy_up(&full);
         let Some(i) = self.tree.get_mut(&full) else {
             return Err(ENOENT);
@@ -516,8 +470,6 @@ impl Writable {
         if dkind.as_ref().is_some_and(Kind::is_dir) && !self.tree.children(&dst).is_empty() {
             return Err(ENOTEMPTY);
         }
-        self.copy_up_dirs(&src, false);
-        self.copy_up_dirs(&dst, false);
         self.copy_up(&src);
         self.tree.remove_subtree(&dst);
         self.tree.rename_subtree(&src, &dst);
