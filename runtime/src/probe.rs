@@ -77,7 +77,11 @@ pub fn probe(store_root: &Path) -> Probe {
         privileged: rustix::process::geteuid().is_root(),
         overlay: overlay(store_root),
         filesystems: fs::read_to_string("/proc/filesystems")
-            .map(|s| s.lines().filter_map(|l| l.split_whitespace().last().map(str::to_string)).collect())
+            .map(|s| {
+                s.lines()
+                    .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -86,8 +90,10 @@ fn os_name() -> String {
     fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".into())
 }
@@ -119,7 +125,7 @@ fn mem_total() -> u64 {
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 fn fs_magic(p: &str) -> Option<i64> {
-    rustix::fs::statfs(p).ok().map(|s| s.f_type as i64)
+    rustix::fs::statfs(p).ok().map(|s| s.f_type)
 }
 
 /// `v2` (a cgroup2 at /sys/fs/cgroup), `hybrid` (v1 controllers plus cgroup2 at
@@ -129,7 +135,9 @@ pub fn cgroup_mode() -> &'static str {
         "v2"
     } else if fs_magic("/sys/fs/cgroup/unified") == Some(CGROUP2_SUPER_MAGIC) {
         "hybrid"
-    } else if Path::new("/sys/fs/cgroup/memory").exists() || Path::new("/sys/fs/cgroup/pids").exists() {
+    } else if Path::new("/sys/fs/cgroup/memory").exists()
+        || Path::new("/sys/fs/cgroup/pids").exists()
+    {
         "v1"
     } else {
         "none"
@@ -144,8 +152,12 @@ pub fn fs_info(path: &Path) -> FsInfo {
     if let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") {
         for line in mi.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
-            let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
-            let (Some(mp), Some(fstype)) = (fields.get(4), fields.get(sep + 1)) else { continue };
+            let Some(sep) = fields.iter().position(|f| *f == "-") else {
+                continue;
+            };
+            let (Some(mp), Some(fstype)) = (fields.get(4), fields.get(sep + 1)) else {
+                continue;
+            };
             let mp = mp.replace("\\040", " ");
             if abs.starts_with(&mp) && mp.len() >= best.mount_point.len() {
                 best = FsInfo {
@@ -163,10 +175,16 @@ pub fn fs_info(path: &Path) -> FsInfo {
 
 /// Tries FICLONE between two scratch files in `dir`; `None` when it cannot even try.
 pub fn can_reflink(dir: &Path) -> Option<bool> {
-    let dir = if dir.is_dir() { dir.to_path_buf() } else { dir.parent()?.to_path_buf() };
+    let dir = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        dir.parent()?.to_path_buf()
+    };
     let a = tempfile_in(&dir, "a")?;
     let b = tempfile_in(&dir, "b");
-    let result = b.as_ref().map(|(_, bf)| rustix::fs::ioctl_ficlone(bf, &a.1).is_ok());
+    let result = b
+        .as_ref()
+        .map(|(_, bf)| rustix::fs::ioctl_ficlone(bf, &a.1).is_ok());
     let _ = fs::remove_file(&a.0);
     if let Some((p, _)) = &b {
         let _ = fs::remove_file(p);
@@ -176,7 +194,12 @@ pub fn can_reflink(dir: &Path) -> Option<bool> {
 
 fn tempfile_in(dir: &Path, tag: &str) -> Option<(std::path::PathBuf, fs::File)> {
     let p = dir.join(format!(".strata-probe-{tag}-{}", crate::store::unique_id()));
-    let mut f = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&p).ok()?;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .ok()?;
     use std::io::Write;
     let _ = f.write_all(&[0u8; 4096]);
     Some((p, f))
@@ -191,20 +214,29 @@ fn overlay(store_root: &Path) -> OverlayProbe {
     if let Ok(entries) = fs::read_dir("/sys/module/overlay/parameters") {
         for e in entries.flatten() {
             if let Some(v) = read_trim(&e.path().display().to_string()) {
-                o.params.insert(e.file_name().to_string_lossy().into_owned(), v);
+                o.params
+                    .insert(e.file_name().to_string_lossy().into_owned(), v);
             }
         }
     }
     if o.available && rustix::process::geteuid().is_root() {
         // An fs context accepts or refuses each option: nothing is mounted.
-        let dir = if store_root.is_dir() { store_root.to_path_buf() } else { std::env::temp_dir() };
-        o.lowerdir_plus = fs_context_accepts(|fs| rustix::mount::fsconfig_set_string(fs, "lowerdir+", dir.as_path()));
+        let dir = if store_root.is_dir() {
+            store_root.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        o.lowerdir_plus = fs_context_accepts(|fs| {
+            rustix::mount::fsconfig_set_string(fs, "lowerdir+", dir.as_path())
+        });
         o.userxattr = fs_context_accepts(|fs| rustix::mount::fsconfig_set_flag(fs, "userxattr"));
     }
     o
 }
 
-fn fs_context_accepts(f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> rustix::io::Result<()>) -> Option<bool> {
+fn fs_context_accepts(
+    f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> rustix::io::Result<()>,
+) -> Option<bool> {
     use std::os::fd::AsFd;
     let fs = rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
     Some(f(fs.as_fd()).is_ok())
