@@ -24,8 +24,12 @@ pub fn runner(store_root: &Path) -> Runner {
 
 /// A probe in the record's shape.
 pub fn from_probe(p: &Probe) -> Runner {
-    let mut overlay_params: std::collections::BTreeMap<String, serde_json::Value> =
-        p.overlay.params.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect();
+    let mut overlay_params: std::collections::BTreeMap<String, serde_json::Value> = p
+        .overlay
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+        .collect();
     if let Some(b) = p.overlay.lowerdir_plus {
         overlay_params.insert("lowerdir_plus".into(), b.into());
     }

@@ -164,7 +164,10 @@ fn json_output_is_machine_readable() {
     assert_eq!(v[0]["reused"], true);
     let v: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "drivers"])).unwrap();
     let drivers = v["drivers"].as_array().unwrap();
-    let names: Vec<&str> = drivers.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = drivers
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
     for n in ["overlay", "copy", "aufs"] {
         assert!(names.contains(&n), "{names:?}");
     }

@@ -11,7 +11,12 @@ fn fixtures() -> PathBuf {
 
 fn strata(args: &[&str]) -> Output {
     let root = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_strata")).arg("--root").arg(root.path()).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root.path())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn s(p: &Path) -> String {
@@ -37,8 +42,16 @@ fn a_report_from_criterion_output_and_two_runners() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["charts"].as_array().unwrap().len() >= 5, "{v}");
-    let runners: Vec<&str> = v["runners"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert!(runners.contains(&"runner-a") && runners.contains(&"runner-b"), "{runners:?}");
+    let runners: Vec<&str> = v["runners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        runners.contains(&"runner-a") && runners.contains(&"runner-b"),
+        "{runners:?}"
+    );
     for f in ["index.html", "REPORT.md"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
@@ -64,17 +77,32 @@ fn the_regression_gate_fails_on_a_slowdown_and_passes_on_noise() {
     let slow = run("slow.json", "slow");
     let err = String::from_utf8_lossy(&slow.stderr);
     assert_eq!(slow.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("strata: error: 1 benchmark(s) got slower"), "{err}");
-    assert!(String::from_utf8_lossy(&slow.stdout).contains("union_prepare/overlay_mount2/layers=16"));
+    assert!(
+        err.starts_with("strata: error: 1 benchmark(s) got slower"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&slow.stdout).contains("union_prepare/overlay_mount2/layers=16")
+    );
     let noise = run("noise.json", "noise");
-    assert!(noise.status.success(), "{}", String::from_utf8_lossy(&noise.stderr));
+    assert!(
+        noise.status.success(),
+        "{}",
+        String::from_utf8_lossy(&noise.stderr)
+    );
 }
 
 #[test]
 fn bad_input_is_one_line_naming_the_file() {
     let bad = fixtures().join("bad/truncated.json");
     let out = tempfile::tempdir().unwrap();
-    let o = strata(&["report", "--results", &s(&bad), "--out", &s(&out.path().join("r"))]);
+    let o = strata(&[
+        "report",
+        "--results",
+        &s(&bad),
+        "--out",
+        &s(&out.path().join("r")),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -23,18 +23,45 @@ fn run_accepts_an_image_reference() {
     sandbox::private_mount_namespace().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p);
-    let strata = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_strata")).arg("--root").arg(d("root")).args(args).output().unwrap();
+    let strata = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(d("root"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
     let rootfs = d("rootfs");
-    let o = strata(&["rootfs", "from-host", "--out", &rootfs.display().to_string(), "/bin/sh", "/bin/true"]);
+    let o = strata(&[
+        "rootfs",
+        "from-host",
+        "--out",
+        &rootfs.display().to_string(),
+        "/bin/sh",
+        "/bin/true",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::create_dir(d("work")).unwrap();
     let u = Umoci::init(&d("layout"), &d("work"));
     u.layer("empty", "v1", |r: &Path| {
-        run(Command::new("cp").arg("-a").arg(format!("{}/.", rootfs.display())).arg(r));
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", rootfs.display()))
+            .arg(r));
     });
     let o = strata(&["image", "import", &u.image("v1"), "--name", "demo:v1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = strata(&["run", "demo:v1", "--", "/bin/sh", "-c", "read h < /etc/hostname; echo hello from $h"]);
+    let o = strata(&[
+        "run",
+        "demo:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "read h < /etc/hostname; echo hello from $h",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hello from strata");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello from strata"
+    );
 }

@@ -45,10 +45,17 @@ fn with_world(f: impl FnOnce(&World) -> Result<(), TestCaseError>) -> Result<(),
             }
             // This thread's mount table stands for the host's: the runs must leave it as is.
             sandbox::private_mount_namespace().unwrap();
-            let dir = tempfile::Builder::new().prefix("strata-prop-run-").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("strata-prop-run-")
+                .tempdir()
+                .unwrap();
             let store = Store::open(&dir.path().join("root")).unwrap();
             let image = image(&store, dir.path());
-            Some(World { _dir: dir, store, image })
+            Some(World {
+                _dir: dir,
+                store,
+                image,
+            })
         });
         match w {
             Some(w) => f(w),
@@ -60,7 +67,9 @@ fn with_world(f: impl FnOnce(&World) -> Result<(), TestCaseError>) -> Result<(),
 fn config() -> Config {
     Config {
         cases: strata_properties::cases(24),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/runtime.txt"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/runtime.txt",
+        ))),
         ..Config::default()
     }
 }

@@ -82,7 +82,13 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
             }
         }
         let p = &r.probe;
-        s.push_str(&format!("\nkernel           {} ({}; {} cores, {} MiB)\n", p.kernel, p.os, p.cores, p.memory >> 20));
+        s.push_str(&format!(
+            "\nkernel           {} ({}; {} cores, {} MiB)\n",
+            p.kernel,
+            p.os,
+            p.cores,
+            p.memory >> 20
+        ));
         s.push_str(&format!("cgroups          {}\n", p.cgroup));
         s.push_str(&format!(
             "store            {} on {} ({}), reflink {}\n",
@@ -96,7 +102,11 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
         let params: Vec<String> = o.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         s.push_str(&format!(
             "overlay          {}; lowerdir+ {}; userxattr {}; at most {} layers\n",
-            if o.available { "in the kernel" } else { "not in the kernel" },
+            if o.available {
+                "in the kernel"
+            } else {
+                "not in the kernel"
+            },
             yes_no(o.lowerdir_plus),
             yes_no(o.userxattr),
             o.max_layers

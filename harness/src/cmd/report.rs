@@ -52,7 +52,12 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> CmdResult<ExitCode> {
         regressions: summary
             .regressions()
             .iter()
-            .map(|c| Slower { id: c.id.clone(), runner: c.runner.clone(), change_pct: c.change_pct, lower_change_pct: c.lower_change_pct })
+            .map(|c| Slower {
+                id: c.id.clone(),
+                runner: c.runner.clone(),
+                change_pct: c.change_pct,
+                lower_change_pct: c.lower_change_pct,
+            })
             .collect(),
     };
     emit(ctx.json, &json, |_| summary.to_string())?;

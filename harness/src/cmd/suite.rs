@@ -47,8 +47,10 @@ fn err(msg: impl Into<String>) -> strata_runtime::Error {
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.set_prefix(what.to_string());
     pb
@@ -60,18 +62,28 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     strata_runtime::sandbox::private_mount_namespace()?;
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| strata_runtime::Error::io("create", out, e))?;
-    let out = std::fs::canonicalize(out).map_err(|e| strata_runtime::Error::io("resolve", out, e))?;
+    let out =
+        std::fs::canonicalize(out).map_err(|e| strata_runtime::Error::io("resolve", out, e))?;
     let store = ctx.store()?;
     let mut record = ResultRecord::new(crate::runner::runner(store.root()));
     record.tool = Some(Tool {
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
         commit: git_commit(),
     });
-    eprintln!("strata suite: runner {} ({} profile), results in {}", record.runner.id, if a.quick { "quick" } else { "full" }, out.display());
+    eprintln!(
+        "strata suite: runner {} ({} profile), results in {}",
+        record.runner.id,
+        if a.quick { "quick" } else { "full" },
+        out.display()
+    );
 
     // 1. Conformance: `strata check` in a process of its own.
     record.conformance = conformance(ctx, &out)?;
-    let failed = record.conformance.iter().filter(|c| c.status == Status::Fail).count();
+    let failed = record
+        .conformance
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .count();
 
     // 2. The phases of a container start, and each driver's disk use.
     record.phases = phases(&store);
@@ -90,8 +102,11 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
 
     // 4. The record and the report.
     let result = out.join("result.json");
-    let json = record.to_json_pretty().map_err(|e| err(format!("result record: {e}")))?;
-    std::fs::write(&result, json + "\n").map_err(|e| strata_runtime::Error::io("write", &result, e))?;
+    let json = record
+        .to_json_pretty()
+        .map_err(|e| err(format!("result record: {e}")))?;
+    std::fs::write(&result, json + "\n")
+        .map_err(|e| strata_runtime::Error::io("write", &result, e))?;
     let mut opts = ReportOptions::new(out.join("report"));
     opts.results = vec![result.clone()];
     let summary = build_report(&opts).map_err(|e| err(e.to_string()))?;
@@ -104,20 +119,32 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         summary.index_html.display()
     );
     if failed > 0 {
-        return Err(err(format!("{failed} conformance case(s) failed (see {})", out.join("check.json").display())));
+        return Err(err(format!(
+            "{failed} conformance case(s) failed (see {})",
+            out.join("check.json").display()
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn git_commit() -> Option<String> {
     let dir = workspace()?;
-    let o = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 /// The strata source tree this binary was built from, when it is still there.
 fn workspace() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.to_path_buf();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
     dir.join("benches/Cargo.toml").exists().then_some(dir)
 }
 
@@ -141,7 +168,10 @@ fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<Vec<Conformance>> {
     pb.finish_and_clear();
     eprint!("{}", String::from_utf8_lossy(&o.stdout));
     if !file.exists() {
-        return Err(err(format!("strata check wrote no record: {}", String::from_utf8_lossy(&o.stderr).trim())));
+        return Err(err(format!(
+            "strata check wrote no record: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
     }
     let rec = ResultRecord::read(&file).map_err(|e| err(e.to_string()))?;
     Ok(rec.conformance)
@@ -150,7 +180,10 @@ fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<Vec<Conformance>> {
 /// Medians over a few starts of /bin/true (overlay, pivot_root, mount+uts+ipc+pid) of each
 /// phase; one record per run.
 fn phases(store: &Store) -> Vec<Phase> {
-    let dir = match tempfile::Builder::new().prefix("strata-suite-rootfs-").tempdir() {
+    let dir = match tempfile::Builder::new()
+        .prefix("strata-suite-rootfs-")
+        .tempdir()
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("strata suite: phases SKIPPED: {e}");
@@ -158,7 +191,11 @@ fn phases(store: &Store) -> Vec<Phase> {
         }
     };
     let tar = dir.path().join("rootfs.tar");
-    let built = strata_runtime::rootfs::from_host_tar(&dir.path().join("rootfs"), &["/bin/true".to_string()], &tar);
+    let built = strata_runtime::rootfs::from_host_tar(
+        &dir.path().join("rootfs"),
+        &["/bin/true".to_string()],
+        &tar,
+    );
     let layer = match built.and_then(|_| store.import_path(&tar)) {
         Ok(i) => i.layer.info.diff_id.to_string(),
         Err(e) => {
@@ -171,7 +208,12 @@ fn phases(store: &Store) -> Vec<Phase> {
     let pb = bar(runs, "phases");
     for run in 0..runs {
         let mut spec = ContainerSpec::new(vec![layer.clone()], vec!["/bin/true".into()]);
-        spec.namespaces = Namespaces::of(&[Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Pid]);
+        spec.namespaces = Namespaces::of(&[
+            Namespace::Mount,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Pid,
+        ]);
         match container::run(store, spec) {
             Ok(o) => {
                 for s in &o.timings.spans {
@@ -202,12 +244,19 @@ fn disk(store: &Store) -> Vec<Disk> {
         .map(|i| {
             let mut l = Layer::new().dir("data");
             for f in 0..8u8 {
-                l = l.file(&format!("data/l{i}-f{f}"), vec![i.wrapping_mul(31).wrapping_add(f); 1 << 20]);
+                l = l.file(
+                    &format!("data/l{i}-f{f}"),
+                    vec![i.wrapping_mul(31).wrapping_add(f); 1 << 20],
+                );
             }
             l
         })
         .filter_map(|l| l.to_tar().ok())
-        .filter_map(|t| store.import_reader(&t[..], Path::new("suite-disk.tar")).ok())
+        .filter_map(|t| {
+            store
+                .import_reader(&t[..], Path::new("suite-disk.tar"))
+                .ok()
+        })
         .map(|i| i.layer)
         .collect();
     if layers.len() != 4 {
@@ -218,7 +267,10 @@ fn disk(store: &Store) -> Vec<Disk> {
         if d.availability().is_err() {
             continue;
         }
-        let Ok(tmp) = tempfile::Builder::new().prefix("strata-suite-disk-").tempdir() else {
+        let Ok(tmp) = tempfile::Builder::new()
+            .prefix("strata-suite-disk-")
+            .tempdir()
+        else {
             continue;
         };
         let target = tmp.path().to_path_buf();
@@ -243,13 +295,17 @@ fn disk(store: &Store) -> Vec<Disk> {
 /// Sum of file sizes (or of allocated blocks) under `dir`, not crossing into other mounts.
 fn tree_bytes(dir: &Path, allocated: bool) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let Ok(top) = std::fs::symlink_metadata(dir) else { return 0 };
+    let Ok(top) = std::fs::symlink_metadata(dir) else {
+        return 0;
+    };
     let dev = top.dev();
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     let mut seen = std::collections::HashSet::new();
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
             if m.dev() != dev && allocated {
@@ -284,7 +340,13 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
         .map_err(|e| format!("cargo: {e}"))?;
     build.finish_and_clear();
     if !st.status.success() {
-        return Err(format!("cargo bench --no-run failed: {}", String::from_utf8_lossy(&st.stderr).lines().last().unwrap_or("")));
+        return Err(format!(
+            "cargo bench --no-run failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
     }
     let factor = if quick { 1 } else { FULL_FACTOR };
     let pb = bar(BENCHES.iter().map(|(_, w)| w * factor).sum(), "benchmarks");
@@ -300,7 +362,10 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
             .map_err(|e| format!("cargo bench: {e}"))?;
         if let Some(stdout) = child.stdout.take() {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(id) = line.strip_prefix("Benchmarking ").and_then(|l| l.split(':').next()) {
+                if let Some(id) = line
+                    .strip_prefix("Benchmarking ")
+                    .and_then(|l| l.split(':').next())
+                {
                     pb.set_message(id.to_string());
                 }
             }
