@@ -6,6 +6,7 @@
 //! - [`store`]: the content-addressed layer store and the records of live mounts.
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
+//! - [`loopfs`]: loop-mounted btrfs and xfs images (for the btrfs driver and reflinks).
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
 //! - [`ops_exec`]: the model's operations done for real on a mounted view.
 //! - [`container`]: namespaces, /proc /dev /sys, root switch, cgroups, exec: `strata run`.
@@ -21,6 +22,7 @@ pub mod fixture;
 pub mod fsutil;
 pub mod image;
 pub mod layer;
+pub mod loopfs;
 pub mod model;
 pub mod mounts;
 #[cfg(feature = "mutants")]

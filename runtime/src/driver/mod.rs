@@ -132,6 +132,16 @@ pub(crate) fn need_mount_privilege() -> std::result::Result<(), String> {
     }
 }
 
+/// The path of program `name` on PATH, or in the sbin directories (root's tools live there
+/// and a test's PATH may lack them).
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// True when the running kernel lists `fs` in /proc/filesystems.
 pub(crate) fn kernel_has_fs(fs: &str) -> bool {
     std::fs::read_to_string("/proc/filesystems")
