@@ -5,6 +5,7 @@
 //! - [`layer`]: parsing and safe import of OCI layer tars and directories.
 //! - [`store`]: the content-addressed layer store and the records of live mounts.
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
+//! - [`diff`]: a writable layer's changes, by tree compare or from an upper directory.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
 //! - [`loopfs`]: loop-mounted btrfs and xfs images (for the btrfs driver and reflinks).
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
@@ -15,6 +16,7 @@
 
 pub mod commit;
 pub mod container;
+pub mod diff;
 pub mod digest;
 pub mod driver;
 pub mod error;

@@ -5,10 +5,10 @@
 //! File data is cloned (FICLONE) where the filesystem allows, else copied with
 //! copy_file_range (holes stay holes). The merged directory is bind-mounted on the target.
 //!
-//! Commit compares the tree with the stack's model by content and metadata (a same-size,
+//! Commit compares the tree with the stack's model ([`crate::diff::tree`]) by content and metadata (a same-size,
 //! same-mtime rewrite is a change).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,16 +19,14 @@ use std::sync::{Mutex, mpsc};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
 
 use super::{Capabilities, Driver, MountView, driver_err, need_mount_privilege, umount};
-use crate::commit::{self, CommitOptions, Item, ItemKind};
-use crate::digest::Digest;
+use crate::commit::{self, CommitOptions};
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    self, CopyMethod, DirIdentity, file_type, ioe, list_dir, lstat_at, open_dir, open_dir_beneath,
+    self, CopyMethod, DirIdentity, file_type, ioe, lstat_at, open_dir, open_dir_beneath,
     open_dir_in_root, open_file_at,
 };
 use crate::model::{
-    self, Change, ChangeSet, Entry, EntryKind, Kind, Meta, RelPath, Timespec, Tree, join,
-    parent_and_name,
+    self, Change, ChangeSet, Entry, EntryKind, Kind, Meta, RelPath, Timespec, join, parent_and_name,
 };
 use crate::store::{StoredLayer, read_json, write_json};
 
@@ -58,6 +56,19 @@ impl Copy {
         layers: &[StoredLayer],
         dest: &Path,
     ) -> Result<(BTreeMap<RelPath, DirIdentity>, CopyStats)> {
+        self.apply_layers(layers, dest, Base::Empty)
+    }
+
+    /// Applies `layers`, lowest first, to the tree at `dest`, which is empty
+    /// ([`Base::Empty`]) or already holds the layers below them ([`Base::Populated`], e.g. a
+    /// snapshot of the stack's lower part): entries the layers do not touch keep everything,
+    /// mtimes included. Returns the identity of every directory afterwards, with counters.
+    pub(crate) fn apply_layers(
+        &self,
+        layers: &[StoredLayer],
+        dest: &Path,
+        base: Base,
+    ) -> Result<(BTreeMap<RelPath, DirIdentity>, CopyStats)> {
         let shared = Shared {
             reflink: AtomicBool::new(self.reflink),
             reflinked: AtomicU64::new(0),
@@ -68,15 +79,22 @@ impl Copy {
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, 4);
+        let root = open_dir(dest)?;
+        let root_meta = match base {
+            Base::Empty => Meta::implied_dir(),
+            // The root keeps what the layers below gave it unless a layer has a root entry.
+            Base::Populated => commit::inode_at(root.as_fd(), ".", dest)?.1,
+        };
         let mut m = Materializer {
-            root: open_dir(dest)?,
+            root,
             dest: dest.to_path_buf(),
             dir_mtimes: HashMap::new(),
+            keep_mtimes: base == Base::Populated,
             jobs: Some(tx),
             batch: Vec::new(),
             batch_bytes: 0,
             parent_cache: None,
-            root_meta: Meta::implied_dir(),
+            root_meta,
             stats: CopyStats::default(),
         };
         // File data is copied by workers while this thread builds the tree: the structure
@@ -183,11 +201,25 @@ pub struct CopyStats {
     pub other: u64,
 }
 
+/// What the tree a materialization starts from holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Base {
+    /// Nothing: an empty directory.
+    Empty,
+    /// The layers below the ones to apply, complete with every mtime.
+    Populated,
+}
+
 struct Materializer {
     root: OwnedFd,
     dest: PathBuf,
-    /// Directory inode -> the mtime it must end with.
+    /// Directory inode -> the mtime it must end with. Only these directories' mtimes are set
+    /// at the end: every directory this run made or was given an entry for, and (on a
+    /// populated base) every existing directory whose children it changed, noted with the
+    /// mtime it had before.
     dir_mtimes: HashMap<u64, Timespec>,
+    /// The base was populated: note existing directories before changing their children.
+    keep_mtimes: bool,
     /// Where file data copies go (dropped when the tree is built, so the workers end).
     jobs: Option<mpsc::SyncSender<Vec<DataJob>>>,
     /// Copies not yet handed over, and their bytes.
@@ -223,6 +255,7 @@ impl Materializer {
                         continue;
                     }
                     if let Some(dir) = self.resolve(path, Missing::Stop)? {
+                        self.keep_mtime(dir.as_fd(), path)?;
                         fsutil::clear_dir(dir.as_fd())
                             .map_err(|e| self.err("clear opaque directory", path, e))?;
                     }
@@ -230,6 +263,7 @@ impl Materializer {
                 Change::Whiteout { path } => {
                     let (parent, name) = parent_and_name(path).unwrap_or(("", path));
                     if let Some(dir) = self.resolve(parent, Missing::Stop)? {
+                        self.keep_mtime(dir.as_fd(), parent)?;
                         fsutil::remove_all_at(dir.as_fd(), name)
                             .map_err(|e| self.err("remove whited-out", path, e))?;
                     }
@@ -330,11 +364,15 @@ impl Materializer {
                 }
                 Some(_) => {
                     self.parent_cache = None;
+                    self.keep_mtime(fd.as_fd(), &cur)?;
                     fsutil::remove_all_at(fd.as_fd(), &c)
                         .map_err(|e| self.err("remove", &next, e))?;
                     self.mkdir_implied(fd.as_fd(), &c, &next)?;
                 }
-                None => self.mkdir_implied(fd.as_fd(), &c, &next)?,
+                None => {
+                    self.keep_mtime(fd.as_fd(), &cur)?;
+                    self.mkdir_implied(fd.as_fd(), &c, &next)?;
+                }
             }
             fd = open_dir_beneath(fd.as_fd(), &c).map_err(|e| self.err("open", &next, e))?;
             cur = next;
@@ -364,7 +402,19 @@ impl Materializer {
         Ok(())
     }
 
-    /// The directory `parent` resolves to, from the cache when the last entry had the same
+    /// On a populated base, notes the mtime directory `dir` has now, before this run changes
+    /// its children (which moves it), unless it is noted already.
+    fn keep_mtime(&mut self, dir: BorrowedFd<'_>, path: &str) -> Result<()> {
+        if !self.keep_mtimes {
+            return Ok(());
+        }
+        let st = rfs::fstat(dir).map_err(|e| self.err("stat", path, ioe(e)))?;
+        self.dir_mtimes
+            .entry(st.st_ino)
+            .or_insert_with(|| fsutil::mtime_of(&st));
+        Ok(())
+    }
+
     /// Adds a data copy to the batch, handing the batch to the workers when it is full.
     fn queue(&mut self, job: DataJob) -> Result<()> {
         self.batch_bytes += job.size;
@@ -389,13 +439,16 @@ impl Materializer {
         Ok(())
     }
 
-    /// parent (the common case: tar entries come grouped by directory).
+    /// The directory `parent` resolves to, from the cache when the last entry had the same
+    /// parent (the common case: tar entries come grouped by directory). Every change an
+    /// entry makes is in this directory, so its mtime is noted here.
     fn parent_dir(&mut self, parent: &str) -> Result<BorrowedFd<'_>> {
         let hit = self.parent_cache.as_ref().is_some_and(|(p, _)| p == parent);
         if !hit {
             let fd = self
                 .resolve(parent, Missing::Create)?
                 .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
+            self.keep_mtime(fd.as_fd(), parent)?;
             self.parent_cache = Some((parent.to_string(), fd));
         }
         match &self.parent_cache {
@@ -546,7 +599,8 @@ impl Materializer {
         Ok(())
     }
 
-    /// Sets every directory's final mtime, deepest first, and records directory inodes.
+    /// Sets the final mtime of every noted directory, deepest first (the others keep theirs:
+    /// nothing changed in them), and records directory identities.
     fn finish_dirs(
         &self,
         dir: BorrowedFd<'_>,
@@ -566,8 +620,10 @@ impl Materializer {
             }
             let sub = open_dir_beneath(dir, &name).map_err(|e| self.err("open", &path, e))?;
             self.finish_dirs(sub.as_fd(), &path, out)?;
-            let mtime = self.dir_mtimes.get(&st.st_ino).copied().unwrap_or_default();
-            fsutil::set_mtime_at(dir, &name, mtime).map_err(|e| self.err("set mtime", &path, e))?;
+            if let Some(mtime) = self.dir_mtimes.get(&st.st_ino).copied() {
+                fsutil::set_mtime_at(dir, &name, mtime)
+                    .map_err(|e| self.err("set mtime", &path, e))?;
+            }
             let id = fsutil::dir_identity(dir, &name).map_err(|e| self.err("stat", &path, e))?;
             out.insert(path, id);
         }
@@ -655,199 +711,9 @@ impl Driver for Copy {
         }
         let lower = model::apply(&layers)?;
         let dirs: BTreeMap<RelPath, DirIdentity> = read_json(&Self::dirs_record(view))?;
-        let items = tree_diff(&lower, &view.root_meta(), &dirs, &merged)?;
+        let items = crate::diff::tree_diff(&lower, &view.root_meta(), &dirs, &merged)?;
         commit::write(items, &merged, opts, out)
     }
-}
-
-/// What the walk of the merged tree saw at one path.
-struct Seen {
-    item: Item,
-    ino: u64,
-    dev: u64,
-}
-
-/// The changes between the stack's model and the merged tree: added and changed entries (with
-/// their parents and every name of a changed hard-linked inode), whiteouts for deleted names,
-/// and an opaque marker for a directory that was removed and made again.
-fn tree_diff(
-    lower: &Tree,
-    lower_root: &Meta,
-    dirs: &BTreeMap<RelPath, DirIdentity>,
-    merged: &Path,
-) -> Result<Vec<Item>> {
-    let root = open_dir(merged)?;
-    let mut seen: BTreeMap<RelPath, Seen> = BTreeMap::new();
-    walk(root.as_fd(), "", merged, &mut seen)?;
-    let mut changed: BTreeSet<RelPath> = BTreeSet::new();
-    let mut recreated: HashSet<RelPath> = HashSet::new();
-    for (path, s) in &seen {
-        let Item::Entry { kind, meta, .. } = &s.item else {
-            continue;
-        };
-        let Some(l) = lower.get(path) else {
-            changed.insert(path.clone());
-            continue;
-        };
-        let differs = match (kind, &l.kind) {
-            (ItemKind::Dir, Kind::Dir) => {
-                let now = fsutil::dir_identity(root.as_fd(), path)
-                    .map_err(|e| Error::io("stat", merged.join(path), e))?;
-                if dirs.get(path) != Some(&now) {
-                    recreated.insert(path.clone());
-                    true
-                } else {
-                    commit::meta_changed(&l.meta, meta)
-                }
-            }
-            (ItemKind::File { size }, Kind::File(d)) => {
-                #[cfg(feature = "mutants")]
-                let meta = &if crate::mutants::active(crate::mutants::Mutant::CommitMissesChmod) {
-                    Meta {
-                        mode: l.meta.mode,
-                        ..meta.clone()
-                    }
-                } else {
-                    meta.clone()
-                };
-                *size != d.size
-                    || meta != &l.meta
-                    || file_digest(root.as_fd(), path, merged)? != d.digest
-            }
-            // A symlink's mode never changes; its owner, xattrs and mtime can (continuity
-            // ignores a symlink's mtime; a commit that drops it would not round-trip).
-            (ItemKind::Symlink(t), Kind::Symlink { target }) => {
-                t != target
-                    || meta.uid != l.meta.uid
-                    || meta.gid != l.meta.gid
-                    || meta.mtime != l.meta.mtime
-                    || meta.xattrs != l.meta.xattrs
-            }
-            (ItemKind::CharDev(a, b), Kind::CharDev { major, minor })
-            | (ItemKind::BlockDev(a, b), Kind::BlockDev { major, minor }) => {
-                (a, b) != (major, minor) || meta != &l.meta
-            }
-            (ItemKind::Fifo, Kind::Fifo) => meta != &l.meta,
-            _ => true,
-        };
-        if differs {
-            changed.insert(path.clone());
-        }
-    }
-    // A name that joined or left a hard-link group is a change even with equal content.
-    let mut by_inode: HashMap<(u64, u64), Vec<RelPath>> = HashMap::new();
-    for (path, s) in &seen {
-        if let Item::Entry { inode: Some(_), .. } = s.item {
-            by_inode
-                .entry((s.dev, s.ino))
-                .or_default()
-                .push(path.clone());
-        }
-    }
-    let mut group_now: HashMap<&str, &Vec<RelPath>> = HashMap::new();
-    for names in by_inode.values() {
-        for n in names {
-            group_now.insert(n.as_str(), names);
-        }
-    }
-    let lower_groups = lower.hardlink_groups();
-    let mut group_before: HashMap<&str, &Vec<RelPath>> = HashMap::new();
-    for names in &lower_groups {
-        for n in names {
-            group_before.insert(n.as_str(), names);
-        }
-    }
-    for path in group_now.keys().chain(group_before.keys()) {
-        let now = group_now
-            .get(path)
-            .map(|g| g.iter().collect::<BTreeSet<_>>());
-        let before = group_before
-            .get(path)
-            .map(|g| g.iter().collect::<BTreeSet<_>>());
-        if now != before && seen.contains_key(*path) {
-            changed.insert(path.to_string());
-        }
-    }
-    // Every name of a changed inode goes in, so the layer keeps the link.
-    for names in by_inode.values() {
-        if names.iter().any(|n| changed.contains(n)) {
-            changed.extend(names.iter().cloned());
-        }
-    }
-    let mut items = Vec::new();
-    let mut emitted: BTreeSet<RelPath> = BTreeSet::new();
-    for path in &changed {
-        let mut p = path.as_str();
-        while let Some((parent, _)) = parent_and_name(p) {
-            if parent.is_empty() || !emitted.insert(parent.to_string()) {
-                break;
-            }
-            if let Some(s) = seen.get(parent) {
-                items.push(as_parent_unless(&changed, parent, &s.item));
-            }
-            p = parent;
-        }
-        if emitted.insert(path.clone())
-            && let Some(s) = seen.get(path)
-        {
-            items.push(s.item.clone());
-        }
-        if recreated.contains(path)
-            && let Some(Seen {
-                item: Item::Entry { meta, .. },
-                ..
-            }) = seen.get(path)
-        {
-            items.push(Item::Opaque {
-                path: path.clone(),
-                meta: meta.clone(),
-            });
-        }
-    }
-    // Deleted names: the topmost missing path under a directory that is still the same one.
-    for (path, _) in lower.iter() {
-        if path.is_empty() || seen.contains_key(path) {
-            continue;
-        }
-        let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-        let parent_same = parent.is_empty()
-            || (lower.get(parent).is_some_and(|i| i.kind.is_dir())
-                && matches!(
-                    seen.get(parent),
-                    Some(Seen {
-                        item: Item::Entry {
-                            kind: ItemKind::Dir,
-                            ..
-                        },
-                        ..
-                    })
-                )
-                && !recreated.contains(parent));
-        if parent_same {
-            items.push(Item::Whiteout { path: path.clone() });
-            if !parent.is_empty() && emitted.insert(parent.to_string()) {
-                let mut p = parent;
-                loop {
-                    if let Some(s) = seen.get(p) {
-                        items.push(as_parent_unless(&changed, p, &s.item));
-                    }
-                    match parent_and_name(p) {
-                        Some((pp, _)) if !pp.is_empty() && emitted.insert(pp.to_string()) => p = pp,
-                        _ => break,
-                    }
-                }
-            }
-        }
-    }
-    if let Some(Seen {
-        item: Item::Entry { meta, .. },
-        ..
-    }) = seen.get("")
-        && commit::meta_changed(lower_root, meta)
-    {
-        items.push(Item::dir("", meta.clone()));
-    }
-    Ok(items)
 }
 
 /// Mutant (d): a hard link made as a separate copy of its target.
@@ -870,65 +736,4 @@ fn split_link_mutant(
         xattrs: fsutil::read_xattrs(tdir, tname)?,
     };
     fsutil::set_meta_fd(dst.as_fd(), &meta)
-}
-
-/// A parent's item: marked parent-only unless the parent changed itself.
-fn as_parent_unless(changed: &BTreeSet<RelPath>, path: &str, item: &Item) -> Item {
-    if changed.contains(path) {
-        item.clone()
-    } else {
-        item.clone().as_parent()
-    }
-}
-
-fn walk(
-    dir: BorrowedFd<'_>,
-    rel: &str,
-    root: &Path,
-    seen: &mut BTreeMap<RelPath, Seen>,
-) -> Result<()> {
-    if rel.is_empty() {
-        let st = lstat_at(dir, ".").map_err(|e| Error::io("stat", root, e))?;
-        let item = commit::item_at(dir, ".", "", &st, root)?;
-        seen.insert(
-            String::new(),
-            Seen {
-                item,
-                ino: st.st_ino,
-                dev: st.st_dev,
-            },
-        );
-    }
-    for name in list_dir(dir).map_err(|e| Error::io("read directory", root.join(rel), e))? {
-        let path = join(rel, &name);
-        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", root.join(&path), e))?;
-        let item = commit::item_at(dir, &name, &path, &st, root)?;
-        let is_dir = file_type(&st) == FileType::Directory;
-        seen.insert(
-            path.clone(),
-            Seen {
-                item,
-                ino: st.st_ino,
-                dev: st.st_dev,
-            },
-        );
-        if is_dir {
-            let sub =
-                open_dir_beneath(dir, &name).map_err(|e| Error::io("open", root.join(&path), e))?;
-            walk(sub.as_fd(), &path, root, seen)?;
-        }
-    }
-    Ok(())
-}
-
-fn file_digest(root: BorrowedFd<'_>, path: &str, merged: &Path) -> Result<Digest> {
-    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-    let open = || -> io::Result<File> {
-        let d = open_dir_beneath(root, parent)?;
-        open_file_at(d.as_fd(), name)
-    };
-    let f = open().map_err(|e| Error::io("open", merged.join(path), e))?;
-    Digest::of_reader(io::BufReader::with_capacity(1 << 17, f))
-        .map(|(d, _)| d)
-        .map_err(|e| Error::io("read", merged.join(path), e))
 }

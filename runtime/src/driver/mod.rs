@@ -74,6 +74,31 @@ impl MountView {
             .find_map(|l| l.info.root.clone())
             .unwrap_or_else(Meta::implied_dir)
     }
+
+    /// The layer directories as overlay lowerdirs, topmost first (overlayfs's order), for the
+    /// drivers that stack the store's layer directories (overlay, fuse-overlayfs).
+    ///
+    /// An opaque root hides every layer below it (and kernel overlayfs ignores the opaque
+    /// xattr on a layer's root directory), so those layers are left out.
+    ///
+    /// overlayfs refuses the same directory twice in one stack (ELOOP), yet images repeat
+    /// layers (the empty layer above all). A lookup stops at the topmost layer holding a
+    /// name, so a lower copy of a layer that also sits higher can never show: each layer is
+    /// stacked once, at its topmost place, and the view is the same.
+    pub fn lower_dirs(&self) -> Vec<PathBuf> {
+        let from = self
+            .layers
+            .iter()
+            .rposition(|l| l.info.root_opaque)
+            .unwrap_or(0);
+        let mut seen = std::collections::HashSet::new();
+        self.layers[from..]
+            .iter()
+            .rev()
+            .filter(|l| seen.insert(l.info.diff_id))
+            .map(|l| l.fs())
+            .collect()
+    }
 }
 
 /// A storage driver.

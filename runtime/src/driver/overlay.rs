@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{CWD, FileType};
+use rustix::fs::CWD;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
     fsconfig_set_string, fsmount, fsopen, move_mount,
@@ -22,12 +22,11 @@ use rustix::mount::{
 use super::{
     Capabilities, Driver, MountView, driver_err, kernel_has_fs, need_mount_privilege, umount,
 };
-use crate::commit::{self, CommitOptions, Item};
+use crate::commit::{self, CommitOptions};
+use crate::diff::upper::{KERNEL_OVERLAY, upper_items};
 use crate::error::{Error, Result};
-use crate::fsutil::{
-    self, OVERLAY_OPAQUE_XATTR, file_type, list_dir, lstat_at, open_dir, open_dir_beneath,
-};
-use crate::model::{Kind, Meta, join, parent_and_name};
+use crate::fsutil::{self, list_dir, lstat_at, open_dir, open_dir_beneath};
+use crate::model::{Kind, parent_and_name};
 
 /// The kernel's limit on lower layers (`OVL_MAX_STACK`).
 pub const MAX_LAYERS: usize = 500;
@@ -64,29 +63,6 @@ impl Overlay {
 
     fn work(view: &MountView) -> PathBuf {
         view.scratch.join("work")
-    }
-
-    /// The lowerdirs, topmost first (overlayfs's order). overlayfs ignores the opaque xattr
-    /// on a layer's root directory, but an opaque root hides every layer below it, so those
-    /// layers are simply left out.
-    ///
-    /// overlayfs refuses the same directory twice in one stack (ELOOP), yet images repeat
-    /// layers (the empty layer above all). A lookup stops at the topmost layer holding a
-    /// name, so a lower copy of a layer that also sits higher can never show: each layer is
-    /// mounted once, at its topmost place, and the view is the same.
-    fn lowers(view: &MountView) -> Vec<PathBuf> {
-        let from = view
-            .layers
-            .iter()
-            .rposition(|l| l.info.root_opaque)
-            .unwrap_or(0);
-        let mut seen = std::collections::HashSet::new();
-        view.layers[from..]
-            .iter()
-            .rev()
-            .filter(|l| seen.insert(l.info.diff_id))
-            .map(|l| l.fs())
-            .collect()
     }
 
     /// The mount(2) option string.
@@ -159,26 +135,6 @@ impl Overlay {
                 format!("move_mount to {}: {e}", target.display()),
             )
         })
-    }
-
-    /// The attributes of the directory the layers below show at `path`, if a directory:
-    /// the topmost layer holding `path` decides.
-    fn lower_dir(view: &MountView, path: &str) -> Result<Option<Meta>> {
-        for l in view.layers.iter().rev() {
-            let (parent, name) = parent_and_name(path).unwrap_or(("", "."));
-            let Ok(dir) = open_dir_beneath(open_dir(&l.fs())?.as_fd(), parent) else {
-                continue;
-            };
-            match lstat_at(dir.as_fd(), name) {
-                Ok(st) if file_type(&st) == FileType::Directory => {
-                    let (_, meta) = commit::inode_at(dir.as_fd(), name, &l.fs())?;
-                    return Ok(Some(meta));
-                }
-                Ok(_) => return Ok(None),
-                Err(_) => {}
-            }
-        }
-        Ok(None)
     }
 }
 
@@ -283,7 +239,7 @@ impl Driver for Overlay {
         let ufd = open_dir(&upper)?;
         fsutil::set_meta_at(ufd.as_fd(), ".", &Kind::Dir, &root)
             .map_err(|e| Error::io("set metadata", &upper, e))?;
-        let lowers = Self::lowers(view);
+        let lowers = view.lower_dirs();
         let opts = Self::legacy_options(&lowers, &upper, &work);
         let fits = opts.len() < OPTION_PAGE
             && !opts.contains(['\\', '\n'])
@@ -319,67 +275,7 @@ impl Driver for Overlay {
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
         let upper = Self::upper(view);
-        let ufd = open_dir(&upper)?;
-        let mut items = Vec::new();
-        let root = view.root_meta();
-        let (_, upper_root) = commit::inode_at(ufd.as_fd(), ".", &upper)?;
-        if commit::meta_changed(&root, &upper_root) {
-            items.push(Item::dir("", upper_root));
-        }
-        walk_upper(view, ufd.as_fd(), "", &upper, &mut items)?;
+        let items = upper_items(view, &upper, &KERNEL_OVERLAY)?;
         commit::write(items, &upper, opts, out)
     }
-}
-
-/// Turns the upper directory into commit items: whiteouts from char devices 0:0, opaque
-/// markers from the opaque xattr (only where a lower directory exists to hide).
-fn walk_upper(
-    view: &MountView,
-    dir: std::os::fd::BorrowedFd<'_>,
-    rel: &str,
-    upper: &Path,
-    items: &mut Vec<Item>,
-) -> Result<()> {
-    let at = |p: &str| upper.join(p);
-    for name in list_dir(dir).map_err(|e| Error::io("read directory", at(rel), e))? {
-        let path = join(rel, &name);
-        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", at(&path), e))?;
-        if fsutil::is_whiteout(&st) {
-            items.push(Item::Whiteout { path });
-            continue;
-        }
-        let item = commit::item_at(dir, &name, &path, &st, upper)?;
-        if file_type(&st) != FileType::Directory {
-            items.push(item);
-            continue;
-        }
-        let opaque = fsutil::get_xattr(dir, &name, OVERLAY_OPAQUE_XATTR)
-            .map_err(|e| Error::io("read xattr", at(&path), e))?
-            .as_deref()
-            == Some(b"y");
-        let lower = Overlay::lower_dir(view, &path)?;
-        let meta = match &item {
-            Item::Entry { meta, .. } => meta.clone(),
-            _ => Meta::implied_dir(),
-        };
-        // A directory copied up only to hold a changed child is unchanged itself.
-        let same = lower
-            .as_ref()
-            .is_some_and(|l| !commit::meta_changed(l, &meta));
-        items.push(if same && !opaque {
-            item.as_parent()
-        } else {
-            item
-        });
-        if opaque && lower.is_some() {
-            items.push(Item::Opaque {
-                path: path.clone(),
-                meta,
-            });
-        }
-        let sub =
-            open_dir_beneath(dir, &name).map_err(|e| Error::io("open directory", at(&path), e))?;
-        walk_upper(view, sub.as_fd(), &path, upper, items)?;
-    }
-    Ok(())
 }
