@@ -36,11 +36,11 @@ impl fmt::Debug for Ops {
     }
 }
 
-/// Every driver available on this machine.
-pub fn drivers() -> Vec<&'static dyn Driver> {
+/// Every driver available on this machine, for the store of `w`.
+pub fn drivers(w: &World) -> Vec<&'static dyn Driver> {
     driver::all()
         .into_iter()
-        .filter(|d| d.availability().is_ok())
+        .filter(|d| d.availability_in(w.store.root()).is_ok())
         .collect()
 }
 
@@ -102,7 +102,7 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
         .map(|l| scan(&l.fs()))
         .collect::<Result<_, _>>()?;
     let mut runs = Vec::new();
-    for d in drivers() {
+    for d in drivers(w) {
         runs.push(run_driver(w, d, &layers, &sets, ops)?);
     }
     // 2. The lower layers never change.

@@ -1,8 +1,11 @@
 //! A test thread's world: a private mount namespace, a tmpfs in a temporary directory holding
-//! the store and every mount target, all unmounted when it is dropped.
+//! the store and every mount target, all unmounted when it is dropped. The store's `btrfs/`
+//! is a loop-mounted btrfs image (when this machine can make one), so the btrfs driver runs
+//! too.
 
 use std::path::{Path, PathBuf};
 
+use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::Tree;
 use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
@@ -14,6 +17,7 @@ pub struct World {
     pub dir: tempfile::TempDir,
     pub store: Store,
     tmpfs: PathBuf,
+    btrfs: Option<LoopFs>,
     next: std::cell::Cell<u64>,
 }
 
@@ -46,10 +50,23 @@ impl World {
             Store::open(&tmpfs.join("root")).map_err(|e| e.to_string())
         };
         let store = setup().unwrap_or_else(|e| panic!("{test}: {e}"));
+        // The image lives on the temp dir's disk, not in the tmpfs's memory.
+        let btrfs = loopfs::check(FsType::Btrfs)
+            .and_then(|()| {
+                LoopFs::create(
+                    FsType::Btrfs,
+                    &dir.path().join("btrfs.img"),
+                    4 << 30,
+                    &strata_runtime::driver::btrfs::state_dir(store.root()),
+                )
+            })
+            .map_err(|why| eprintln!("{test}: the btrfs driver does not run here: {why}"))
+            .ok();
         Some(World {
             dir,
             store,
             tmpfs,
+            btrfs,
             next: std::cell::Cell::new(0),
         })
     }
@@ -91,6 +108,8 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        // The btrfs inside the tmpfs first: its loop device goes with it.
+        drop(self.btrfs.take());
         let _ = nix::mount::umount2(&self.tmpfs, nix::mount::MntFlags::MNT_DETACH);
     }
 }

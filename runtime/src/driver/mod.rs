@@ -13,9 +13,11 @@ use crate::error::{Error, Result};
 use crate::model::{Meta, Semantics};
 use crate::store::StoredLayer;
 
+pub mod btrfs;
 pub mod copy;
 pub mod overlay;
 
+pub use btrfs::Btrfs;
 pub use copy::Copy;
 pub use overlay::{Overlay, OverlayApi};
 
@@ -112,6 +114,13 @@ pub trait Driver: Send + Sync {
     /// `Ok` when it can mount here, else the reason it cannot.
     fn availability(&self) -> std::result::Result<(), String>;
 
+    /// [`Driver::availability`] for a store at `store_root` (a driver may need its store on
+    /// a particular filesystem, as btrfs does).
+    fn availability_in(&self, store_root: &Path) -> std::result::Result<(), String> {
+        let _ = store_root;
+        self.availability()
+    }
+
     /// Makes `view.target` show the merged layers with a fresh writable layer on top.
     /// On error nothing stays mounted (the caller removes `view.scratch`).
     fn mount(&self, view: &MountView) -> Result<()>;
@@ -127,10 +136,21 @@ static OVERLAY: Overlay = Overlay {
     api: OverlayApi::Auto,
 };
 static COPY: Copy = Copy { reflink: true };
+static BTRFS: Btrfs = Btrfs;
 
 /// Every driver strata knows, available or not.
 pub fn all() -> Vec<&'static dyn Driver> {
-    vec![&OVERLAY, &COPY]
+    vec![&OVERLAY, &COPY, &BTRFS]
+}
+
+/// aufs is no driver of strata's, but `strata drivers` lists it: `Ok` when the running kernel
+/// has it (`/proc/filesystems`), else why not. strata never mounts it.
+pub fn aufs_availability() -> std::result::Result<(), String> {
+    if kernel_has_fs("aufs") {
+        Ok(())
+    } else {
+        Err("aufs: not in this kernel; mainline Linux never merged it".into())
+    }
 }
 
 /// The names of every driver, for messages.
@@ -181,8 +201,22 @@ pub(crate) fn driver_err(driver: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Unmounts `target` (no lazy detach: a busy mount is an error the user should see).
+/// Unmounts `target` (no lazy detach: a busy mount is an error the user should see). EBUSY
+/// is retried for a moment first: while another thread of this process forks a child, the
+/// child holds a copy of every open fd (close-on-exec ones too) until its exec, and one of
+/// them may be in the mount.
 pub(crate) fn umount(target: &Path) -> Result<()> {
-    nix::mount::umount2(target, nix::mount::MntFlags::empty())
-        .map_err(|e| Error::io("unmount", target, std::io::Error::from(e)))
+    let mut tries = 0;
+    loop {
+        match nix::mount::umount2(target, nix::mount::MntFlags::empty()) {
+            Err(nix::errno::Errno::EBUSY) if tries < UMOUNT_BUSY_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            r => return r.map_err(|e| Error::io("unmount", target, std::io::Error::from(e))),
+        }
+    }
 }
+
+/// EBUSY retries of [`umount`], 2 ms apart.
+const UMOUNT_BUSY_TRIES: u32 = 50;

@@ -1,11 +1,15 @@
 //! Shared test support: a root check with a printed skip reason, a private mount namespace
 //! per test thread, a temporary store, and helpers to import fixtures and compare views.
+//!
+//! The store's `btrfs/` is a loop-mounted btrfs image (when this machine can make one), so
+//! every shared driver test runs the btrfs driver too, on a plain ext4 host.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
 use strata_runtime::driver::{self, Driver};
 use strata_runtime::fixture::Layer;
+use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::{self, ChangeSet, CompareOptions, Tree};
 use strata_runtime::mounts::{self, Mount};
 use strata_runtime::sandbox;
@@ -14,6 +18,9 @@ use tempfile::TempDir;
 
 /// A test's world: a temp dir, a store inside it, and a private mount namespace.
 pub struct Env {
+    /// The btrfs image mounted at the store's `btrfs/` (dropped, so unmounted, before the
+    /// temp dir goes), when this machine can make one.
+    pub btrfs: Option<LoopFs>,
     pub dir: TempDir,
     pub store: Store,
     next: std::cell::Cell<u32>,
@@ -32,11 +39,38 @@ pub fn env(test: &str) -> Option<Env> {
         .tempdir()
         .expect("tempdir");
     let store = Store::open(&dir.path().join("root")).expect("store");
+    let btrfs = btrfs_for(&dir, &store);
+    STORE_ROOT.with(|r| *r.borrow_mut() = Some(store.root().to_path_buf()));
     Some(Env {
+        btrfs,
         dir,
         store,
         next: std::cell::Cell::new(0),
     })
+}
+
+thread_local! {
+    /// The store root of this thread's test, for [`drivers`].
+    static STORE_ROOT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A btrfs image mounted at the store's `btrfs/`, or a printed line why not.
+fn btrfs_for(dir: &TempDir, store: &Store) -> Option<LoopFs> {
+    let made = loopfs::check(FsType::Btrfs).and_then(|()| {
+        LoopFs::create(
+            FsType::Btrfs,
+            &dir.path().join("btrfs.img"),
+            1 << 30,
+            &driver::btrfs::state_dir(store.root()),
+        )
+    });
+    match made {
+        Ok(l) => Some(l),
+        Err(why) => {
+            eprintln!("btrfs driver not tested here: {why}");
+            None
+        }
+    }
 }
 
 /// `let e = need_root!();` at the top of a privileged test.
@@ -89,15 +123,22 @@ impl Env {
     }
 }
 
-/// Every driver available here (all of them must be, on the CI machine).
+/// Every driver available here, for this thread's store (all of them must be, on the CI
+/// machine).
 pub fn drivers() -> Vec<&'static dyn Driver> {
+    let root = STORE_ROOT.with(|r| r.borrow().clone());
     driver::all()
         .into_iter()
-        .filter(|d| match d.availability() {
-            Ok(()) => true,
-            Err(why) => {
-                eprintln!("driver {} unavailable here: {why}", d.name());
-                false
+        .filter(|d| {
+            match root
+                .as_deref()
+                .map_or_else(|| d.availability(), |r| d.availability_in(r))
+            {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("driver {} unavailable here: {why}", d.name());
+                    false
+                }
             }
         })
         .collect()
