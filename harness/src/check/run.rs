@@ -21,6 +21,7 @@ use strata_runtime::commit::CommitOptions;
 use strata_runtime::container::InitLayer;
 use strata_runtime::container::init_layer::FILES as INIT_FILES;
 use strata_runtime::driver::Driver;
+use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::ops::{Outcome, Writable};
 use strata_runtime::model::{
     self, Change, ChangeSet, CompareOptions, Entry, EntryKind, FileData, Meta, Semantics, Tree,
@@ -66,6 +67,9 @@ pub struct Lane {
     pub name: String,
     pub driver: &'static dyn Driver,
     pub skip: Option<String>,
+    /// Its store must be on btrfs (subvolumes, snapshots): the case's store gets a
+    /// directory of a loop-mounted btrfs at `ROOT/btrfs`.
+    pub btrfs_store: bool,
 }
 
 /// Which drivers can run here, and why the others cannot.
@@ -73,16 +77,15 @@ pub fn lanes(drivers: &[&'static dyn Driver]) -> Vec<Lane> {
     drivers
         .iter()
         .map(|d| {
+            let btrfs_store = d.name() == "btrfs";
             let skip = if !sandbox::is_root() {
                 Some("needs root to mount (run strata check as root)".to_string())
             } else if let Err(why) = d.availability() {
                 Some(format!("unavailable: {why}"))
-            } else if needs_btrfs_store(d.name()) {
-                Some(
-                    "needs a btrfs store (a loop-mounted btrfs from strata_runtime::loopfs, \
-                     which is not in the runtime yet)"
-                        .to_string(),
-                )
+            } else if btrfs_store {
+                loopfs::check(FsType::Btrfs)
+                    .err()
+                    .map(|why| format!("needs a btrfs store: {why}"))
             } else {
                 None
             };
@@ -90,15 +93,14 @@ pub fn lanes(drivers: &[&'static dyn Driver]) -> Vec<Lane> {
                 name: d.name().to_string(),
                 driver: *d,
                 skip,
+                btrfs_store,
             }
         })
         .collect()
 }
 
-/// Drivers whose layers must live on a btrfs store (subvolumes and snapshots).
-fn needs_btrfs_store(name: &str) -> bool {
-    name == "btrfs"
-}
+/// The size of the loop-mounted btrfs the btrfs driver's stores live on (sparse).
+const BTRFS_SIZE: u64 = 4 << 30;
 
 /// Where the cases run: a tmpfs in a temporary directory, in the process's own private mount
 /// namespace; unmounted and removed on drop.
@@ -106,6 +108,8 @@ pub struct Workspace {
     dir: PathBuf,
     tmpfs: PathBuf,
     mounted: bool,
+    /// A btrfs on a loop device (its image on the tmpfs), when a lane needs one.
+    btrfs: Option<LoopFs>,
 }
 
 impl Workspace {
@@ -123,6 +127,7 @@ impl Workspace {
             dir,
             tmpfs,
             mounted: false,
+            btrfs: None,
         };
         nix::mount::mount(
             Some("tmpfs"),
@@ -139,6 +144,7 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        drop(self.btrfs.take());
         if self.mounted {
             let _ = nix::mount::umount2(&self.tmpfs, nix::mount::MntFlags::MNT_DETACH);
         }
@@ -167,10 +173,24 @@ pub fn run_all(
     } else {
         None
     };
-    let Some(ws) = ws else {
+    let Some(mut ws) = ws else {
         return all_skipped(cases, lanes, None);
     };
     on_workspace(&ws.tmpfs);
+    // One btrfs for every case of the lanes that need it; each case gets a directory of it.
+    let mut lanes = lanes.to_vec();
+    if lanes.iter().any(|l| l.btrfs_store && l.skip.is_none()) {
+        match LoopFs::in_dir(FsType::Btrfs, &ws.tmpfs, BTRFS_SIZE) {
+            Ok(fs) => ws.btrfs = Some(fs),
+            Err(e) => {
+                for l in lanes.iter_mut().filter(|l| l.btrfs_store) {
+                    l.skip = Some(format!("needs a btrfs store: {e}"));
+                }
+            }
+        }
+    }
+    let lanes = &lanes[..];
+    let btrfs = ws.btrfs.as_ref().map(|b| b.path().to_path_buf());
     let results: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; cases.len()]);
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -180,9 +200,10 @@ pub fn run_all(
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { break };
                     let dir = ws.tmpfs.join(format!("case-{i}"));
+                    let btrfs_dir = btrfs.as_ref().map(|b| b.join(format!("case-{i}")));
                     // A thread per case: its mount namespace ends with it.
                     let cells = std::thread::scope(|s2| {
-                        s2.spawn(|| run_case(case, lanes, &dir))
+                        s2.spawn(|| run_case(case, lanes, &dir, btrfs_dir.as_deref()))
                             .join()
                             .unwrap_or_else(|p| {
                                 let why = panic_text(&p);
@@ -283,8 +304,9 @@ fn init_layer(store: &Store) -> Result<(StoredLayer, ChangeSet), String> {
     Ok((stored, ours))
 }
 
-/// Runs one case on every lane, in a private mount namespace of this thread.
-fn run_case(case: &Case, lanes: &[Lane], dir: &Path) -> Vec<Cell> {
+/// Runs one case on every lane, in a private mount namespace of this thread. `btrfs_dir`: a
+/// directory to make on the workspace's btrfs for the lanes that need their store there.
+fn run_case(case: &Case, lanes: &[Lane], dir: &Path, btrfs_dir: Option<&Path>) -> Vec<Cell> {
     let fail_all = |why: String| -> Vec<Cell> {
         lanes
             .iter()
@@ -381,16 +403,33 @@ fn run_case(case: &Case, lanes: &[Lane], dir: &Path) -> Vec<Cell> {
         sets: &sets,
         oci: &oci,
     };
+    let mut btrfs_bind: Option<PathBuf> = None;
     let mut cells: Vec<Cell> = lanes
         .iter()
         .map(|l| match &l.skip {
             Some(s) => Cell::new(&l.name, &case.id, Status::Skip, Some(s.clone())),
             None => {
+                if l.btrfs_store && btrfs_bind.is_none() {
+                    match bind_btrfs_store(&store, btrfs_dir) {
+                        Ok(p) => btrfs_bind = Some(p),
+                        Err(e) => {
+                            return Cell::new(
+                                &l.name,
+                                &case.id,
+                                Status::Skip,
+                                Some(format!("needs a btrfs store: {e}")),
+                            );
+                        }
+                    }
+                }
                 let (status, detail) = ctx.run_driver(l.driver);
                 Cell::new(&l.name, &case.id, status, detail)
             }
         })
         .collect();
+    if let Some(p) = btrfs_bind {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
     // Whatever a driver left mounted is its failure; detach it so nothing stays.
     for (point, driver) in leftover_mounts(dir) {
         let _ = nix::mount::umount2(point.as_str(), nix::mount::MntFlags::MNT_DETACH);
@@ -405,6 +444,25 @@ fn run_case(case: &Case, lanes: &[Lane], dir: &Path) -> Vec<Cell> {
         }
     }
     cells
+}
+
+/// Binds a fresh directory of the workspace's btrfs at `ROOT/btrfs` of `store`, where the
+/// btrfs driver keeps its subvolumes; returns the mount point.
+fn bind_btrfs_store(store: &Store, btrfs_dir: Option<&Path>) -> Result<PathBuf, String> {
+    let src = btrfs_dir.ok_or("no loop-mounted btrfs in the workspace")?;
+    let point = store.root().join("btrfs");
+    for d in [src, point.as_path()] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: create: {e}", d.display()))?;
+    }
+    nix::mount::mount(
+        Some(src),
+        &point,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {} on {}: {e}", src.display(), point.display()))?;
+    Ok(point)
 }
 
 /// Mount points under `dir` in this thread's mount table, each with the driver whose target
