@@ -6,7 +6,7 @@
 //! ```text
 //! OUT/result.json        the strata-result/1 record of this runner
 //! OUT/check.json         the conformance record `strata check` wrote
-//! OUT/criterion/         criterion's output, copied from the workspace's target/criterion
+//! OUT/criterion/         criterion's output of this run (CRITERION_HOME)
 //! OUT/report/            index.html, REPORT.md and every chart (SVG and PNG)
 //! ```
 
@@ -21,6 +21,7 @@ use strata_reports::{ReportOptions, build_report, read_criterion_dir};
 use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
 use strata_runtime::driver;
 use strata_runtime::fixture::Layer;
+use strata_runtime::loopfs::{self, FsType};
 use strata_runtime::mounts;
 use strata_runtime::store::Store;
 
@@ -87,7 +88,7 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
 
     // 2. The phases of a container start, and each driver's disk use.
     record.phases = phases(&store);
-    record.disk = disk(&store);
+    record.disk = disk();
 
     // 3. Benchmarks.
     let criterion_out = out.join("criterion");
@@ -236,10 +237,35 @@ fn phases(store: &Store) -> Vec<Phase> {
     out
 }
 
-/// Each available driver's disk use for one mount of a 4-layer, 32 MiB stack: apparent
-/// size of the view, blocks the mount allocated, bytes shared with the store's layers.
-fn disk(store: &Store) -> Vec<Disk> {
+/// Each available driver's disk use for one mount of a 4-layer, 32 MiB stack, in a store of
+/// its own (a temp dir, with a loop-mounted btrfs at its `btrfs/` for the btrfs driver, so the
+/// user's store is never touched): the view's apparent bytes, and what a mount really
+/// allocates, measured as the growth of the filesystems holding the store (synced before and
+/// after) on a second mount of the stack; the rest is shared with the layers.
+fn disk() -> Vec<Disk> {
     let mut rows = Vec::new();
+    let Ok(tmp) = tempfile::Builder::new()
+        .prefix("strata-suite-disk-")
+        .tempdir()
+    else {
+        eprintln!("strata suite: disk SKIPPED: no temporary directory");
+        return rows;
+    };
+    let store = match Store::open(&tmp.path().join("root")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("strata suite: disk SKIPPED: {e}");
+            return rows;
+        }
+    };
+    // Kept while the drivers are measured: the btrfs driver's subvolumes live on it.
+    let _btrfs = loopfs::LoopFs::create(
+        FsType::Btrfs,
+        &tmp.path().join("btrfs.img"),
+        1 << 30,
+        &driver::btrfs::state_dir(store.root()),
+    )
+    .map_err(|why| eprintln!("strata suite: disk of btrfs SKIPPED: {why}"));
     let layers: Vec<_> = (0u8..4)
         .map(|i| {
             let mut l = Layer::new().dir("data");
@@ -263,21 +289,31 @@ fn disk(store: &Store) -> Vec<Disk> {
         eprintln!("strata suite: disk SKIPPED: the fixture did not import");
         return rows;
     }
+    let holders = [
+        store.root().to_path_buf(),
+        driver::btrfs::state_dir(store.root()),
+    ];
     for d in driver::all() {
-        if d.availability().is_err() {
+        if d.availability_in(store.root()).is_err() {
             continue;
         }
-        let Ok(tmp) = tempfile::Builder::new()
-            .prefix("strata-suite-disk-")
-            .tempdir()
-        else {
+        let target = tmp.path().join(format!("target-{}", d.name()));
+        if let Err(e) = std::fs::create_dir(&target) {
+            eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name());
             continue;
-        };
-        let target = tmp.path().to_path_buf();
-        match mounts::mount(store, d, layers.clone(), &target) {
+        }
+        // A first mount does what every later one shares (the btrfs driver's subvolume
+        // chain, like a snapshotter's at pull); the second is the one measured.
+        if let Err(e) = mounts::mount(&store, d, layers.clone(), &target).and_then(|m| m.unmount())
+        {
+            eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name());
+            continue;
+        }
+        let before = used_bytes(&holders);
+        match mounts::mount(&store, d, layers.clone(), &target) {
             Ok(m) => {
-                let apparent = tree_bytes(m.target(), false);
-                let allocated = tree_bytes(&m.view().scratch, true);
+                let allocated = used_bytes(&holders).saturating_sub(before);
+                let apparent = tree_bytes(m.target());
                 rows.push(Disk {
                     driver: d.name().to_string(),
                     apparent: Some(apparent),
@@ -292,13 +328,32 @@ fn disk(store: &Store) -> Vec<Disk> {
     rows
 }
 
-/// Sum of file sizes (or of allocated blocks) under `dir`, not crossing into other mounts.
-fn tree_bytes(dir: &Path, allocated: bool) -> u64 {
+/// Bytes in use on the filesystems holding `paths` (each filesystem once), after syncing
+/// them so delayed allocations are counted.
+fn used_bytes(paths: &[PathBuf]) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let Ok(top) = std::fs::symlink_metadata(dir) else {
-        return 0;
-    };
-    let dev = top.dev();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for p in paths {
+        let Ok(m) = std::fs::metadata(p) else {
+            continue;
+        };
+        if !seen.insert(m.dev()) {
+            continue;
+        }
+        if let Ok(f) = std::fs::File::open(p) {
+            let _ = nix::unistd::syncfs(&f);
+        }
+        if let Ok(st) = nix::sys::statvfs::statvfs(p) {
+            total += (st.blocks() - st.blocks_free()) * st.fragment_size();
+        }
+    }
+    total
+}
+
+/// Sum of the sizes of the regular files under `dir` (each inode once).
+fn tree_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     let mut seen = std::collections::HashSet::new();
@@ -308,21 +363,19 @@ fn tree_bytes(dir: &Path, allocated: bool) -> u64 {
         };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
-            if m.dev() != dev && allocated {
-                continue;
-            }
             if m.is_dir() {
                 stack.push(e.path());
             } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
-                total += if allocated { m.blocks() * 512 } else { m.len() };
+                total += m.len();
             }
         }
     }
     total
 }
 
-/// Builds and runs the criterion benchmarks of the source tree, copies their output to
-/// `criterion_out`, and returns them as record benchmarks.
+/// Builds and runs the criterion benchmarks of the source tree with their output in
+/// `criterion_out` (emptied first, so only this run's benchmarks are in it), and returns them
+/// as record benchmarks.
 fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> {
     let ws = workspace().ok_or("the benchmarks need strata's source tree (cargo bench), which is not where this binary was built")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -348,6 +401,11 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
                 .unwrap_or("")
         ));
     }
+    // criterion writes where CRITERION_HOME says (else into the target dir, which
+    // CARGO_TARGET_DIR may move): straight into the output, no stale runs mixed in.
+    let _ = std::fs::remove_dir_all(criterion_out);
+    std::fs::create_dir_all(criterion_out)
+        .map_err(|e| format!("create {}: {e}", criterion_out.display()))?;
     let factor = if quick { 1 } else { FULL_FACTOR };
     let pb = bar(BENCHES.iter().map(|(_, w)| w * factor).sum(), "benchmarks");
     for (name, weight) in BENCHES {
@@ -356,6 +414,7 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
             .current_dir(&ws)
             .args(["bench", "-q", "-p", "strata-benches", "--bench", name])
             .env("STRATA_BENCH", profile)
+            .env("CRITERION_HOME", criterion_out)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -377,22 +436,5 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
         pb.inc(weight * factor);
     }
     pb.finish_and_clear();
-    let src = ws.join("target/criterion");
-    let _ = std::fs::remove_dir_all(criterion_out);
-    copy_tree(&src, criterion_out).map_err(|e| format!("copy {}: {e}", src.display()))?;
     read_criterion_dir(criterion_out).map_err(|e| e.to_string())
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dst)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let to = dst.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &to)?;
-        } else {
-            std::fs::copy(e.path(), to)?;
-        }
-    }
-    Ok(())
 }
