@@ -49,10 +49,7 @@ fn state(e: &common::Env) -> PathBuf {
 }
 
 fn subvolumes(dir: &Path) -> usize {
-    names(dir)
-        .iter()
-        .filter(|n| !n.ends_with(".json"))
-        .count()
+    names(dir).iter().filter(|n| !n.ends_with(".json")).count()
 }
 
 #[test]

@@ -244,3 +244,151 @@ fn overlay_uses_mount2_within_a_page_and_lowerdir_plus_beyond() {
     );
     m.unmount().unwrap();
 }
+
+#[test]
+fn setid_bits_across_copy_up_are_as_declared() {
+    let e = need_root!();
+    // Owned 0:1 (not 0:0): the case where a copy that is chowned after its mode loses them.
+    let stored = e.import_all(&[Layer::new()
+        .file("suid", "x")
+        .mode(0o4755)
+        .owner(0, 1)
+        .file("sgid", "x")
+        .mode(0o2755)
+        .owner(0, 1)
+        .file("root-suid", "x")
+        .mode(0o4755)
+        .dir("sgid-dir")
+        .mode(0o2775)
+        .owner(0, 1)
+        .file("sgid-dir/f", "x")]);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        for f in ["suid", "sgid", "root-suid"] {
+            // A metadata change copies the file up.
+            let at = filetime(t.join(f));
+            set_mtime(&t.join(f), at + 1);
+        }
+        fs::write(t.join("sgid-dir/new"), "n").unwrap(); // copies the directory up
+        let mode = |p: &str| fs::metadata(t.join(p)).unwrap().mode() & 0o7777;
+        let kept = d.capabilities().copy_up_keeps_setid;
+        let (suid, sgid) = if kept {
+            (0o4755, 0o2755)
+        } else {
+            (0o755, 0o755)
+        };
+        assert_eq!(mode("suid"), suid, "{}", d.name());
+        assert_eq!(mode("sgid"), sgid, "{}", d.name());
+        // Owned 0:0 and directories keep them whatever the driver.
+        assert_eq!(mode("root-suid"), 0o4755, "{}", d.name());
+        assert_eq!(mode("sgid-dir"), 0o2775, "{}", d.name());
+        m.unmount().unwrap();
+    }
+}
+
+fn filetime(p: std::path::PathBuf) -> i64 {
+    fs::symlink_metadata(p).unwrap().mtime()
+}
+
+fn set_mtime(p: &std::path::Path, sec: i64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(sec as u64);
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+fn symlink_attributes_across_copy_up_are_as_declared() {
+    let e = need_root!();
+    let layer = Layer::new()
+        .symlink("moved", "target")
+        .owner(7, 8)
+        .mtime(1_234_567_890, 0)
+        .symlink("linked", "target")
+        .owner(7, 8)
+        .mtime(1_234_567_890, 0)
+        .dir("d");
+    let stored = e.import_all(std::slice::from_ref(&layer));
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::rename(t.join("moved"), t.join("moved2")).unwrap(); // copies it up
+        fs::hard_link(t.join("linked"), t.join("d/linked2")).unwrap(); // so does this
+        for p in ["moved2", "linked", "d/linked2"] {
+            let md = fs::symlink_metadata(t.join(p)).unwrap();
+            let got = (md.uid(), md.gid(), md.mtime() == 1_234_567_890);
+            if d.capabilities().copy_up_keeps_symlink_attrs {
+                assert_eq!(got, (7, 8, true), "{}: {p}", d.name());
+            } else {
+                assert_eq!(got, (0, 0, false), "{}: {p}: declared lost", d.name());
+            }
+        }
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn the_group_of_entries_made_in_a_setgid_directory_is_as_declared() {
+    let e = need_root!();
+    let stored = e.import_all(&[Layer::new().dir("shared").mode(0o2775).owner(0, 5)]);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::write(t.join("shared/f"), "x").unwrap();
+        fs::create_dir(t.join("shared/sub")).unwrap();
+        std::os::unix::fs::symlink("f", t.join("shared/l")).unwrap();
+        let gid = |p: &str| fs::symlink_metadata(t.join(p)).unwrap().gid();
+        // A regular file takes the directory's group with every driver.
+        assert_eq!(gid("shared/f"), 5, "{}", d.name());
+        let want = if d.capabilities().setgid_dirs_pass_group {
+            5
+        } else {
+            0
+        };
+        for p in ["shared/sub", "shared/l"] {
+            assert_eq!(gid(p), want, "{}: {p}", d.name());
+        }
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn symlink_loops_under_directories_are_as_declared() {
+    let e = need_root!();
+    // A layer's `c -> c`, and `c/a/` in a higher one.
+    let layers = [
+        Layer::new().symlink("c", "c"),
+        Layer::new().file("c/a/a", "x"),
+    ];
+    let stored = e.import_all(&layers);
+    let sets: Vec<_> = layers.iter().map(|l| l.changeset()).collect();
+    for d in common::drivers() {
+        let caps = d.capabilities();
+        let modeled = strata_runtime::model::apply_with(&sets, &caps.semantics());
+        let target = e.fresh_dir("loop");
+        let r = mounts::mount(&e.store, d, stored.clone(), &target);
+        if !caps.mounts_symlink_loops_under_dirs {
+            let err = r.unwrap_err().to_string();
+            assert!(err.contains("symlink loop"), "{}: {err}", d.name());
+            assert!(
+                modeled.is_err(),
+                "{}: the model must refuse it too",
+                d.name()
+            );
+            continue;
+        }
+        match modeled {
+            // Drivers that follow lower symlinks refuse it as a loop (the model does too).
+            Err(_) => assert!(r.is_err(), "{}: mounted what the model refuses", d.name()),
+            Ok(expected) => {
+                let m = r.unwrap();
+                common::assert_tree(d.name(), m.target(), &expected, &CompareOptions::default());
+                m.unmount().unwrap();
+            }
+        }
+    }
+}

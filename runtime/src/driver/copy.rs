@@ -666,6 +666,11 @@ impl Driver for Copy {
             native_diff: false,
             follows_lower_symlinks: true,
             implied_dirs_keep_lower_attrs: true,
+            copy_up_keeps_setid: true,
+            copy_up_keeps_symlink_attrs: true,
+            setgid_dirs_pass_group: true,
+            mounts_symlink_loops_under_dirs: true,
+            creates_whiteout_names: true,
             max_layers: None,
         }
     }

@@ -15,10 +15,12 @@ use crate::store::StoredLayer;
 
 pub mod btrfs;
 pub mod copy;
+pub mod fuse;
 pub mod overlay;
 
 pub use btrfs::Btrfs;
 pub use copy::Copy;
+pub use fuse::FuseOverlay;
 pub use overlay::{Overlay, OverlayApi};
 
 /// What a driver promises where union filesystems are known to differ. Tests check each
@@ -39,6 +41,22 @@ pub struct Capabilities {
     /// A directory a layer only implies (no tar entry of its own) keeps the attributes of the
     /// same directory below, as the model says; false: it shows 0755 root:root, mtime 0.
     pub implied_dirs_keep_lower_attrs: bool,
+    /// A lower regular file keeps its setuid and setgid bits when a change copies it up;
+    /// false: a copy not owned by 0:0 loses what chown(2) drops.
+    pub copy_up_keeps_setid: bool,
+    /// A lower symlink keeps owner, mtime and xattrs when a change copies it up; false: its
+    /// copy is 0:0, with the time of the copy as mtime and no xattrs.
+    pub copy_up_keeps_symlink_attrs: bool,
+    /// A directory, symlink, device or fifo made in a setgid directory takes its group, as a
+    /// regular file does; false: the creator's group (regular files still take the directory's).
+    pub setgid_dirs_pass_group: bool,
+    /// A stack mounts where a layer's symlink loops and a higher layer has a directory with
+    /// directories in it at its path; false: the driver refuses such a stack.
+    pub mounts_symlink_loops_under_dirs: bool,
+    /// open(O_CREAT) makes a file whose name begins with `.wh.` (no layer can hold such a
+    /// name, so commit refuses it); false: it fails with EINVAL (the driver keeps the prefix
+    /// for its own whiteouts; mkdir, symlink, link, rename and mknod still make such names).
+    pub creates_whiteout_names: bool,
     /// The most layers one mount can stack, if bounded.
     pub max_layers: Option<usize>,
 }
@@ -52,6 +70,10 @@ impl Capabilities {
             implied_dirs_keep_lower_attrs: self.implied_dirs_keep_lower_attrs,
             dir_rename: self.dir_rename,
             hardlinks_kept: self.hardlinks_kept,
+            copy_up_keeps_setid: self.copy_up_keeps_setid,
+            copy_up_keeps_symlink_attrs: self.copy_up_keeps_symlink_attrs,
+            setgid_dirs_pass_group: self.setgid_dirs_pass_group,
+            mounts_symlink_loops_under_dirs: self.mounts_symlink_loops_under_dirs,
         }
     }
 }
@@ -137,10 +159,11 @@ static OVERLAY: Overlay = Overlay {
 };
 static COPY: Copy = Copy { reflink: true };
 static BTRFS: Btrfs = Btrfs;
+static FUSE_OVERLAY: FuseOverlay = FuseOverlay;
 
 /// Every driver strata knows, available or not.
 pub fn all() -> Vec<&'static dyn Driver> {
-    vec![&OVERLAY, &COPY, &BTRFS]
+    vec![&OVERLAY, &COPY, &BTRFS, &FUSE_OVERLAY]
 }
 
 /// aufs is no driver of strata's, but `strata drivers` lists it: `Ok` when the running kernel

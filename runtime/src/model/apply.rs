@@ -19,6 +19,7 @@ pub fn apply(layers: &[ChangeSet]) -> Result<Tree> {
 
 /// The merged view of `layers` as a driver with the given declared semantics shows it.
 pub fn apply_with(layers: &[ChangeSet], sem: &Semantics) -> Result<Tree> {
+    super::semantics::refuse_unmountable(layers, sem)?;
     let mut tree = Tree::default();
     for layer in layers {
         apply_layer_with(&mut tree, layer, sem)?;

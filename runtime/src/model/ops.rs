@@ -136,6 +136,8 @@ impl Outcome {
 pub struct Writable {
     pub tree: Tree,
     lower: HashSet<Ino>,
+    /// Lower inodes a change has copied up already.
+    up: HashSet<Ino>,
     sem: Semantics,
 }
 
@@ -145,7 +147,12 @@ impl Writable {
     /// The view of `tree` (the merged layers) with a fresh writable layer.
     pub fn new(tree: Tree, sem: Semantics) -> Self {
         let lower = tree.iter().filter_map(|(p, _)| tree.ino(p)).collect();
-        Writable { tree, lower, sem }
+        Writable {
+            tree,
+            lower,
+            up: HashSet::new(),
+            sem,
+        }
     }
 
     /// The real path of `path`'s parent directory and `path`'s last name.
@@ -225,12 +232,60 @@ impl Writable {
         self.tree.insert(full, inode);
     }
 
+    /// Copies up the lower entries on the way to `full` (the root is always upper), and
+    /// `full` itself when `itself`: a change there needs them in the writable layer. Only
+    /// attributes can change, and only where the driver declares that its copies lose some:
+    /// a regular file not owned by 0:0 what chown(2) drops (setuid; setgid with group exec),
+    /// a symlink its owner, mtime and xattrs. Returns true when `full`'s mtime became the
+    /// time of the copy.
+    fn copy_up_attrs(&mut self, full: &str, itself: bool) -> bool {
+        if self.sem.copy_up_keeps_setid && self.sem.copy_up_keeps_symlink_attrs {
+            return false;
+        }
+        let mut paths: Vec<&str> = full.match_indices('/').map(|(i, _)| &full[..i]).collect();
+        if itself {
+            paths.push(full);
+        }
+        let mut touched = false;
+        for p in paths {
+            let Some(ino) = self.tree.ino(p) else {
+                continue;
+            };
+            if !self.lower.contains(&ino) || !self.up.insert(ino) {
+                continue;
+            }
+            let Some(i) = self.tree.get_mut(p) else {
+                continue;
+            };
+            match i.kind {
+                Kind::Dir => {}
+                Kind::Symlink { .. } if !self.sem.copy_up_keeps_symlink_attrs => {
+                    i.meta.uid = 0;
+                    i.meta.gid = 0;
+                    i.meta.xattrs.clear();
+                    touched = p == full;
+                }
+                Kind::File(_)
+                    if !self.sem.copy_up_keeps_setid && (i.meta.uid, i.meta.gid) != (0, 0) =>
+                {
+                    i.meta.mode &= !0o4000;
+                    if i.meta.mode & 0o2010 == 0o2010 {
+                        i.meta.mode &= !0o2000;
+                    }
+                }
+                _ => {}
+            }
+        }
+        touched
+    }
+
     /// The metadata of a new inode made in directory `dir` by root: mode as given, uid 0,
     /// and the directory's group when it is setgid (0 otherwise).
-    fn new_meta(&self, dir: &str, mode: u32) -> Meta {
+    fn new_meta(&self, dir: &str, mode: u32, file: bool) -> Meta {
         let mut m = Meta::mode(mode & 0o7777);
         if let Some(d) = self.tree.get(dir)
             && d.meta.mode & 0o2000 != 0
+            && (file || self.sem.setgid_dirs_pass_group)
         {
             m.gid = d.meta.gid;
         }
@@ -257,7 +312,8 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                let meta = self.new_meta(&dir, *mode);
+                self.copy_up_attrs(&full, false);
+                let meta = self.new_meta(&dir, *mode, true);
                 self.tree.insert(
                     &full,
                     Inode {
@@ -281,6 +337,7 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Symlink { .. })) {
                     return Err(EOPNOTSUPP);
                 }
+                self.copy_up_attrs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mode = mode & 0o7777;
@@ -289,6 +346,7 @@ impl Writable {
             }
             Op::Chown { path, uid, gid } => {
                 let full = self.existing(path)?;
+                let touched = self.copy_up_attrs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.uid = *uid;
@@ -303,10 +361,15 @@ impl Writable {
                         i.meta.xattrs.remove("security.capability");
                     }
                 }
-                Ok(Outcome::done())
+                Ok(if touched {
+                    Outcome::touched(&full)
+                } else {
+                    Outcome::done()
+                })
             }
             Op::SetMtime { path, mtime } => {
                 let full = self.existing(path)?;
+                self.copy_up_attrs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.mtime = *mtime;
@@ -318,6 +381,7 @@ impl Writable {
                 if !matches!(self.kind(&full), Some(Kind::File(_) | Kind::Dir)) {
                     return Err(EPERM); // user.* xattrs exist only on files and directories
                 }
+                self.copy_up_attrs(&full, true);
                 self.copy_up(&full);
                 if let Some(i) = self.tree.get_mut(&full) {
                     i.meta.xattrs.insert(key.clone(), value.clone());
@@ -329,6 +393,7 @@ impl Writable {
                 if matches!(self.kind(&full), Some(Kind::Dir)) {
                     return Err(EISDIR);
                 }
+                self.copy_up_attrs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -340,6 +405,7 @@ impl Writable {
                 if !self.tree.children(&full).is_empty() {
                     return Err(ENOTEMPTY);
                 }
+                self.copy_up_attrs(&full, false);
                 self.tree.remove_subtree(&full);
                 Ok(Outcome::done())
             }
@@ -349,7 +415,8 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                let meta = self.new_meta(&dir, *mode);
+                self.copy_up_attrs(&full, false);
+                let meta = self.new_meta(&dir, *mode, false);
                 self.tree.insert(
                     &full,
                     Inode {
@@ -375,10 +442,16 @@ impl Writable {
                 if matches!(self.kind(&src), Some(Kind::Dir)) {
                     return Err(EPERM);
                 }
+                let touched = self.copy_up_attrs(&src, true);
+                self.copy_up_attrs(&dst, false);
                 self.copy_up(&src);
                 let ino = self.tree.ino(&src).ok_or(ENOENT)?;
                 self.tree.link(&dst, ino);
-                Ok(Outcome::done())
+                Ok(if touched {
+                    Outcome::touched(&dst)
+                } else {
+                    Outcome::done()
+                })
             }
             Op::Symlink { target, path } => {
                 let (dir, name) = self.parent(path)?;
@@ -386,7 +459,8 @@ impl Writable {
                 if self.tree.get(&full).is_some() {
                     return Err(EEXIST);
                 }
-                let meta = self.new_meta(&dir, 0o777);
+                self.copy_up_attrs(&full, false);
+                let meta = self.new_meta(&dir, 0o777, false);
                 self.tree.insert(
                     &full,
                     Inode {
@@ -410,6 +484,7 @@ impl Writable {
             Some(Kind::File(_)) => {}
             _ => return Ok(Outcome::Skipped),
         }
+        self.copy_up_attrs(&full, true);
         self.copy_up(&full);
         let Some(i) = self.tree.get_mut(&full) else {
             return Err(ENOENT);
@@ -470,10 +545,16 @@ impl Writable {
         if dkind.as_ref().is_some_and(Kind::is_dir) && !self.tree.children(&dst).is_empty() {
             return Err(ENOTEMPTY);
         }
+        let touched = self.copy_up_attrs(&src, true);
+        self.copy_up_attrs(&dst, false);
         self.copy_up(&src);
         self.tree.remove_subtree(&dst);
         self.tree.rename_subtree(&src, &dst);
-        Ok(Outcome::done())
+        Ok(if touched {
+            Outcome::touched(&dst)
+        } else {
+            Outcome::done()
+        })
     }
 }
 
@@ -525,6 +606,49 @@ mod tests {
             panic!()
         };
         assert_eq!(d.bytes.as_deref().map(Vec::as_slice), Some(&b"abcd"[..]));
+    }
+
+    #[test]
+    fn copies_lose_setid_bits_and_symlink_attributes_only_when_declared() {
+        let mut t = Tree::default();
+        let mut m = Meta::mode(0o4755);
+        m.gid = 1;
+        t.insert(
+            "suid",
+            Inode {
+                kind: Kind::File(FileData::from_bytes(b"x".to_vec())),
+                meta: m,
+            },
+        );
+        let mut l = Meta::mode(0o777);
+        l.uid = 7;
+        l.mtime = Timespec::new(5, 0);
+        t.insert(
+            "l",
+            Inode {
+                kind: Kind::Symlink { target: "x".into() },
+                meta: l,
+            },
+        );
+        let fuse = Semantics {
+            copy_up_keeps_setid: false,
+            copy_up_keeps_symlink_attrs: false,
+            ..Semantics::oci()
+        };
+        let set = |path: &str| Op::SetMtime {
+            path: path.into(),
+            mtime: Timespec::new(9, 0),
+        };
+        for (sem, mode, uid) in [(Semantics::oci(), 0o4755, 7), (fuse, 0o755, 0)] {
+            let mut w = Writable::new(t.clone(), sem);
+            w.apply(&set("suid"));
+            w.apply(&Op::Rename {
+                from: "l".into(),
+                to: "l2".into(),
+            });
+            assert_eq!(w.tree.get("suid").unwrap().meta.mode, mode);
+            assert_eq!(w.tree.get("l2").unwrap().meta.uid, uid);
+        }
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! from them. A driver that declares `follow_lower_symlinks = false` is checked against the
 //! model with that switch off, so the divergence must happen exactly as declared.
 
+use std::collections::{HashMap, VecDeque};
+
+use super::changeset::{Change, ChangeSet, EntryKind};
+use super::path::{RelPath, join, parent_and_name};
+use crate::error::{Error, Result};
+
 /// Switches for the places where union filesystems differ by design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Semantics {
@@ -16,6 +22,24 @@ pub struct Semantics {
     /// A file with several names stays one inode when one name is changed; off: the changed
     /// name is copied up alone (the hard link splits).
     pub hardlinks_kept: bool,
+    /// A lower regular file keeps its setuid and setgid bits when a change copies it up; off
+    /// (fuse-overlayfs 1.10): a copy not owned by 0:0 loses what chown(2) drops (setuid;
+    /// setgid with group exec), as it is chowned after its mode is set.
+    pub copy_up_keeps_setid: bool,
+    /// A lower symlink keeps its owner, mtime and xattrs when a change copies it up (a rename,
+    /// a hard link, lchown, utimensat); off (fuse-overlayfs 1.10): its copy is made by root
+    /// with symlink(2) and nothing more: owned by 0:0, the copy's time as mtime, no xattrs
+    /// (what the change itself sets excepted).
+    pub copy_up_keeps_symlink_attrs: bool,
+    /// A directory, symlink, device or fifo made in a setgid directory takes the directory's
+    /// group, as a regular file does (POSIX, Linux); off (fuse-overlayfs 1.10): all but regular
+    /// files take the creator's group, as they are chowned to the caller after being made.
+    pub setgid_dirs_pass_group: bool,
+    /// A stack mounts where a layer's symlink loops (resolved in that layer's own directory)
+    /// and a higher layer has a directory holding a directory at its path; off
+    /// (fuse-overlayfs 1.10): such a stack cannot even be listed (ENOMEM), so the driver
+    /// refuses it and the model does too.
+    pub mounts_symlink_loops_under_dirs: bool,
 }
 
 impl Semantics {
@@ -26,6 +50,10 @@ impl Semantics {
             implied_dirs_keep_lower_attrs: true,
             dir_rename: true,
             hardlinks_kept: true,
+            copy_up_keeps_setid: true,
+            copy_up_keeps_symlink_attrs: true,
+            setgid_dirs_pass_group: true,
+            mounts_symlink_loops_under_dirs: true,
         }
     }
 }
@@ -33,5 +61,136 @@ impl Semantics {
 impl Default for Semantics {
     fn default() -> Self {
         Semantics::oci()
+    }
+}
+
+/// Refuses `layers` where `sem` says the driver cannot mount them.
+pub(crate) fn refuse_unmountable(layers: &[ChangeSet], sem: &Semantics) -> Result<()> {
+    if sem.mounts_symlink_loops_under_dirs {
+        return Ok(());
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        for path in symlink_loops(layer) {
+            let prefix = format!("{path}/");
+            let covered = layers[i + 1..].iter().any(|higher| {
+                higher.changes.iter().any(|c| {
+                    let p = match c {
+                        Change::Entry(e) if e.kind == EntryKind::Dir => e.path.as_str(),
+                        Change::Entry(e) => parent_and_name(&e.path).map_or("", |(d, _)| d),
+                        Change::Whiteout { path } => parent_and_name(path).map_or("", |(d, _)| d),
+                        Change::Opaque { path } => path.as_str(),
+                    };
+                    // A directory strictly below the symlink's path.
+                    p.strip_prefix(&prefix).is_some_and(|rest| !rest.is_empty())
+                })
+            });
+            if covered {
+                return Err(Error::Model {
+                    path,
+                    reason: format!(
+                        "layer {i} has a symlink loop here and a higher layer a directory with \
+                         directories in it: the driver cannot mount such a stack (fuse-overlayfs \
+                         1.10 fails to list it, ENOMEM)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The paths of `layer`'s symlinks whose resolution loops inside the layer's own directory
+/// (targets relative to the link's directory; an absolute target leaves the layer, and is
+/// taken not to loop).
+pub fn symlink_loops(layer: &ChangeSet) -> Vec<RelPath> {
+    let mut links: HashMap<&str, &str> = HashMap::new();
+    for e in layer.entries() {
+        if let EntryKind::Symlink { target } = &e.kind {
+            links.insert(e.path.as_str(), target.as_str());
+        }
+    }
+    let mut out: Vec<RelPath> = links
+        .keys()
+        .filter(|p| loops(&links, p))
+        .map(|p| p.to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Symlinks followed before a resolution counts as a loop (the kernel's 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// True when resolving `path` (its last component followed too) loops.
+fn loops(links: &HashMap<&str, &str>, path: &str) -> bool {
+    let mut queue: VecDeque<String> = comps(path).collect();
+    let mut cur = String::new();
+    let mut followed = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            cur = parent_and_name(&cur).map_or(String::new(), |(d, _)| d.to_string());
+            continue;
+        }
+        let next = join(&cur, &c);
+        match links.get(next.as_str()) {
+            Some(target) => {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return true;
+                }
+                if target.starts_with('/') {
+                    return false;
+                }
+                for t in comps(target).collect::<Vec<_>>().into_iter().rev() {
+                    queue.push_front(t);
+                }
+            }
+            None => cur = next,
+        }
+    }
+    false
+}
+
+fn comps(p: &str) -> impl Iterator<Item = String> + '_ {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Entry, Meta};
+
+    fn links(v: &[(&str, &str)]) -> ChangeSet {
+        ChangeSet {
+            changes: v
+                .iter()
+                .map(|(p, t)| {
+                    Change::Entry(Entry {
+                        path: p.to_string(),
+                        kind: EntryKind::Symlink {
+                            target: t.to_string(),
+                        },
+                        meta: Meta::mode(0o777),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn symlink_loops_are_found_inside_the_layer() {
+        let l = links(&[
+            ("c", "c"),
+            ("d", "./d/"),
+            ("e", "f"),
+            ("f", "e"),
+            ("g", "g/a"),
+            ("h", "missing"),
+            ("i", "/i"),
+            ("x/y", "../x/y"),
+        ]);
+        assert_eq!(symlink_loops(&l), vec!["c", "d", "e", "f", "g", "x/y"]);
     }
 }
