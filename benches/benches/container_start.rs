@@ -1,6 +1,6 @@
 //! container_start: a whole strata start of /bin/true through the library (union mount, init
 //! layer, clone into the namespaces, /proc /dev /sys, pivot_root, exec, wait, teardown) on
-//! the from-host rootfs, per driver and namespace set; in the same group the floor (fork +
+//! the from-host rootfs, per driver (btrfs on a loop-mounted btrfs) and namespace set; in the same group the floor (fork +
 //! exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI bundle with
 //! the same rootfs, when installed.
 
@@ -8,10 +8,12 @@ use std::process::{Command, Stdio};
 
 use criterion::{BenchmarkId, criterion_group, criterion_main};
 use strata_benches::env::BenchEnv;
+use strata_benches::loopfs;
 use strata_benches::peers;
 use strata_benches::profile::Profile;
 use strata_benches::skip;
 use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
+use strata_runtime::driver::by_name;
 
 const SETS: [(&str, &[Namespace]); 3] = [
     ("mount", &[Namespace::Mount]),
@@ -56,7 +58,15 @@ fn bench(c: &mut criterion::Criterion) {
             assert!(st.is_ok_and(|s| s.success()));
         })
     });
-    for driver in ["overlay", "copy"] {
+    // Kept until the end: the btrfs driver's subvolumes live on it.
+    let _btrfs = loopfs::btrfs_state(&env, 2 << 30)
+        .map_err(|why| skip("container_start/strata_btrfs", &why));
+    for driver in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+        let d = by_name(driver).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(why) = d.availability_in(env.store.root()) {
+            skip(&format!("container_start/strata_{driver}"), &why);
+            continue;
+        }
         for (name, set) in SETS {
             let check = container::run(&env.store, spec(&digest, driver, set));
             match check {

@@ -1,7 +1,9 @@
-//! copy_up: the first one-byte write into a lower file through overlayfs, which copies the
-//! whole file up first, by file size: upper on tmpfs, and upper on a loop-mounted xfs where
-//! the kernel clones instead of copying. The floor in the group: copy_file_range of the same
-//! bytes between two files on the same tmpfs. Mounting is not timed.
+//! copy_up: the first one-byte write into a lower file, by file size, per driver: overlayfs
+//! copies the whole file up first (upper on tmpfs, and upper on a loop-mounted xfs where the
+//! kernel clones instead of copying), fuse-overlayfs copies it in userspace, btrfs writes one
+//! block of a snapshot (copy-on-write by extent), and copy writes in place (it paid for the
+//! copy at mount). The floor in the group: copy_file_range of the same bytes between two
+//! files on the same tmpfs. Mounting is not timed.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -10,7 +12,7 @@ use std::path::Path;
 use criterion::{BatchSize, BenchmarkId, criterion_group, criterion_main};
 use strata_benches::env::BenchEnv;
 use strata_benches::fixtures;
-use strata_benches::loopfs::LoopFs;
+use strata_benches::loopfs::{self, LoopFs};
 use strata_benches::profile::Profile;
 use strata_benches::seed::Seed;
 use strata_benches::skip;
@@ -34,6 +36,16 @@ fn bench(c: &mut criterion::Criterion) {
         return;
     };
     let overlay = by_name("overlay").unwrap_or_else(|e| panic!("{e}"));
+    // Kept until the end: the btrfs driver's subvolumes live on it.
+    let _btrfs = loopfs::btrfs_state(&env, 4 << 30).map_err(|why| skip("copy_up/btrfs", &why));
+    let mut drivers = Vec::new();
+    for name in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+        let d = by_name(name).unwrap_or_else(|e| panic!("{e}"));
+        match d.availability_in(env.store.root()) {
+            Ok(()) => drivers.push((name, d)),
+            Err(why) => skip(&format!("copy_up/{name}"), &why),
+        }
+    }
     let xfs = LoopFs::xfs(&env, 4 << 30)
         .map_err(|why| skip("copy_up/overlay_reflink_upper", &why))
         .ok();
@@ -51,17 +63,19 @@ fn bench(c: &mut criterion::Criterion) {
             (&l.store, s, l.dir.as_path())
         });
         let param = format!("bytes={size}");
-        let target = env.fresh_dir("target");
-        g.bench_function(BenchmarkId::new("overlay", &param), |b| {
-            b.iter_batched(
-                || {
-                    mounts::mount(&env.store, overlay, fx.layers.clone(), &target)
-                        .unwrap_or_else(|e| panic!("{e}"))
-                },
-                first_write,
-                BatchSize::PerIteration,
-            )
-        });
+        for &(name, d) in &drivers {
+            let target = env.fresh_dir("target");
+            g.bench_function(BenchmarkId::new(name, &param), |b| {
+                b.iter_batched(
+                    || {
+                        mounts::mount(&env.store, d, fx.layers.clone(), &target)
+                            .unwrap_or_else(|e| panic!("{e}"))
+                    },
+                    first_write,
+                    BatchSize::PerIteration,
+                )
+            });
+        }
         if let Some((store, layer, dir)) = &on_xfs {
             let target = dir.join(format!("t-{size}"));
             let _ = std::fs::create_dir(&target);

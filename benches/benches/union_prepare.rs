@@ -1,7 +1,9 @@
 //! union_prepare: prepare + teardown of a union view, swept over layers, files and bytes.
 //! Series: overlay through mount(2) (while its options fit one page) and through fsconfig
-//! `lowerdir+`, copy-merge (plain, and with reflink on a loop-mounted xfs), and the floors
-//! in the same group: `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs, and
+//! `lowerdir+`, copy-merge (plain, and with reflink on a loop-mounted xfs), btrfs (a writable
+//! snapshot of the stack's subvolume, on a loop-mounted btrfs; the subvolumes are made once,
+//! before timing, as a snapshotter would at pull), fuse-overlayfs, and the floors in the
+//! same group: `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs, and
 //! the raw overlay mount syscalls (+ umount) without any strata bookkeeping.
 
 use std::os::fd::AsFd;
@@ -14,10 +16,10 @@ use criterion::{
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
 use strata_benches::env::BenchEnv;
 use strata_benches::fixtures::{self, Fixture};
-use strata_benches::loopfs::LoopFs;
+use strata_benches::loopfs::{self, LoopFs};
 use strata_benches::profile::Profile;
 use strata_benches::skip;
-use strata_runtime::driver::{Copy, Driver, Overlay, OverlayApi};
+use strata_runtime::driver::{Btrfs, Copy, Driver, FuseOverlay, Overlay, OverlayApi};
 use strata_runtime::fixture::Layer;
 use strata_runtime::model::ChangeSet;
 use strata_runtime::mounts;
@@ -30,6 +32,8 @@ static OVERLAY_LOWERDIR_PLUS: Overlay = Overlay {
 };
 static COPY: Copy = Copy { reflink: false };
 static COPY_REFLINK: Copy = Copy { reflink: true };
+static BTRFS: Btrfs = Btrfs;
+static FUSE_OVERLAY: FuseOverlay = FuseOverlay;
 
 /// The raw overlay mount: fsopen, one `lowerdir+` per layer, fsmount, move_mount, umount.
 fn raw_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) {
@@ -74,16 +78,12 @@ fn series(
     g: &mut BenchmarkGroup<WallTime>,
     env: &BenchEnv,
     xfs: Option<(&LoopFs, &Fixture)>,
+    drivers: &[(&str, &'static dyn Driver)],
     fx: &Fixture,
     sets: &[ChangeSet],
     param: &str,
 ) {
-    let drivers: [(&str, &'static dyn Driver); 3] = [
-        ("overlay_mount2", &OVERLAY_MOUNT2),
-        ("overlay_lowerdir_plus", &OVERLAY_LOWERDIR_PLUS),
-        ("copy", &COPY),
-    ];
-    for (name, d) in drivers {
+    for &(name, d) in drivers {
         let target = env.fresh_dir("target");
         if let Err(e) =
             mounts::mount(&env.store, d, fx.layers.clone(), &target).and_then(|m| m.unmount())
@@ -187,6 +187,22 @@ fn bench(c: &mut criterion::Criterion) {
             None
         }
     };
+    let mut drivers: Vec<(&str, &'static dyn Driver)> = vec![
+        ("overlay_mount2", &OVERLAY_MOUNT2),
+        ("overlay_lowerdir_plus", &OVERLAY_LOWERDIR_PLUS),
+        ("copy", &COPY),
+    ];
+    // Kept until the end: the btrfs driver's subvolumes live on it.
+    let btrfs = loopfs::btrfs_state(&env, 16 << 30)
+        .map_err(|why| skip("union_prepare/btrfs", &why))
+        .ok();
+    if btrfs.is_some() {
+        drivers.push(("btrfs", &BTRFS));
+    }
+    match FUSE_OVERLAY.availability() {
+        Ok(()) => drivers.push(("fuse-overlayfs", &FUSE_OVERLAY)),
+        Err(why) => skip("union_prepare/fuse-overlayfs", &why),
+    }
     let mut g = c.benchmark_group("union_prepare");
     let mut sweep = |param: String, layers: Vec<Layer>| {
         let (fx, xfx, sets) = prepare(&env, &xfs, layers);
@@ -194,6 +210,7 @@ fn bench(c: &mut criterion::Criterion) {
             &mut g,
             &env,
             xfs.as_ref().zip(xfx.as_ref()),
+            &drivers,
             &fx,
             &sets,
             &param,
