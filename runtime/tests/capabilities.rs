@@ -332,6 +332,39 @@ fn symlink_attributes_across_copy_up_are_as_declared() {
 }
 
 #[test]
+fn the_mtime_of_a_parent_copied_up_is_as_declared() {
+    let e = need_root!();
+    let layer = Layer::new()
+        .dir("a")
+        .mtime(1_234_567_890, 0)
+        .dir("a/b")
+        .file("a/b/f", "x")
+        .dir("c")
+        .mtime(1_234_567_890, 0);
+    let stored = e.import_all(std::slice::from_ref(&layer));
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::write(t.join("a/b/new"), "n").unwrap(); // copies up a and a/b
+        fs::set_permissions(t.join("c"), fs::Permissions::from_mode(0o700)).unwrap(); // and c
+        let kept = d.capabilities().copy_up_keeps_parent_mtime;
+        assert_eq!(
+            filetime(t.join("a")) == 1_234_567_890,
+            kept,
+            "{}: the parent's mtime",
+            d.name()
+        );
+        assert_eq!(
+            filetime(t.join("c")),
+            1_234_567_890,
+            "{}: a directory copied up for its own change keeps its mtime",
+            d.name()
+        );
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
 fn the_group_of_entries_made_in_a_setgid_directory_is_as_declared() {
     let e = need_root!();
     let stored = e.import_all(&[Layer::new().dir("shared").mode(0o2775).owner(0, 5)]);

@@ -558,6 +558,16 @@ fn divergences(sem: &Semantics) -> Vec<(&'static str, &'static str, Semantics)> 
             },
         ));
     }
+    if sem.copy_up_keeps_parent_mtime != oci.copy_up_keeps_parent_mtime {
+        v.push((
+            "copy_up_keeps_parent_mtime=false",
+            "a lower directory copied up on the way to a change shows the time of the copy",
+            Semantics {
+                copy_up_keeps_parent_mtime: sem.copy_up_keeps_parent_mtime,
+                ..oci
+            },
+        ));
+    }
     if sem.implied_dirs_keep_lower_attrs != oci.implied_dirs_keep_lower_attrs {
         v.push((
             "implied_dirs_keep_lower_attrs=false",

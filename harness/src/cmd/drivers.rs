@@ -68,17 +68,7 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
             };
             s.push_str(&format!("{:<16} {status}\n", d.name));
             if let Some(c) = d.capabilities {
-                s.push_str(&format!(
-                    "{:<16} dir_rename={} hardlinks_kept={} stable_ino={} native_diff={} follows_lower_symlinks={} implied_dirs_keep_lower_attrs={} max_layers={}\n",
-                    "",
-                    c.dir_rename,
-                    c.hardlinks_kept,
-                    c.stable_ino,
-                    c.native_diff,
-                    c.follows_lower_symlinks,
-                    c.implied_dirs_keep_lower_attrs,
-                    c.max_layers.map(|n| n.to_string()).unwrap_or_else(|| "none".into())
-                ));
+                s.push_str(&capability_lines(&c));
             }
         }
         let p = &r.probe;
@@ -117,4 +107,35 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
         s
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every capability as `name=value`, wrapped under the driver's name: all of them, so a new
+/// one shows up here without a change.
+fn capability_lines(c: &Capabilities) -> String {
+    let pairs: Vec<String> = match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::Null => format!("{k}=none"),
+                v => format!("{k}={v}"),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = String::new();
+    let mut line = String::new();
+    for p in pairs {
+        if !line.is_empty() && line.len() + 1 + p.len() > 80 {
+            out.push_str(&format!("{:<16} {line}\n", ""));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&p);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{:<16} {line}\n", ""));
+    }
+    out
 }

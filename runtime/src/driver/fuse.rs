@@ -168,6 +168,7 @@ impl Driver for FuseOverlay {
             implied_dirs_keep_lower_attrs: false,
             copy_up_keeps_setid: false,
             copy_up_keeps_symlink_attrs: false,
+            copy_up_keeps_parent_mtime: false,
             setgid_dirs_pass_group: false,
             mounts_symlink_loops_under_dirs: false,
             creates_whiteout_names: false,

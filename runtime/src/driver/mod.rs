@@ -47,6 +47,9 @@ pub struct Capabilities {
     /// A lower symlink keeps owner, mtime and xattrs when a change copies it up; false: its
     /// copy is 0:0, with the time of the copy as mtime and no xattrs.
     pub copy_up_keeps_symlink_attrs: bool,
+    /// A lower directory copied up on the way to a change below it keeps its mtime; false:
+    /// it shows the time of the copy.
+    pub copy_up_keeps_parent_mtime: bool,
     /// A directory, symlink, device or fifo made in a setgid directory takes its group, as a
     /// regular file does; false: the creator's group (regular files still take the directory's).
     pub setgid_dirs_pass_group: bool,
@@ -72,6 +75,7 @@ impl Capabilities {
             hardlinks_kept: self.hardlinks_kept,
             copy_up_keeps_setid: self.copy_up_keeps_setid,
             copy_up_keeps_symlink_attrs: self.copy_up_keeps_symlink_attrs,
+            copy_up_keeps_parent_mtime: self.copy_up_keeps_parent_mtime,
             setgid_dirs_pass_group: self.setgid_dirs_pass_group,
             mounts_symlink_loops_under_dirs: self.mounts_symlink_loops_under_dirs,
         }

@@ -208,6 +208,7 @@ impl Driver for Overlay {
             implied_dirs_keep_lower_attrs: false,
             copy_up_keeps_setid: true,
             copy_up_keeps_symlink_attrs: true,
+            copy_up_keeps_parent_mtime: true,
             setgid_dirs_pass_group: true,
             mounts_symlink_loops_under_dirs: true,
             creates_whiteout_names: true,

@@ -236,10 +236,13 @@ impl Writable {
     /// `full` itself when `itself`: a change there needs them in the writable layer. Only
     /// attributes can change, and only where the driver declares that its copies lose some:
     /// a regular file not owned by 0:0 what chown(2) drops (setuid; setgid with group exec),
-    /// a symlink its owner, mtime and xattrs. Returns true when `full`'s mtime became the
-    /// time of the copy.
+    /// a symlink its owner, mtime and xattrs, a directory on the way its mtime. Returns true
+    /// when `full`'s mtime became the time of the copy.
     fn copy_up_attrs(&mut self, full: &str, itself: bool) -> bool {
-        if self.sem.copy_up_keeps_setid && self.sem.copy_up_keeps_symlink_attrs {
+        if self.sem.copy_up_keeps_setid
+            && self.sem.copy_up_keeps_symlink_attrs
+            && self.sem.copy_up_keeps_parent_mtime
+        {
             return false;
         }
         let mut paths: Vec<&str> = full.match_indices('/').map(|(i, _)| &full[..i]).collect();
@@ -258,7 +261,9 @@ impl Writable {
                 continue;
             };
             match i.kind {
-                Kind::Dir => {}
+                Kind::Dir if p != full && !self.sem.copy_up_keeps_parent_mtime => {
+                    i.meta.mtime = Timespec::UNKNOWN;
+                }
                 Kind::Symlink { .. } if !self.sem.copy_up_keeps_symlink_attrs => {
                     i.meta.uid = 0;
                     i.meta.gid = 0;
@@ -648,6 +653,44 @@ mod tests {
             });
             assert_eq!(w.tree.get("suid").unwrap().meta.mode, mode);
             assert_eq!(w.tree.get("l2").unwrap().meta.uid, uid);
+        }
+    }
+
+    #[test]
+    fn a_parent_copied_up_loses_its_mtime_only_when_declared() {
+        let mut t = Tree::default();
+        for d in ["a", "a/b", "c"] {
+            let mut m = Meta::mode(0o755);
+            m.mtime = Timespec::new(5, 0);
+            t.insert(
+                d,
+                Inode {
+                    kind: Kind::Dir,
+                    meta: m,
+                },
+            );
+        }
+        let lossy = Semantics {
+            copy_up_keeps_parent_mtime: false,
+            ..Semantics::oci()
+        };
+        for (sem, a) in [
+            (Semantics::oci(), Timespec::new(5, 0)),
+            (lossy, Timespec::UNKNOWN),
+        ] {
+            let mut w = Writable::new(t.clone(), sem);
+            w.apply(&Op::Create {
+                path: "a/b/new".into(),
+                data: Vec::new(),
+                mode: 0o644,
+            });
+            // A directory copied up for its own change keeps its time either way.
+            w.apply(&Op::Chmod {
+                path: "c".into(),
+                mode: 0o700,
+            });
+            assert_eq!(w.tree.get("a").unwrap().meta.mtime, a);
+            assert_eq!(w.tree.get("c").unwrap().meta.mtime, Timespec::new(5, 0));
         }
     }
 

@@ -31,6 +31,10 @@ pub struct Semantics {
     /// with symlink(2) and nothing more: owned by 0:0, the copy's time as mtime, no xattrs
     /// (what the change itself sets excepted).
     pub copy_up_keeps_symlink_attrs: bool,
+    /// A lower directory copied up on the way to a change below it keeps its mtime (the
+    /// kernel copies it); off (fuse-overlayfs 1.10): the copy is made with mkdir(2) and shows
+    /// the time of the copy. A directory copied up for a change of its own keeps it either way.
+    pub copy_up_keeps_parent_mtime: bool,
     /// A directory, symlink, device or fifo made in a setgid directory takes the directory's
     /// group, as a regular file does (POSIX, Linux); off (fuse-overlayfs 1.10): all but regular
     /// files take the creator's group, as they are chowned to the caller after being made.
@@ -52,6 +56,7 @@ impl Semantics {
             hardlinks_kept: true,
             copy_up_keeps_setid: true,
             copy_up_keeps_symlink_attrs: true,
+            copy_up_keeps_parent_mtime: true,
             setgid_dirs_pass_group: true,
             mounts_symlink_loops_under_dirs: true,
         }

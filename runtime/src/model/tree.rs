@@ -23,6 +23,13 @@ pub struct Timespec {
 }
 
 impl Timespec {
+    /// A time the model cannot know (a daemon's "now"), where a declared divergence stamps
+    /// one. Views never compare it: directory mtimes move with every change inside them.
+    pub const UNKNOWN: Timespec = Timespec {
+        sec: i64::MIN,
+        nsec: 0,
+    };
+
     pub fn new(sec: i64, nsec: u32) -> Self {
         Timespec { sec, nsec }
     }
