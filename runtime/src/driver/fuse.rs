@@ -17,7 +17,8 @@
 //! - device nodes, fifos and setuid/setgid directories the stack shows are put in the upper
 //!   directory before the mount, so fuse-overlayfs never copies them up (it would make the
 //!   first an empty regular file and drop the bits of the second);
-//! - a shim of opaque directories ends a directory's merge at a lower non-directory;
+//! - a shim of opaque directories ends a directory's merge at a lower non-directory or
+//!   whiteout;
 //! - every name of a lower hard link is looked up after the mount, so st_nlink counts them
 //!   all; commit takes a file the view shows with several names as the view shows it, with
 //!   the names the view still links to it.
@@ -643,7 +644,8 @@ fn look_up_lower_links(view: &MountView, notes: &Notes) -> Result<()> {
 /// fuse-overlayfs 1.10 merges a directory with the same directory further down even across
 /// a layer that replaced it with a file (kernel overlayfs stops there): `b/a` in one layer,
 /// a file `b` above it, a directory `b` above that, and a lookup of `b/a` finds the lowest
-/// one (a listing of `b` does not, until that lookup). A shim, a directory holding only an
+/// one (a listing of `b` does not, until that lookup); so does a whiteout `b` in between.
+/// A shim, a directory holding only an
 /// opaque, empty `b`, stacked right below the top `b`, ends the merge where overlayfs would.
 /// And where a lower layer has a symlink loop (`c -> c`) at the path of a higher layer's
 /// directory holding a directory, fuse-overlayfs fails every listing of the root with ENOMEM:
@@ -677,13 +679,12 @@ fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
         'pairs: for pair in pos.windows(2) {
             for fd in &fds[pair[0] + 1..pair[1]] {
                 match stat_beneath(fd.as_fd(), path) {
-                    // A whiteout ends the merge as it should.
-                    Ok(st) if fsutil::is_whiteout(&st) => break 'pairs,
                     Ok(_) => {}
                     Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
                     Err(_) => continue,
                 }
-                // A non-directory here (or at a parent): overlayfs stops the merge.
+                // A non-directory here (or at a parent), a whiteout included: overlayfs
+                // stops the merge. (1.10 ends a listing at a whiteout, not a lookup.)
                 cuts.entry(pair[0]).or_default().insert(path.clone());
                 break 'pairs;
             }
