@@ -39,31 +39,47 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io("open directory", path, ioe(e)))
 }
 
+/// How often an `openat2` lookup is tried again when the kernel refuses it with EAGAIN:
+/// with `RESOLVE_BENEATH` or `RESOLVE_IN_ROOT`, a `..` resolved while any rename or mount
+/// happens on the system makes it give up (openat2(2)), and parallel mounts do that.
+const EAGAIN_RETRIES: usize = 100;
+
+/// `openat2(dir, rel, flags, resolve)`, again while the kernel says EAGAIN.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> io::Result<OwnedFd> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    let mut tries = 0;
+    loop {
+        match rfs::openat2(dir, rel, flags, Mode::empty(), resolve) {
+            Err(e) if e == rustix::io::Errno::AGAIN && tries < EAGAIN_RETRIES => tries += 1,
+            r => return r.map_err(ioe),
+        }
+    }
+}
+
 /// Opens directory `rel` under `dir` without following any symlink and without leaving `dir`.
 pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
-    let rel = if rel.is_empty() { "." } else { rel };
-    rfs::openat2(
+    openat2(
         dir,
         rel,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
-    .map_err(ioe)
 }
 
 /// Opens directory `rel` under `root`, resolving symlinks as if `root` were `/`
 /// (a layer's `lib -> /usr/lib` lands in `root/usr/lib`, never on the host).
 pub fn open_dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
-    let rel = if rel.is_empty() { "." } else { rel };
-    rfs::openat2(
+    openat2(
         root,
         rel,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )
-    .map_err(ioe)
 }
 
 /// `lstat` of `name` in `dir`.

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
-use crate::fsutil::{lstat_at, mtime_of, open_dir_in_root, proc_path};
+use crate::fsutil::{self, lstat_at, mtime_of, open_dir_in_root, proc_path};
 use crate::model::ops::{Op, Outcome, errno};
 use crate::model::{Timespec, parent_and_name};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec as RTimespec, Timestamps};
@@ -24,25 +24,10 @@ fn io_code(e: std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(errno::EINVAL)
 }
 
-/// How often a lookup that crossed `..` is retried when a concurrent mount or rename made the
-/// kernel refuse it (EAGAIN from `openat2(RESOLVE_IN_ROOT)`, see openat2(2)).
-const EAGAIN_RETRIES: usize = 100;
-
-/// Runs an `openat2(RESOLVE_IN_ROOT)` lookup, again while the kernel says EAGAIN.
-fn retry_eagain<T>(mut f: impl FnMut() -> Res<T>) -> Res<T> {
-    let mut n = 0;
-    loop {
-        match f() {
-            Err(e) if e == libc::EAGAIN && n < EAGAIN_RETRIES => n += 1,
-            r => return r,
-        }
-    }
-}
-
 /// The directory holding `path` (resolved inside `root`) and the last name.
 fn parent(root: BorrowedFd<'_>, path: &str) -> Res<(OwnedFd, String)> {
     let (dir, name) = parent_and_name(path).ok_or(errno::EINVAL)?;
-    let fd = retry_eagain(|| open_dir_in_root(root, dir).map_err(io_code))?;
+    let fd = open_dir_in_root(root, dir).map_err(io_code)?;
     Ok((fd, name.to_string()))
 }
 
@@ -238,17 +223,13 @@ pub fn mtime(root: BorrowedFd<'_>, path: &str) -> Option<Timespec> {
 /// (a device or fifo could block or have side effects): EISDIR for a directory, EINVAL else.
 pub fn read(root: BorrowedFd<'_>, path: &str) -> Result<Vec<u8>, i32> {
     use std::io::Read;
-    let rel = if path.is_empty() { "." } else { path };
-    let fd = retry_eagain(|| {
-        rfs::openat2(
-            root,
-            rel,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(code)
-    })?;
+    let fd = fsutil::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(io_code)?;
     let st = rfs::fstat(&fd).map_err(code)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}

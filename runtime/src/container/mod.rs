@@ -646,11 +646,10 @@ fn exec_message(cmd: &str, path_var: &str, errno: i32, target: &Path) -> String 
         // The file may exist and its ELF interpreter (or #! interpreter) be missing.
         let root = crate::fsutil::open_dir(target).ok();
         let exists = root.as_ref().is_some_and(|r| {
-            rustix::fs::openat2(
-                r,
+            crate::fsutil::openat2(
+                r.as_fd(),
                 cmd,
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
                 rustix::fs::ResolveFlags::IN_ROOT,
             )
             .is_ok()
