@@ -193,6 +193,53 @@ fn a_directory_over_a_whiteout_over_a_directory_shows_only_its_own() {
 }
 
 #[test]
+fn a_directory_over_a_file_over_a_directory_below_a_file_shows_only_its_own() {
+    // Found by the union property test: fuse-overlayfs 1.10 found `a/a/b` of layer 2
+    // through the file `a/a` of layer 3 (rename a/a/b a/a: ENOTEMPTY, not ENOENT).
+    let e = need_root!();
+    let layers = [
+        Layer::new().file("a", ""),
+        Layer::new(),
+        Layer::new().dir("a/a/b").mode(0o644),
+        Layer::new().file("a/a", ""),
+        Layer::new(),
+        Layer::new().file("a/a/c", ""),
+    ];
+    let ops = [Op::Rename {
+        from: "a/a/b".into(),
+        to: "a/a".into(),
+    }];
+    case(&e, "dir over file over dir, over a file", &layers, &ops);
+}
+
+#[test]
+fn a_rename_into_an_ancestor_does_not_find_what_an_opaque_directory_hides() {
+    // With timeout=0, fuse-overlayfs 1.10 found `a/a/b` below the opaque `a/a` (ENOTEMPTY, not
+    // ENOENT) and listed it from then on; whiteouts in a shim below hold.
+    let e = need_root!();
+    let layers = [
+        Layer::new().dir("a/a/b").file("a/a/b/x", "lower"),
+        Layer::new().dir("a/a").opaque("a/a").file("a/a/c", "top"),
+    ];
+    let ops = [
+        Op::Rename {
+            from: "a/a/b".into(),
+            to: "a/a".into(),
+        },
+        Op::Mkdir {
+            path: "a/a/b".into(),
+            mode: 0o755,
+        },
+    ];
+    case(
+        &e,
+        "rename into an ancestor under an opaque dir",
+        &layers,
+        &ops,
+    );
+}
+
+#[test]
 fn lower_hard_links_stay_linked_through_copy_up_and_commit() {
     // fuse-overlayfs 1.10 copies the inode up under one name only, and counts st_nlink by
     // the names it has looked up.

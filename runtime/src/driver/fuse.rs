@@ -481,6 +481,8 @@ struct LayerNotes {
     precopy: Vec<RelPath>,
     /// Every directory of the layer, its entries' parents included.
     dirs: Vec<RelPath>,
+    /// Its opaque directories.
+    opaque: Vec<RelPath>,
     /// Its symlinks.
     symlinks: Vec<RelPath>,
     /// Its symlinks that loop ([`crate::model::symlink_loops`]).
@@ -546,6 +548,7 @@ fn layer_notes(layer: &StoredLayer, cache: &Path) -> Result<LayerNotes> {
     let mut target_of: HashMap<RelPath, RelPath> = HashMap::new();
     let mut precopy = BTreeSet::new();
     let mut dirs = BTreeSet::new();
+    let mut opaque = Vec::new();
     let mut symlinks = Vec::new();
     let changes = layer.changes()?;
     let symlink_loops = crate::model::symlink_loops(&changes);
@@ -565,6 +568,7 @@ fn layer_notes(layer: &StoredLayer, cache: &Path) -> Result<LayerNotes> {
             && !path.is_empty()
         {
             dirs.insert(path.clone());
+            opaque.push(path.clone());
         }
         let Change::Entry(e) = c else { continue };
         if matches!(e.kind, EntryKind::Dir) && !e.path.is_empty() {
@@ -599,6 +603,7 @@ fn layer_notes(layer: &StoredLayer, cache: &Path) -> Result<LayerNotes> {
         links: groups.into_values().collect(),
         precopy: precopy.into_iter().collect(),
         dirs: dirs.into_iter().collect(),
+        opaque,
         symlinks,
         symlink_loops,
     };
@@ -650,6 +655,10 @@ fn look_up_lower_links(view: &MountView, notes: &Notes) -> Result<()> {
 /// And where a lower layer has a symlink loop (`c -> c`) at the path of a higher layer's
 /// directory holding a directory, fuse-overlayfs fails every listing of the root with ENOMEM:
 /// a shim below that directory keeps it from looking at the symlink.
+/// And with `timeout=0`, a rename into an ancestor (`rename a/a/b a/a`) finds a name an
+/// opaque directory hides (and the view shows it from then on), where a whiteout holds: a
+/// shim also goes below every opaque directory of a layer, and each shim holds a whiteout
+/// for every name the layers below it have in its directories.
 /// Shims are kept under `ROOT/fuse-overlayfs/shims/<sha256 of their paths>`.
 fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
     let dirs = view.lower_dirs();
@@ -702,6 +711,13 @@ fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
             }
         }
     }
+    // A layer's opaque directory, with layers below it.
+    for (pos, d) in dirs.iter().enumerate().take(dirs.len().saturating_sub(1)) {
+        let Some(layer) = by_dir.get(d) else { continue };
+        for p in &layer.opaque {
+            cuts.entry(pos).or_default().insert(p.clone());
+        }
+    }
     if cuts.is_empty() {
         return Ok(dirs);
     }
@@ -713,16 +729,44 @@ fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
     for (pos, d) in dirs.into_iter().enumerate() {
         out.push(d);
         if let Some(paths) = cuts.get(&pos) {
-            out.push(shim(&shims, paths)?);
+            out.push(shim(&shims, paths, &hidden_names(&fds[pos + 1..], paths))?);
         }
     }
     Ok(out)
 }
 
-/// The shim directory holding `paths` as opaque, empty directories (made once).
-fn shim(shims: &Path, paths: &BTreeSet<RelPath>) -> Result<PathBuf> {
+/// The names the layers `below` hold in each of the directories `paths`, those the shim has
+/// a directory at (one of `paths` or a parent of one) left out.
+fn hidden_names(below: &[OwnedFd], paths: &BTreeSet<RelPath>) -> BTreeSet<RelPath> {
+    let mut out = BTreeSet::new();
+    for p in paths {
+        for fd in below {
+            // A layer without the directory (or with a non-directory there) hides nothing.
+            let Ok(dir) = fsutil::open_dir_beneath(fd.as_fd(), p) else {
+                continue;
+            };
+            for name in fsutil::list_dir(dir.as_fd()).unwrap_or_default() {
+                let full = join(p, &name);
+                let prefix = format!("{full}/");
+                if !paths.iter().any(|q| *q == full || q.starts_with(&prefix)) {
+                    out.insert(full);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The shim directory holding `paths` as opaque directories, with a whiteout at each of
+/// `whiteouts` (made once).
+fn shim(shims: &Path, paths: &BTreeSet<RelPath>, whiteouts: &BTreeSet<RelPath>) -> Result<PathBuf> {
     let list: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let id = crate::digest::Digest::of(list.join("\n").as_bytes()).hex();
+    let mut key = list.join("\n");
+    for w in whiteouts {
+        key.push_str("\n.wh.");
+        key.push_str(w);
+    }
+    let id = crate::digest::Digest::of(key.as_bytes()).hex();
     let dir = shims.join(&id);
     if dir.exists() {
         return Ok(dir);
@@ -742,6 +786,14 @@ fn shim(shims: &Path, paths: &BTreeSet<RelPath>) -> Result<PathBuf> {
             // Opaque: nothing of the layers below shows through it.
             fsutil::set_xattr(pd.as_fd(), name, OVERLAY_OPAQUE_XATTR, b"y")
                 .map_err(|e| Error::io("set opaque xattr", tmp.join(p), e))?;
+        }
+        for w in whiteouts {
+            let (parent, name) = parent_and_name(w).unwrap_or(("", w));
+            let pd = fsutil::open_dir_beneath(fd.as_fd(), parent)
+                .map_err(|e| Error::io("open", tmp.join(parent), e))?;
+            // What the opaque directory hides, hidden once more where a rename looks.
+            fsutil::make_whiteout_at(pd.as_fd(), name)
+                .map_err(|e| Error::io("make whiteout", tmp.join(w), e))?;
         }
         Ok(())
     };
