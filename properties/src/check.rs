@@ -36,10 +36,28 @@ impl fmt::Debug for Ops {
     }
 }
 
-/// Every driver available on this machine, for the store of `w`.
+/// Every driver available on this machine, for the store of `w`; only those named in
+/// `STRATA_DRIVERS` (`overlay,copy`) when it is set.
 pub fn drivers(w: &World) -> Vec<&'static dyn Driver> {
+    let wanted: Option<Vec<String>> = std::env::var("STRATA_DRIVERS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    if let Some(names) = &wanted {
+        let known: Vec<&str> = driver::all().iter().map(|d| d.name()).collect();
+        if let Some(bad) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            panic!(
+                "STRATA_DRIVERS: unknown driver {bad:?} (known: {})",
+                known.join(", ")
+            );
+        }
+    }
     driver::all()
         .into_iter()
+        .filter(|d| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|n| n == d.name()))
+        })
         .filter(|d| d.availability_in(w.store.root()).is_ok())
         .collect()
 }

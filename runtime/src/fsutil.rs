@@ -71,6 +71,17 @@ pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
     )
 }
 
+/// [`open_dir_beneath`] with `O_PATH`: for `*at` lookups and stats only. The filesystem's
+/// open is never called (a FUSE daemon may read a whole directory to open it).
+pub fn open_path_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    openat2(
+        dir,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
 /// Opens directory `rel` under `root`, resolving symlinks as if `root` were `/`
 /// (a layer's `lib -> /usr/lib` lands in `root/usr/lib`, never on the host).
 pub fn open_dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
