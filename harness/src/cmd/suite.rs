@@ -29,17 +29,15 @@ use super::Ctx;
 use crate::cli::SuiteArgs;
 use crate::output::CmdResult;
 
-/// The benchmark binaries, with how long each takes on the quick profile here (seconds):
-/// weights for the ETA, nothing more.
-const BENCHES: [(&str, u64); 5] = [
-    ("rootfs_switch", 20),
-    ("container_start", 15),
-    ("union_prepare", 120),
-    ("copy_up", 15),
-    ("commit", 20),
+/// The benchmark binaries, with how long each takes here (seconds, 2 vCPUs) on the quick
+/// and on the full profile: weights for the ETA, nothing more.
+const BENCHES: [(&str, u64, u64); 5] = [
+    ("rootfs_switch", 20, 95),
+    ("container_start", 20, 95),
+    ("union_prepare", 135, 1310),
+    ("copy_up", 22, 180),
+    ("commit", 40, 400),
 ];
-/// The full profile runs about this many times longer.
-const FULL_FACTOR: u64 = 6;
 
 fn err(msg: impl Into<String>) -> strata_runtime::Error {
     strata_runtime::Error::Usage(msg.into())
@@ -406,9 +404,10 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
     let _ = std::fs::remove_dir_all(criterion_out);
     std::fs::create_dir_all(criterion_out)
         .map_err(|e| format!("create {}: {e}", criterion_out.display()))?;
-    let factor = if quick { 1 } else { FULL_FACTOR };
-    let pb = bar(BENCHES.iter().map(|(_, w)| w * factor).sum(), "benchmarks");
-    for (name, weight) in BENCHES {
+    let weight = |&(_, q, f): &(&str, u64, u64)| if quick { q } else { f };
+    let pb = bar(BENCHES.iter().map(weight).sum(), "benchmarks");
+    for bench in BENCHES {
+        let name = bench.0;
         pb.set_message(name.to_string());
         let mut child = Command::new(&cargo)
             .current_dir(&ws)
@@ -433,7 +432,7 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
         if !status.success() {
             pb.println(format!("strata suite: benchmark {name} failed ({status})"));
         }
-        pb.inc(weight * factor);
+        pb.inc(weight(&bench));
     }
     pb.finish_and_clear();
     read_criterion_dir(criterion_out).map_err(|e| e.to_string())

@@ -372,6 +372,7 @@ fn link_lower_names(view: &MountView, upper: &Path, items: &mut Vec<Item>) -> Re
     let mut extra = Vec::new();
     let mut from_view = false;
     let mut view_stat = StatBeneath::new(target.as_fd());
+    let mut upper_stat = StatBeneath::new(ufd.as_fd());
     for item in items.iter_mut() {
         let Item::Entry {
             path,
@@ -384,6 +385,13 @@ fn link_lower_names(view: &MountView, upper: &Path, items: &mut Vec<Item>) -> Re
             continue;
         };
         if *kind == ItemKind::Dir {
+            continue;
+        }
+        // Only a copy of a lower file (it has an origin) or a file with several names in the
+        // upper dir can have more names in the view; a lookup in the view is a daemon round
+        // trip (and a walk of the directory), so new files are not looked at there.
+        let single = upper_stat.stat(path).is_ok_and(|st| st.st_nlink <= 1);
+        if single && origin_of(ufd.as_fd(), path).is_none() {
             continue;
         }
         let Ok(seen) = view_stat.stat(path) else {
