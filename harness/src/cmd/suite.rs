@@ -36,7 +36,7 @@ const BENCHES: [(&str, u64, u64); 5] = [
     ("container_start", 20, 95),
     ("union_prepare", 135, 1310),
     ("copy_up", 22, 180),
-    ("commit", 40, 400),
+    ("commit", 40, 780),
 ];
 
 fn err(msg: impl Into<String>) -> strata_runtime::Error {
