@@ -372,7 +372,6 @@ fn link_lower_names(view: &MountView, upper: &Path, items: &mut Vec<Item>) -> Re
     let mut extra = Vec::new();
     let mut from_view = false;
     let mut view_stat = StatBeneath::new(target.as_fd());
-    let mut upper_stat = StatBeneath::new(ufd.as_fd());
     for item in items.iter_mut() {
         let Item::Entry {
             path,
@@ -387,11 +386,12 @@ fn link_lower_names(view: &MountView, upper: &Path, items: &mut Vec<Item>) -> Re
         if *kind == ItemKind::Dir {
             continue;
         }
+        // Where it was copied up from (a rename moves it), as fuse-overlayfs records it.
+        let origin = origin_of(ufd.as_fd(), path);
         // Only a copy of a lower file (it has an origin) or a file with several names in the
-        // upper dir can have more names in the view; a lookup in the view is a daemon round
-        // trip (and a walk of the directory), so new files are not looked at there.
-        let single = upper_stat.stat(path).is_ok_and(|st| st.st_nlink <= 1);
-        if single && origin_of(ufd.as_fd(), path).is_none() {
+        // upper dir (`inode` is set) can have more names in the view; a lookup in the view is
+        // a daemon round trip (and a walk of the directory), so new files are not looked at.
+        if inode.is_none() && origin.is_none() {
             continue;
         }
         let Ok(seen) = view_stat.stat(path) else {
@@ -424,8 +424,7 @@ fn link_lower_names(view: &MountView, upper: &Path, items: &mut Vec<Item>) -> Re
             lowers = Some((dirs, fds));
         }
         let Some((dirs, fds)) = &lowers else { continue };
-        // Where it was copied up from (a rename moves it), as fuse-overlayfs records it.
-        let origin = origin_of(ufd.as_fd(), path).unwrap_or_else(|| path.clone());
+        let origin = origin.unwrap_or_else(|| path.clone());
         let Some((layer, lower_ino)) = lower_file(dirs, fds, &origin) else {
             continue;
         };
