@@ -659,21 +659,7 @@ impl Driver for Copy {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dir_rename: true,
-            hardlinks_kept: true,
-            stable_ino: true,
-            native_diff: false,
-            follows_lower_symlinks: true,
-            implied_dirs_keep_lower_attrs: true,
-            copy_up_keeps_setid: true,
-            copy_up_keeps_symlink_attrs: true,
-            copy_up_keeps_parent_mtime: true,
-            setgid_dirs_pass_group: true,
-            mounts_symlink_loops_under_dirs: true,
-            creates_whiteout_names: true,
-            max_layers: None,
-        }
+        Capabilities::OCI
     }
 
     fn availability(&self) -> std::result::Result<(), String> {

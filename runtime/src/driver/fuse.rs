@@ -162,8 +162,6 @@ impl Driver for FuseOverlay {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             dir_rename: false,
-            hardlinks_kept: true,
-            stable_ino: true,
             native_diff: true,
             follows_lower_symlinks: false,
             implied_dirs_keep_lower_attrs: false,
@@ -174,6 +172,7 @@ impl Driver for FuseOverlay {
             mounts_symlink_loops_under_dirs: false,
             creates_whiteout_names: false,
             max_layers: Some(MAX_LAYERS),
+            ..Capabilities::OCI
         }
     }
 

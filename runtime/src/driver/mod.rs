@@ -65,6 +65,24 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// A driver that follows the OCI rules and POSIX everywhere, with no native diff and no
+    /// layer bound: each driver names only where it differs (`..Capabilities::OCI`).
+    pub const OCI: Capabilities = Capabilities {
+        dir_rename: true,
+        hardlinks_kept: true,
+        stable_ino: true,
+        native_diff: false,
+        follows_lower_symlinks: true,
+        implied_dirs_keep_lower_attrs: true,
+        copy_up_keeps_setid: true,
+        copy_up_keeps_symlink_attrs: true,
+        copy_up_keeps_parent_mtime: true,
+        setgid_dirs_pass_group: true,
+        mounts_symlink_loops_under_dirs: true,
+        creates_whiteout_names: true,
+        max_layers: None,
+    };
+
     /// The model semantics a view of this driver is checked against: the OCI rules with
     /// exactly the declared divergences.
     pub fn semantics(&self) -> Semantics {
@@ -247,3 +265,13 @@ pub(crate) fn umount(target: &Path) -> Result<()> {
 
 /// EBUSY retries of [`umount`], 2 ms apart.
 const UMOUNT_BUSY_TRIES: u32 = 50;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oci_capabilities_are_the_oci_semantics() {
+        assert_eq!(Capabilities::OCI.semantics(), Semantics::oci());
+    }
+}

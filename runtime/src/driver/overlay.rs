@@ -202,17 +202,11 @@ impl Driver for Overlay {
         Capabilities {
             dir_rename: false,
             hardlinks_kept: false,
-            stable_ino: true,
             native_diff: true,
             follows_lower_symlinks: false,
             implied_dirs_keep_lower_attrs: false,
-            copy_up_keeps_setid: true,
-            copy_up_keeps_symlink_attrs: true,
-            copy_up_keeps_parent_mtime: true,
-            setgid_dirs_pass_group: true,
-            mounts_symlink_loops_under_dirs: true,
-            creates_whiteout_names: true,
             max_layers: Some(MAX_LAYERS),
+            ..Capabilities::OCI
         }
     }
 
