@@ -1,13 +1,9 @@
 //! What a case expects, checked against a tree and the outcomes of its steps; and the model's
 //! run of a case (no I/O), under any semantics.
 
-use std::collections::VecDeque;
-
 use strata_runtime::Digest;
-use strata_runtime::model::ops::{Outcome, Writable, errno};
-use strata_runtime::model::{
-    self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Tree, join, parent_and_name,
-};
+use strata_runtime::model::ops::{Outcome, Writable};
+use strata_runtime::model::{self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Tree};
 
 use super::case::{Case, KindCheck, Step, ViewCheck, errno_name};
 use super::show_bytes;
@@ -94,52 +90,9 @@ pub fn sims_differ(a: &Sim, b: &Sim) -> bool {
 /// Reads `path` in the model as `ops_exec::read` does on a view: every symlink followed
 /// inside the root.
 pub fn model_read(t: &Tree, path: &str) -> Result<Option<Vec<u8>>, i32> {
-    let mut cur = String::new();
-    let mut queue: VecDeque<String> = comps(path);
-    let mut followed = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            cur = parent_and_name(&cur)
-                .map(|(d, _)| d.to_string())
-                .unwrap_or_default();
-            continue;
-        }
-        let next = join(&cur, &c);
-        match t.get(&next).map(|i| &i.kind) {
-            None => return Err(errno::ENOENT),
-            Some(Kind::Dir) => cur = next,
-            Some(Kind::Symlink { target }) => {
-                followed += 1;
-                if followed > 40 {
-                    return Err(errno::ELOOP);
-                }
-                if target.starts_with('/') {
-                    cur.clear();
-                }
-                for c in comps(target).into_iter().rev() {
-                    queue.push_front(c);
-                }
-            }
-            Some(_) if queue.is_empty() => cur = next,
-            Some(_) => return Err(errno::ENOTDIR),
-        }
-    }
-    match t.get(&cur).map(|i| &i.kind) {
-        Some(Kind::File(d)) => Ok(d.bytes.as_ref().map(|b| b.as_ref().clone())),
-        Some(Kind::Dir) => Err(errno::EISDIR),
-        Some(_) => Err(errno::EINVAL),
-        None => Err(errno::ENOENT),
-    }
+    model::ops::read(t, path)
 }
 
-fn comps(p: &str) -> VecDeque<String> {
-    p.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect()
-}
-
-/// Where the steps' results miss what the case says they must be.
 pub fn check_steps(steps: &[Step], out: &[StepOut]) -> Vec<String> {
     let mut bad = Vec::new();
     for (i, (s, o)) in steps.iter().zip(out).enumerate() {
@@ -288,6 +241,7 @@ pub fn self_check(case: &Case, oci: &Sim) -> Vec<String> {
 mod tests {
     use super::*;
     use strata_runtime::fixture::Layer;
+    use strata_runtime::model::ops::errno;
 
     #[test]
     fn model_reads_follow_symlinks_inside_the_root() {

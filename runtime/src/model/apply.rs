@@ -1,15 +1,13 @@
 //! The flat application of OCI change sets, lowest layer first (the rules are in `mod.rs`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 
 use super::changeset::{Change, ChangeSet, Entry, EntryKind};
 use super::path::{RelPath, is_within, join, parent_and_name};
+use super::resolve::{Lookup, Node, OnMissing, Resolved, Walker};
 use super::semantics::Semantics;
 use super::tree::{Inode, Kind, Meta, Tree};
 use crate::error::{Error, Result};
-
-/// Symlinks followed while resolving one path before it counts as a loop (as the kernel's 40).
-const MAX_SYMLINKS: usize = 40;
 
 /// The merged view of `layers`, lowest first, over an empty root (0755, 0:0, mtime 0), by the
 /// OCI rules.
@@ -43,12 +41,15 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
         tree,
         sem,
         explicit_dirs,
+        creating: false,
     };
     // Deletions see only the lower layers: they run before any entry of this layer lands.
+    // Where this layer has its own directory on the way (`d/` over a lower symlink `d`),
+    // nothing lower lies behind it: the walk stops there and deletes nothing.
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                if let Some(dir) = a.resolve(path)?
+                if let Some(dir) = a.walk(path, OnMissing::Fail)?
                     && a.tree.get(&dir).is_some_and(|i| i.kind.is_dir())
                 {
                     a.tree.clear_dir(&dir);
@@ -58,24 +59,23 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
                 let Some((parent, name)) = parent_and_name(path) else {
                     return Err(model_err(path, "a whiteout cannot delete the root"));
                 };
-                if let Some(dir) = a.resolve(parent)?
-                    && a.tree.get(&dir).is_some_and(|i| i.kind.is_dir())
-                {
+                if let Some(dir) = a.walk(parent, OnMissing::Fail)? {
                     a.delete(&join(&dir, name));
                 }
             }
             Change::Entry(_) => {}
         }
     }
-    // Entries in tar order; whiteouts and opaque markers still imply their parent directories.
+    // Entries in tar order. Whiteouts and opaque markers imply their parent directories, but
+    // never behind a followed symlink (one under a dangling symlink creates nothing).
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                a.ensure_dir(path)?;
+                a.walk(path, OnMissing::CreateUnlessFollowed)?;
             }
             Change::Whiteout { path } => {
                 let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                a.ensure_dir(parent)?;
+                a.walk(parent, OnMissing::CreateUnlessFollowed)?;
             }
             Change::Entry(e) => a.put(e)?,
         }
@@ -90,27 +90,6 @@ fn model_err(path: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-fn components(p: &str) -> impl Iterator<Item = String> + '_ {
-    p.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-}
-
-fn parent_of(p: &str) -> RelPath {
-    parent_and_name(p)
-        .map(|(d, _)| d.to_string())
-        .unwrap_or_default()
-}
-
-/// What a resolution walk does when a component is missing or not a directory.
-#[derive(Clone, Copy, PartialEq)]
-enum Missing {
-    /// Stop: the path does not resolve.
-    Stop,
-    /// Create an implied directory (replacing a non-directory).
-    Create,
-}
-
 fn implied_dir() -> Inode {
     Inode {
         kind: Kind::Dir,
@@ -122,72 +101,74 @@ fn implied_dir() -> Inode {
 struct Applier<'a> {
     tree: &'a mut Tree,
     sem: &'a Semantics,
-    /// Directories this layer has its own entries for.
+    /// Directories this layer has its own entries for, by their paths in the layer.
     explicit_dirs: HashSet<RelPath>,
+    /// The walk under way makes implied directories.
+    creating: bool,
+}
+
+/// The tree as the layer being applied sees it, for the one resolution rule.
+impl Lookup for Applier<'_> {
+    type Dir = ();
+    type Error = Error;
+
+    fn root(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn node(&mut self, _: &(), at: &str, name: &str, written: Option<&str>) -> Result<Node> {
+        Ok(match self.tree.get(&join(at, name)).map(|i| &i.kind) {
+            None => Node::Missing,
+            Some(Kind::Dir) => Node::Dir,
+            // This layer's own directory replaces a lower symlink at its path: nothing is
+            // resolved through the symlink, whatever the order of the layer's entries.
+            Some(Kind::Symlink { .. })
+                if written.is_some_and(|w| self.explicit_dirs.contains(w)) =>
+            {
+                Node::Other
+            }
+            Some(Kind::Symlink { target }) if self.sem.follow_lower_symlinks => {
+                Node::Symlink(target.clone())
+            }
+            Some(_) => Node::Other,
+        })
+    }
+
+    fn enter(&mut self, _: &(), at: &str, name: &str) -> Result<()> {
+        // A layer directory overlayfs shows is the layer's own, implied or not.
+        let next = join(at, name);
+        if self.creating
+            && !self.sem.implied_dirs_keep_lower_attrs
+            && !self.explicit_dirs.contains(&next)
+            && let Some(i) = self.tree.get_mut(&next)
+        {
+            i.meta = Meta::implied_dir();
+        }
+        Ok(())
+    }
+
+    fn make_dir(&mut self, _: &(), at: &str, name: &str, replace: bool) -> Result<()> {
+        let next = join(at, name);
+        if replace {
+            self.tree.remove_subtree(&next);
+        }
+        self.tree.insert(&next, implied_dir());
+        Ok(())
+    }
 }
 
 impl Applier<'_> {
-    /// Walks `path` from the root, following symlinks inside the root (when the semantics
-    /// say so). Returns the real path, or `None` when a component is missing (with
-    /// [`Missing::Stop`]).
-    fn walk(&mut self, path: &str, missing: Missing) -> Result<Option<RelPath>> {
-        let mut cur = RelPath::new();
-        let mut queue: VecDeque<String> = components(path).collect();
-        let mut followed = 0;
-        while let Some(c) = queue.pop_front() {
-            if c == ".." {
-                cur = parent_of(&cur);
-                continue;
-            }
-            let next = join(&cur, &c);
-            let kind = self.tree.get(&next).map(|i| i.kind.clone());
-            match kind {
-                Some(Kind::Dir) => {
-                    // A layer directory overlayfs shows is the layer's own, implied or not.
-                    if missing == Missing::Create
-                        && !self.sem.implied_dirs_keep_lower_attrs
-                        && !self.explicit_dirs.contains(&next)
-                        && let Some(i) = self.tree.get_mut(&next)
-                    {
-                        i.meta = Meta::implied_dir();
-                    }
-                    cur = next;
-                }
-                Some(Kind::Symlink { target }) if self.sem.follow_lower_symlinks => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(model_err(path, "too many levels of symbolic links"));
-                    }
-                    if target.starts_with('/') {
-                        cur = RelPath::new();
-                    }
-                    for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
-                        queue.push_front(t);
-                    }
-                }
-                Some(_) | None if missing == Missing::Stop => return Ok(None),
-                Some(_) => {
-                    self.tree.remove_subtree(&next);
-                    self.tree.insert(&next, implied_dir());
-                    cur = next;
-                }
-                None => {
-                    self.tree.insert(&next, implied_dir());
-                    cur = next;
-                }
-            }
+    /// The real path of directory `path`, by the one resolution rule; `None` when it does not
+    /// resolve (only where `on_missing` does not create).
+    fn walk(&mut self, path: &str, on_missing: OnMissing) -> Result<Option<RelPath>> {
+        self.creating = on_missing != OnMissing::Fail;
+        let r = Walker::new(on_missing).dir(self, path)?;
+        self.creating = false;
+        match r {
+            Resolved::Dir { path, .. } => Ok(Some(path)),
+            Resolved::Loop => Err(model_err(path, "too many levels of symbolic links")),
+            Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
         }
-        Ok(Some(cur))
-    }
-
-    /// The real path `path` resolves to.
-    fn resolve(&mut self, path: &str) -> Result<Option<RelPath>> {
-        self.walk(path, Missing::Stop)
-    }
-
-    /// The real path of directory `path`, creating implied directories as needed.
-    fn ensure_dir(&mut self, path: &str) -> Result<RelPath> {
-        Ok(self.walk(path, Missing::Create)?.unwrap_or_default())
     }
 
     /// Deletes `path` and everything under it.
@@ -211,14 +192,14 @@ impl Applier<'_> {
             }
             return Ok(());
         };
-        let dir = self.ensure_dir(parent)?;
+        let dir = self.walk(parent, OnMissing::Create)?.unwrap_or_default();
         let full = join(&dir, name);
         match &e.kind {
             EntryKind::HardLink { target } => {
                 let Some((tparent, tname)) = parent_and_name(target) else {
                     return Err(model_err(&e.path, "hard link to the root"));
                 };
-                let tdir = self.resolve(tparent)?.unwrap_or_default();
+                let tdir = self.walk(tparent, OnMissing::Fail)?.unwrap_or_default();
                 let tfull = join(&tdir, tname);
                 let Some(ino) = self.tree.ino(&tfull) else {
                     return Err(model_err(
@@ -622,6 +603,58 @@ mod tests {
         assert!(t.get("lib").unwrap().kind.is_dir());
         assert!(is(&t, "lib/x", "x"));
         assert!(t.get("usr/lib/x").is_none());
+    }
+
+    #[test]
+    fn p08b_markers_under_a_directory_that_replaces_a_lower_symlink_apply_to_that_directory() {
+        let base = layer(vec![
+            dir("target", 0o755),
+            file("target/keep.txt", "k"),
+            symlink("linkd", "target"),
+        ]);
+        // Whatever the order of the layer's own entries, nothing resolves through the old link.
+        for changes in [
+            vec![
+                dir("linkd", 0o700),
+                opq("linkd"),
+                file("linkd/new.txt", "n"),
+            ],
+            vec![
+                opq("linkd"),
+                file("linkd/new.txt", "n"),
+                dir("linkd", 0o700),
+            ],
+            vec![
+                wh("linkd/keep.txt"),
+                dir("linkd", 0o700),
+                file("linkd/new.txt", "n"),
+            ],
+        ] {
+            let t = apply(&[base.clone(), layer(changes.clone())]).unwrap();
+            assert_eq!(t.children("linkd"), vec!["new.txt"], "{changes:?}");
+            assert_eq!(t.get("linkd").unwrap().meta.mode, 0o700);
+            assert!(is(&t, "target/keep.txt", "k"), "{changes:?}");
+        }
+    }
+
+    #[test]
+    fn w16b_a_deletion_under_a_dangling_lower_symlink_is_a_no_op() {
+        let t = apply(&[
+            layer(vec![
+                symlink("localetc", "/dne"),
+                symlink("rel", "gone/deeper"),
+            ]),
+            layer(vec![wh("localetc/etc"), opq("rel/x"), wh("rel/x/y")]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec!["localetc", "rel"]);
+        // A file under the same symlink is written behind it, as the flat appliers do.
+        let t = apply(&[
+            layer(vec![symlink("localetc", "/dne")]),
+            layer(vec![file("localetc/f", "f")]),
+        ])
+        .unwrap();
+        assert!(is(&t, "dne/f", "f"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod apply;
 mod changeset;
 pub mod ops;
 mod path;
+pub mod resolve;
 mod semantics;
 mod tree;
 

@@ -12,11 +12,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::path::{RelPath, is_within, join, parent_and_name};
+use super::resolve::{Lookup, Node, OnMissing, Resolved, Walker};
 use super::semantics::Semantics;
 use super::tree::{FileData, Ino, Inode, Kind, Meta, Timespec, Tree};
-
-/// Symlinks followed while resolving one path (the kernel's limit).
-const MAX_SYMLINKS: usize = 40;
 
 /// The errnos the model predicts (values are Linux's).
 pub mod errno {
@@ -163,45 +161,7 @@ impl Writable {
 
     /// Resolves directory `path` inside the root, following every symlink.
     fn resolve_dir(&self, path: &str) -> Res<RelPath> {
-        let mut cur = RelPath::new();
-        let mut queue: std::collections::VecDeque<String> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .map(str::to_string)
-            .collect();
-        let mut followed = 0;
-        while let Some(c) = queue.pop_front() {
-            if c == ".." {
-                cur = parent_and_name(&cur)
-                    .map(|(d, _)| d.to_string())
-                    .unwrap_or_default();
-                continue;
-            }
-            let next = join(&cur, &c);
-            match self.tree.get(&next).map(|i| &i.kind) {
-                None => return Err(ENOENT),
-                Some(Kind::Dir) => cur = next,
-                Some(Kind::Symlink { target }) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(ELOOP);
-                    }
-                    if target.starts_with('/') {
-                        cur = RelPath::new();
-                    }
-                    let t: Vec<String> = target
-                        .split('/')
-                        .filter(|c| !c.is_empty() && *c != ".")
-                        .map(str::to_string)
-                        .collect();
-                    for c in t.into_iter().rev() {
-                        queue.push_front(c);
-                    }
-                }
-                Some(_) => return Err(ENOTDIR),
-            }
-        }
-        Ok(cur)
+        resolve_dir(&self.tree, &mut Walker::new(OnMissing::Fail), path)
     }
 
     /// The real path of `path` (its last component not followed), which must exist.
@@ -560,6 +520,82 @@ impl Writable {
         } else {
             Outcome::done()
         })
+    }
+}
+
+/// The model's tree as a namespace to resolve in (read-only: lookups never create).
+struct InTree<'a>(&'a Tree);
+
+impl Lookup for InTree<'_> {
+    type Dir = ();
+    type Error = ();
+
+    fn root(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn node(&mut self, _: &(), at: &str, name: &str, _: Option<&str>) -> Result<Node, ()> {
+        Ok(match self.0.get(&join(at, name)).map(|i| &i.kind) {
+            None => Node::Missing,
+            Some(Kind::Dir) => Node::Dir,
+            Some(Kind::Symlink { target }) => Node::Symlink(target.clone()),
+            Some(_) => Node::Other,
+        })
+    }
+
+    fn enter(&mut self, _: &(), _: &str, _: &str) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn make_dir(&mut self, _: &(), _: &str, _: &str, _: bool) -> Result<(), ()> {
+        Err(())
+    }
+}
+
+/// The real path of directory `path` in `tree`, or the errno a lookup fails with.
+fn resolve_dir(tree: &Tree, w: &mut Walker, path: &str) -> Res<RelPath> {
+    match w.dir(&mut InTree(tree), path) {
+        Ok(Resolved::Dir { path, .. }) => Ok(path),
+        Ok(Resolved::NotFound | Resolved::Outside) | Err(()) => Err(ENOENT),
+        Ok(Resolved::NotDir) => Err(ENOTDIR),
+        Ok(Resolved::Loop) => Err(ELOOP),
+    }
+}
+
+/// What reading `path` in a view returns, by the model: every symlink followed inside the
+/// root, the last one included (`open(O_RDONLY)` under `RESOLVE_IN_ROOT`). The content when
+/// the model holds it, `None` when it knows only the digest; else the errno.
+pub fn read(tree: &Tree, path: &str) -> Res<Option<Vec<u8>>> {
+    let mut w = Walker::new(OnMissing::Fail);
+    let mut path = path.to_string();
+    loop {
+        let (parent, name) = match parent_and_name(path.trim_end_matches('/')) {
+            Some((p, n)) => (p.to_string(), n.to_string()),
+            None => return Err(EISDIR),
+        };
+        let dir = resolve_dir(tree, &mut w, &parent)?;
+        if name == ".." || name == "." {
+            // The walk ends on a directory either way.
+            resolve_dir(tree, &mut w, &path)?;
+            return Err(EISDIR);
+        }
+        let full = join(&dir, &name);
+        match tree.get(&full).map(|i| &i.kind) {
+            None => return Err(ENOENT),
+            Some(Kind::File(d)) => return Ok(d.bytes.as_ref().map(|b| b.as_ref().clone())),
+            Some(Kind::Dir) => return Err(EISDIR),
+            Some(Kind::Symlink { target }) => {
+                if !w.follow() {
+                    return Err(ELOOP);
+                }
+                path = if target.starts_with('/') {
+                    target.clone()
+                } else {
+                    format!("{dir}/{target}")
+                };
+            }
+            Some(_) => return Err(EINVAL),
+        }
     }
 }
 

@@ -2,10 +2,11 @@
 //! from them. A driver that declares `follow_lower_symlinks = false` is checked against the
 //! model with that switch off, so the divergence must happen exactly as declared.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use super::changeset::{Change, ChangeSet, EntryKind};
 use super::path::{RelPath, join, parent_and_name};
+use super::resolve::{Lookup, Node, OnMissing, Resolved, Walker};
 use crate::error::{Error, Result};
 
 /// Switches for the places where union filesystems differ by design.
@@ -123,43 +124,44 @@ pub fn symlink_loops(layer: &ChangeSet) -> Vec<RelPath> {
     out
 }
 
-/// Symlinks followed before a resolution counts as a loop (the kernel's 40).
-const MAX_SYMLINKS: usize = 40;
+/// A layer's own symlinks as a namespace: any other name counts as a directory, and an
+/// absolute target leaves the layer (the host resolves it, not the layer).
+struct LayerLinks<'a>(&'a HashMap<&'a str, &'a str>);
+
+impl Lookup for LayerLinks<'_> {
+    type Dir = ();
+    type Error = ();
+
+    fn root(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn node(&mut self, _: &(), at: &str, name: &str, _: Option<&str>) -> Result<Node, ()> {
+        Ok(match self.0.get(join(at, name).as_str()) {
+            Some(target) => Node::Symlink(target.to_string()),
+            None => Node::Dir,
+        })
+    }
+
+    fn enter(&mut self, _: &(), _: &str, _: &str) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn make_dir(&mut self, _: &(), _: &str, _: &str, _: bool) -> Result<(), ()> {
+        Err(())
+    }
+
+    fn absolute_targets_inside(&self) -> bool {
+        false
+    }
+}
 
 /// True when resolving `path` (its last component followed too) loops.
 fn loops(links: &HashMap<&str, &str>, path: &str) -> bool {
-    let mut queue: VecDeque<String> = comps(path).collect();
-    let mut cur = String::new();
-    let mut followed = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            cur = parent_and_name(&cur).map_or(String::new(), |(d, _)| d.to_string());
-            continue;
-        }
-        let next = join(&cur, &c);
-        match links.get(next.as_str()) {
-            Some(target) => {
-                followed += 1;
-                if followed > MAX_SYMLINKS {
-                    return true;
-                }
-                if target.starts_with('/') {
-                    return false;
-                }
-                for t in comps(target).collect::<Vec<_>>().into_iter().rev() {
-                    queue.push_front(t);
-                }
-            }
-            None => cur = next,
-        }
-    }
-    false
-}
-
-fn comps(p: &str) -> impl Iterator<Item = String> + '_ {
-    p.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
+    matches!(
+        Walker::new(OnMissing::Fail).dir(&mut LayerLinks(links), path),
+        Ok(Resolved::Loop)
+    )
 }
 
 #[cfg(test)]
