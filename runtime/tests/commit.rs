@@ -291,3 +291,66 @@ fn excluded_paths_and_the_parents_kept_only_for_them_stay_out_of_the_commit() {
         m.unmount().unwrap();
     }
 }
+
+/// Issue 11, item 3: a hard link to a symlink (`ln -P`) in a view commits as a hard link
+/// entry naming the symlink entry, and that very tar imports again, on every driver: commit
+/// then import round-trips every view a driver can produce.
+#[test]
+fn hard_links_to_symlinks_round_trip_on_every_driver() {
+    let e = need_root!();
+    let layers = vec![
+        Layer::new()
+            .file("f", "f")
+            .dir("d")
+            .file("d/x", "x")
+            .symlink("sym", "f")
+            .symlink("dsym", "d")
+            .symlink("dang", "/nowhere")
+            .dir("sub")
+            .symlink("sub/up", "../f"),
+    ];
+    let stored = e.import_all(&layers);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let t = m.target();
+        fs::create_dir(t.join("new")).unwrap();
+        for (from, to) in [
+            ("sym", "newname"),
+            ("dsym", "new/dlink"),
+            ("dang", "new/danglink"),
+            ("sub/up", "sub/up2"),
+        ] {
+            // link(2) never follows the symlink: the new name is the symlink itself.
+            nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                &t.join(from),
+                nix::fcntl::AT_FDCWD,
+                &t.join(to),
+                nix::unistd::LinkatFlags::NoSymlinkFollow,
+            )
+            .unwrap();
+            assert!(fs::symlink_metadata(t.join(to)).unwrap().is_symlink());
+        }
+        let tar = common::commit(&m);
+        let committed = e.reimport(&tar);
+        let mut sets: Vec<_> = layers.iter().map(|l| l.changeset()).collect();
+        sets.push(committed.changes().unwrap());
+        let expected = model::apply_with(&sets, &d.capabilities().semantics()).unwrap();
+        let opts = CompareOptions {
+            mtime: MtimeCompare::NonDirs,
+            ..Default::default()
+        };
+        common::assert_tree(
+            &format!("hard links to symlinks on {}", d.name()),
+            t,
+            &expected,
+            &opts,
+        );
+        let names = common::tar_names(&tar);
+        assert!(
+            names.iter().any(|n| n == "newname") && names.iter().any(|n| n == "new/dlink"),
+            "{}: {names:?}",
+            d.name()
+        );
+    }
+}

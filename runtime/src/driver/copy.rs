@@ -8,7 +8,7 @@
 //! Commit compares the tree with the stack's model ([`crate::diff::tree`]) by content and metadata (a same-size,
 //! same-mtime rewrite is a change).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -16,22 +16,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use super::{Capabilities, Driver, MountView, driver_err, need_mount_privilege, umount};
 use crate::commit::{self, CommitOptions};
 use crate::error::{Error, Result};
 use crate::fsutil::{
     self, CopyMethod, DirIdentity, file_type, ioe, lstat_at, open_dir, open_dir_beneath,
-    open_dir_in_root, open_file_at,
+    open_file_at,
 };
+use crate::model::resolve::{Lookup, Node, OnMissing, Resolved, Walker};
 use crate::model::{
     self, Change, ChangeSet, Entry, EntryKind, Kind, Meta, RelPath, Timespec, join, parent_and_name,
 };
 use crate::store::{StoredLayer, read_json, write_json};
-
-/// Symlinks followed while resolving one path (as the kernel's 40).
-const MAX_SYMLINKS: usize = 40;
 
 /// The copy-merge driver.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +94,7 @@ impl Copy {
             parent_cache: None,
             root_meta,
             stats: CopyStats::default(),
+            explicit_dirs: HashSet::new(),
         };
         // File data is copied by workers while this thread builds the tree: the structure
         // must be made in order, the bytes need not.
@@ -229,13 +228,8 @@ struct Materializer {
     parent_cache: Option<(String, OwnedFd)>,
     root_meta: Meta,
     stats: CopyStats,
-}
-
-/// What a resolution walk does at a missing component.
-#[derive(Clone, Copy, PartialEq)]
-enum Missing {
-    Stop,
-    Create,
+    /// The directories the layer being applied has entries for, by their paths in the layer.
+    explicit_dirs: HashSet<RelPath>,
 }
 
 impl Materializer {
@@ -246,6 +240,11 @@ impl Materializer {
     fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
         // Deletions below may take away a directory a cached resolution went through.
         self.parent_cache = None;
+        self.explicit_dirs = changes
+            .entries()
+            .filter(|e| e.kind == EntryKind::Dir)
+            .map(|e| e.path.clone())
+            .collect();
         // Deletions see only the lower layers.
         for c in &changes.changes {
             match c {
@@ -254,7 +253,7 @@ impl Materializer {
                     if crate::mutants::active(crate::mutants::Mutant::IgnoreOpaque) {
                         continue;
                     }
-                    if let Some(dir) = self.resolve(path, Missing::Stop)? {
+                    if let Some(dir) = self.resolve(path, OnMissing::Fail)? {
                         self.keep_mtime(dir.as_fd(), path)?;
                         fsutil::clear_dir(dir.as_fd())
                             .map_err(|e| self.err("clear opaque directory", path, e))?;
@@ -262,7 +261,7 @@ impl Materializer {
                 }
                 Change::Whiteout { path } => {
                     let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-                    if let Some(dir) = self.resolve(parent, Missing::Stop)? {
+                    if let Some(dir) = self.resolve(parent, OnMissing::Fail)? {
                         self.keep_mtime(dir.as_fd(), parent)?;
                         fsutil::remove_all_at(dir.as_fd(), name)
                             .map_err(|e| self.err("remove whited-out", path, e))?;
@@ -276,11 +275,11 @@ impl Materializer {
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
-                    self.resolve(path, Missing::Create)?;
+                    self.resolve(path, OnMissing::CreateUnlessFollowed)?;
                 }
                 Change::Whiteout { path } => {
                     let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                    self.resolve(parent, Missing::Create)?;
+                    self.resolve(parent, OnMissing::CreateUnlessFollowed)?;
                 }
                 Change::Entry(e) => self.put(e, src.as_fd(), &mut src_cache, layer)?,
             }
@@ -290,7 +289,7 @@ impl Materializer {
             for c in &changes.changes {
                 if let Change::Whiteout { path } = c {
                     let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-                    if let Some(dir) = self.resolve(parent, Missing::Stop)? {
+                    if let Some(dir) = self.resolve(parent, OnMissing::Fail)? {
                         let _ = fsutil::remove_all_at(dir.as_fd(), name);
                     }
                 }
@@ -299,85 +298,41 @@ impl Materializer {
         Ok(())
     }
 
-    /// Opens the directory `path` resolves to inside the root, following symlinks in the root.
-    /// With [`Missing::Create`], missing components become implied directories (0755, root,
-    /// mtime 0) and a non-directory in the way is replaced by one, as the model says.
-    fn resolve(&mut self, path: &str, missing: Missing) -> Result<Option<OwnedFd>> {
-        match open_dir_in_root(self.root.as_fd(), path) {
+    /// Opens the directory `path` resolves to inside the root, by the model's one resolution
+    /// rule ([`model::resolve`]). Where `on_missing` creates, missing components become
+    /// implied directories (0755, root, mtime 0) and a non-directory in the way is replaced
+    /// by one, as the model says.
+    fn resolve(&mut self, path: &str, on_missing: OnMissing) -> Result<Option<OwnedFd>> {
+        // The common case, no symlink on the way: every rule agrees, one syscall.
+        match fsutil::openat2(
+            self.root.as_fd(),
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
             Ok(fd) => return Ok(Some(fd)),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(Error::Model {
-                    path: path.to_string(),
-                    reason: "too many levels of symbolic links".into(),
-                });
+            // Missing before any symlink: nothing to resolve through.
+            Err(e)
+                if on_missing == OnMissing::Fail
+                    && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) =>
+            {
+                return Ok(None);
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-                if missing == Missing::Stop {
-                    return Ok(None);
-                }
-            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                ) => {}
             Err(e) => return Err(self.err("resolve", path, e)),
         }
-        self.walk_create(path).map(Some)
-    }
-
-    fn walk_create(&mut self, path: &str) -> Result<OwnedFd> {
-        let mut cur = RelPath::new();
-        let mut fd = self.root.try_clone().map_err(|e| self.err("dup", "", e))?;
-        let mut queue: VecDeque<String> = components(path).collect();
-        let mut followed = 0;
-        while let Some(c) = queue.pop_front() {
-            if c == ".." {
-                cur = parent_and_name(&cur)
-                    .map(|(d, _)| d.to_string())
-                    .unwrap_or_default();
-                fd = open_dir_in_root(self.root.as_fd(), &cur)
-                    .map_err(|e| self.err("open", &cur, e))?;
-                continue;
-            }
-            let next = join(&cur, &c);
-            let st = match lstat_at(fd.as_fd(), &c) {
-                Ok(st) => Some(st),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(self.err("stat", &next, e)),
-            };
-            match st.as_ref().map(file_type) {
-                Some(FileType::Directory) => {}
-                Some(FileType::Symlink) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(Error::Model {
-                            path: path.to_string(),
-                            reason: "too many levels of symbolic links".into(),
-                        });
-                    }
-                    let target = fsutil::read_link(fd.as_fd(), &c)
-                        .map_err(|e| self.err("readlink", &next, e))?;
-                    if target.starts_with('/') {
-                        cur = RelPath::new();
-                        fd = self.root.try_clone().map_err(|e| self.err("dup", "", e))?;
-                    }
-                    for t in components(&target).collect::<Vec<_>>().into_iter().rev() {
-                        queue.push_front(t);
-                    }
-                    continue;
-                }
-                Some(_) => {
-                    self.parent_cache = None;
-                    self.keep_mtime(fd.as_fd(), &cur)?;
-                    fsutil::remove_all_at(fd.as_fd(), &c)
-                        .map_err(|e| self.err("remove", &next, e))?;
-                    self.mkdir_implied(fd.as_fd(), &c, &next)?;
-                }
-                None => {
-                    self.keep_mtime(fd.as_fd(), &cur)?;
-                    self.mkdir_implied(fd.as_fd(), &c, &next)?;
-                }
-            }
-            fd = open_dir_beneath(fd.as_fd(), &c).map_err(|e| self.err("open", &next, e))?;
-            cur = next;
+        match Walker::new(on_missing).dir(self, path)? {
+            Resolved::Dir { dir, .. } => Ok(Some(dir)),
+            Resolved::Loop => Err(Error::Model {
+                path: path.to_string(),
+                reason: "too many levels of symbolic links".into(),
+            }),
+            Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
         }
-        Ok(fd)
     }
 
     fn mkdir_implied(&mut self, dir: BorrowedFd<'_>, name: &str, path: &str) -> Result<()> {
@@ -446,7 +401,7 @@ impl Materializer {
         let hit = self.parent_cache.as_ref().is_some_and(|(p, _)| p == parent);
         if !hit {
             let fd = self
-                .resolve(parent, Missing::Create)?
+                .resolve(parent, OnMissing::Create)?
                 .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
             self.keep_mtime(fd.as_fd(), parent)?;
             self.parent_cache = Some((parent.to_string(), fd));
@@ -501,7 +456,7 @@ impl Materializer {
         if let EntryKind::HardLink { target } = &e.kind {
             let (tparent, tname) = parent_and_name(target).unwrap_or(("", target));
             let tdir = self
-                .resolve(tparent, Missing::Stop)?
+                .resolve(tparent, OnMissing::Fail)?
                 .ok_or_else(|| Error::Model {
                     path: e.path.clone(),
                     reason: format!("hard link target {target:?} does not exist"),
@@ -631,10 +586,48 @@ impl Materializer {
     }
 }
 
-fn components(p: &str) -> impl Iterator<Item = String> + '_ {
-    p.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
+/// The tree being materialized as a namespace for the one resolution rule.
+impl Lookup for Materializer {
+    type Dir = OwnedFd;
+    type Error = Error;
+
+    fn root(&mut self) -> Result<OwnedFd> {
+        self.root.try_clone().map_err(|e| self.err("dup", "", e))
+    }
+
+    fn node(&mut self, dir: &OwnedFd, at: &str, name: &str, written: Option<&str>) -> Result<Node> {
+        let next = join(at, name);
+        let st = match lstat_at(dir.as_fd(), name) {
+            Ok(st) => st,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Node::Missing),
+            Err(e) => return Err(self.err("stat", &next, e)),
+        };
+        Ok(match file_type(&st) {
+            FileType::Directory => Node::Dir,
+            // This layer's own directory replaces a lower symlink at its path.
+            FileType::Symlink if written.is_some_and(|w| self.explicit_dirs.contains(w)) => {
+                Node::Other
+            }
+            FileType::Symlink => Node::Symlink(
+                fsutil::read_link(dir.as_fd(), name).map_err(|e| self.err("readlink", &next, e))?,
+            ),
+            _ => Node::Other,
+        })
+    }
+
+    fn enter(&mut self, dir: &OwnedFd, at: &str, name: &str) -> Result<OwnedFd> {
+        open_dir_beneath(dir.as_fd(), name).map_err(|e| self.err("open", &join(at, name), e))
+    }
+
+    fn make_dir(&mut self, dir: &OwnedFd, at: &str, name: &str, replace: bool) -> Result<()> {
+        let next = join(at, name);
+        self.keep_mtime(dir.as_fd(), at)?;
+        if replace {
+            self.parent_cache = None;
+            fsutil::remove_all_at(dir.as_fd(), name).map_err(|e| self.err("remove", &next, e))?;
+        }
+        self.mkdir_implied(dir.as_fd(), name, &next)
+    }
 }
 
 /// Opens a layer's source file, reusing the parent directory fd of the previous entry.

@@ -1,7 +1,18 @@
 //! What a tar entry name means: an entry, a whiteout, an opaque marker, or a refusal.
+//!
+//! The rule for names beginning with `.wh.` (the OCI image spec reserves the prefix: no image
+//! root can hold such a name): a last component `.wh.NAME` is always a whiteout of NAME,
+//! whatever the entry's type (`.wh.etc/` deletes `etc`, as containerd and moby read it), and
+//! an entry *under* a `.wh.` component is refused, since nothing could show it. aufs's own
+//! bookkeeping at the root (`.wh..wh.plnk/...`, `.wh..wh.aufs`) is skipped whole, as moby
+//! skips it. Commit refuses such names in a view for the same reason, so every layer strata
+//! writes reads back the same everywhere.
 
 use crate::model::{RelPath, join, normalize, parent_and_name};
 use crate::tarw::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+
+/// aufs's bookkeeping names at the root of a layer (hard-link dir, its xino, ...).
+const AUFS_META_PREFIX: &str = ".wh..wh.";
 
 /// The meaning of an entry name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +37,18 @@ pub fn classify(raw: &str) -> Result<Name, String> {
         return Err("name has a `..` component".into());
     }
     let path = normalize(raw).ok_or("name cannot be normalized")?;
+    if path.starts_with(AUFS_META_PREFIX) && path != OPAQUE_MARKER {
+        return Ok(Name::AufsMeta);
+    }
     let Some((parent, base)) = parent_and_name(&path) else {
         return Ok(Name::Entry(path));
     };
+    if let Some(c) = parent.split('/').find(|c| c.starts_with(WHITEOUT_PREFIX)) {
+        return Err(format!(
+            "lies under {c:?}: a name beginning with {WHITEOUT_PREFIX} is a whiteout, so no \
+             image can hold anything under it"
+        ));
+    }
     let Some(target) = base.strip_prefix(WHITEOUT_PREFIX) else {
         return Ok(Name::Entry(path));
     };
@@ -59,17 +79,22 @@ mod tests {
         assert_eq!(classify(".wh..baz"), Ok(Name::Whiteout(".baz".into())));
         assert_eq!(classify("var/.wh..wh..opq"), Ok(Name::Opaque("var".into())));
         assert_eq!(classify(".wh..wh..opq"), Ok(Name::Opaque("".into())));
-        assert_eq!(
-            classify(".wh..wh.plnk/123"),
-            Ok(Name::Entry(".wh..wh.plnk/123".into()))
-        );
+        assert_eq!(classify(".wh..wh.plnk/123"), Ok(Name::AufsMeta));
         assert_eq!(classify(".wh..wh.plnk"), Ok(Name::AufsMeta));
+        // A directory entry named `.wh.etc/` is a whiteout too, as containerd and moby read it.
+        assert_eq!(classify("./.wh.etc/"), Ok(Name::Whiteout("etc".into())));
     }
 
     #[test]
     fn refusals_say_why() {
         assert!(classify("/etc/passwd").unwrap_err().contains("absolute"));
         assert!(classify("a/../../etc").unwrap_err().contains(".."));
+        for bad in [".wh.etc/somefile", "a/.wh.b/c/d", "a/.wh..wh..opq/x"] {
+            assert!(
+                classify(bad).unwrap_err().contains("no image can hold"),
+                "{bad}"
+            );
+        }
         for bad in [".wh.", "d/.wh..", "d/.wh..."] {
             assert!(
                 classify(bad).unwrap_err().contains("invalid whiteout"),
