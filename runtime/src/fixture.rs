@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::layer::Name;
 use crate::model::{Change, ChangeSet, Entry, EntryKind, FileData, Meta, Timespec};
 use crate::tarw::TarWriter;
 
@@ -166,14 +167,22 @@ impl Layer {
         let changes = self
             .items
             .iter()
-            .map(|i| match i {
-                Item::Whiteout(p) => Change::Whiteout { path: p.clone() },
-                Item::Opaque(p) => Change::Opaque { path: p.clone() },
-                Item::Entry { path, kind, meta } => Change::Entry(Entry {
-                    path: path.clone(),
-                    kind: entry_kind(kind),
-                    meta: meta.clone(),
-                }),
+            .filter_map(|i| match i {
+                Item::Whiteout(p) => Some(Change::Whiteout { path: p.clone() }),
+                Item::Opaque(p) => Some(Change::Opaque { path: p.clone() }),
+                // A name is what the import reads it as: `.wh.etc/` is a whiteout of `etc`.
+                // Names the import refuses or skips are left out (a case then expects the
+                // refusal).
+                Item::Entry { path, kind, meta } => match crate::layer::classify(path) {
+                    Ok(Name::Entry(path)) => Some(Change::Entry(Entry {
+                        path,
+                        kind: entry_kind(kind),
+                        meta: meta.clone(),
+                    })),
+                    Ok(Name::Whiteout(path)) => Some(Change::Whiteout { path }),
+                    Ok(Name::Opaque(path)) => Some(Change::Opaque { path }),
+                    Ok(Name::AufsMeta) | Err(_) => None,
+                },
             })
             .collect();
         ChangeSet { changes }
