@@ -1,4 +1,4 @@
-//! The command-line grammar (DESIGN.md, "The CLI contract").
+//! The command-line grammar (the README's "Architecture" section lists it).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The strata result record (`"schema": "strata-result/1"`), as described in DESIGN.md "Results".
+//! The strata result record (`"schema": "strata-result/1"`), as the README's "Reports" section describes it.
 //!
 //! One record is written per run; a report merges any number of them. The harness produces
 //! records with these same types, so the format is defined once, here.

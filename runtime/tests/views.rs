@@ -1,6 +1,6 @@
 //! For fixed layer stacks, every driver's merged view equals the model's, field by field
 //! (kind, content, mode, owner, mtime, xattrs, link targets, hard-link groups). Case ids
-//! refer to shared/reference/union-semantics.md.
+//! are the catalog's (harness/cases/README.md).
 #![allow(clippy::unwrap_used)]
 
 mod common;

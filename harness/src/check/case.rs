@@ -3,7 +3,7 @@
 //! ```toml
 //! id = "W-10"
 //! title = "Deleting a subtree gives one whiteout per deleted directory"
-//! source = ["W-10"]                       # ids of union-semantics.md
+//! source = ["W-10"]                       # the case id, then where it comes from (harness/cases/README.md)
 //!
 //! [[layer]]                               # lowest first; `repeat = N` copies it N times
 //! entries = [                             # with {i} replaced by 0..N-1
@@ -40,7 +40,7 @@ use strata_runtime::model::{RelPath, Timespec, normalize};
 pub struct Case {
     pub id: String,
     pub title: String,
-    /// union-semantics.md ids (and other anchors) the case comes from.
+    /// The case id, then where the rule comes from (names in harness/cases/README.md).
     pub source: Vec<String>,
     /// The file it was read from (its name in the catalog).
     pub file: String,
@@ -957,7 +957,7 @@ pub fn parse(name: &str, text: &str) -> Result<Case, String> {
         ));
     }
     if f.source.is_empty() {
-        return Err("source is empty: cite the union-semantics.md case ids".into());
+        return Err("source is empty: give the case id and where the rule comes from".into());
     }
     let mut layers = Vec::new();
     for (n, lf) in f.layer.iter().enumerate() {

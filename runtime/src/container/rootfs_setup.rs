@@ -2,8 +2,8 @@
 //! devpts with ptmx, /dev/shm) and a read-only /sys.
 //!
 //! Runs in the child, after its mount namespace is private and before the root switch. The
-//! rule (runc CVE-2019-19921, CVE-2021-30465, CVE-2026-41579, crun CVE-2026-47766; see
-//! runtime-anchors.md section 4): every mount target is opened relative to an fd of the root
+//! rule (runc CVE-2019-19921, CVE-2021-30465, CVE-2026-41579, crun CVE-2026-47766, each a
+//! mount target swapped for a symlink between check and use): every mount target is opened relative to an fd of the root
 //! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
 //! RESOLVE_NO_XDEV)` and each filesystem is made with the new mount API and attached onto
 //! that fd (`move_mount` with `MOVE_MOUNT_T_EMPTY_PATH`): no path is looked up twice, no

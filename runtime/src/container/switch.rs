@@ -7,8 +7,8 @@
 //! - `pivot_root`: the runc/LXC `pivot_root(".", ".")` trick (no put_old directory needed):
 //!   the old root ends up stacked on the new one and is detached. When the kernel refuses
 //!   with EINVAL (the current root cannot be pivoted: initramfs, or a chroot that is not a
-//!   mount point), the child falls back to `move` and says why (runtime-anchors.md: runc
-//!   #4434 and bubblewrap #592 ask for this; moby falls back to chroot).
+//!   mount point), the child falls back to `move` and says why (runc#4434 and bubblewrap#592
+//!   ask for this; moby falls back to chroot).
 //! - `move`: detach (or, failing that, cover) the host /proc and /sys, then MS_MOVE the root
 //!   onto / and chroot into it (what runc, crun and youki do for --no-pivot).
 //! - `chroot`: plain chroot. NOT an isolation boundary: the host mount tree, /proc and /sys
