@@ -12,10 +12,15 @@
 //!    lower child of D. Whiteouts never appear in the merged view.
 //! 3. Every entry, whiteout and opaque marker implies its parent directories: a missing parent
 //!    is created with mode 0755, owner 0:0 and mtime 0; an existing directory keeps its
-//!    attributes; an existing non-directory is replaced by such a directory.
+//!    attributes; an existing non-directory is replaced by such a directory. A whiteout or
+//!    marker implies nothing behind a symlink it followed: under a dangling symlink it is a
+//!    no-op and creates nothing.
 //! 4. Parent paths are resolved through symlinks *inside the root* (`lib -> usr/lib`, then
-//!    `lib/x` in a later layer lands at `usr/lib/x` and the symlink stays). The last component
-//!    of an entry is never followed.
+//!    `lib/x` in a later layer lands at `usr/lib/x` and the symlink stays), by the one rule of
+//!    [`resolve`]. The last component of an entry is never followed: a directory entry `d/`
+//!    replaces a lower symlink `d`, and the layer's markers under `d` (`d/.wh..wh..opq`,
+//!    `d/.wh.x`) apply to that new directory, never through the old symlink, whatever the
+//!    order of the layer's entries.
 //! 5. A hard link entry names an earlier entry of the same layer; both paths then share one
 //!    inode (mode, owner, content).
 //!
