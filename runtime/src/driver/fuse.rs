@@ -1,11 +1,11 @@
-//! fuse-overlayfs: the external binary, over the store's layer directories (already in its
-//! lower form: whiteouts are char devices 0:0, opaque directories carry
-//! `trusted.overlay.opaque=y`, which it reads as root), with a fresh upper and work directory
-//! per mount, as the overlay driver does.
+//! fuse-overlayfs: the external binary, over the same lower directories as the overlay driver
+//! (the chain layout of [`super::chain`], in overlayfs's lower form: whiteouts are char
+//! devices 0:0, opaque directories carry `trusted.overlay.opaque=y`, which it reads as root),
+//! with a fresh upper and work directory per mount.
 //!
 //! Its options are one argv string, not a mount(2) page: the limit is the kernel's
 //! MAX_ARG_STRLEN (128 KiB) for that string, and fuse-overlayfs itself has none (2000 layers
-//! mount). The lowerdirs are given relative to the store's layer directory to fit the most.
+//! mount). The lowerdirs are given relative to the store's root to fit the most.
 //! It runs in the foreground as this process's child (own process group), so unmounting
 //! (umount2(2), no fusermount3 process) can reap it; a daemon another process started is
 //! reaped by its parent or init.
@@ -48,8 +48,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use super::{
-    Capabilities, Driver, MountView, driver_err, find_program, kernel_has_fs, need_mount_privilege,
-    umount,
+    Capabilities, Driver, MountView, chain, driver_err, find_program, kernel_has_fs,
+    need_mount_privilege, umount,
 };
 use crate::commit::{self, CommitOptions, Item, ItemKind};
 use crate::diff::{UpperForm, upper_items};
@@ -133,14 +133,10 @@ impl FuseOverlay {
         view.scratch.join("work")
     }
 
-    /// The directory the lowerdirs are given relative to (the store's `layers/sha256`), and
-    /// the lowerdirs, topmost first.
+    /// The directory the lowerdirs are given relative to (the store's root), and the
+    /// lowerdirs, topmost first.
     fn lowers(view: &MountView, dirs: &[PathBuf]) -> (Option<PathBuf>, Vec<String>) {
-        let base = view
-            .layers
-            .first()
-            .and_then(|l| l.dir.parent())
-            .map(Path::to_path_buf);
+        let base = view.store_root().ok().map(Path::to_path_buf);
         let rel = dirs
             .iter()
             .map(
@@ -163,8 +159,6 @@ impl Driver for FuseOverlay {
         Capabilities {
             dir_rename: false,
             native_diff: true,
-            follows_lower_symlinks: false,
-            implied_dirs_keep_lower_attrs: false,
             copy_up_keeps_setid: false,
             copy_up_keeps_symlink_attrs: false,
             copy_up_keeps_parent_mtime: false,
@@ -195,6 +189,8 @@ impl Driver for FuseOverlay {
         if view.layers.is_empty() {
             return Err(driver_err(NAME, "no layers to mount"));
         }
+        // The lower directories are the chain layout's, as the overlay driver's.
+        let view = &chain::chained(view)?;
         let binary = find_program(BINARY)
             .ok_or_else(|| driver_err(NAME, format!("{BINARY} is not installed")))?;
         let (upper, work) = (Self::upper(view), Self::work(view));
@@ -341,6 +337,7 @@ impl Driver for FuseOverlay {
     }
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
+        let view = &chain::chained(view)?;
         let upper = Self::upper(view);
         let mut items = upper_items(view, &upper, &FUSE_FORM)?;
         drop_precopied(view, &upper, &mut items)?;

@@ -14,14 +14,17 @@ use crate::model::{Meta, Semantics};
 use crate::store::StoredLayer;
 
 pub mod btrfs;
+pub mod chain;
 pub mod copy;
 pub mod fuse;
 pub mod overlay;
+pub mod overlay2;
 
 pub use btrfs::Btrfs;
 pub use copy::Copy;
 pub use fuse::FuseOverlay;
 pub use overlay::{Overlay, OverlayApi};
+pub use overlay2::Overlay2;
 
 /// What a driver promises where union filesystems are known to differ. Tests check each
 /// promise; the conformance matrix shows them.
@@ -112,6 +115,17 @@ pub struct MountView {
 }
 
 impl MountView {
+    /// The store this mount belongs to: its scratch directory is `ROOT/mounts/<id>`.
+    pub fn store_root(&self) -> Result<&Path> {
+        self.scratch
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Error::Driver {
+                driver: "mount".into(),
+                reason: format!("{}: not in a store", self.scratch.display()),
+            })
+    }
+
     /// The attributes the merged root takes: the topmost layer root entry's, else 0755 root.
     pub fn root_meta(&self) -> Meta {
         self.layers
@@ -179,13 +193,16 @@ pub trait Driver: Send + Sync {
 static OVERLAY: Overlay = Overlay {
     api: OverlayApi::Auto,
 };
+static OVERLAY2: Overlay2 = Overlay2 {
+    api: OverlayApi::Auto,
+};
 static COPY: Copy = Copy { reflink: true };
 static BTRFS: Btrfs = Btrfs;
 static FUSE_OVERLAY: FuseOverlay = FuseOverlay;
 
 /// Every driver strata knows, available or not.
 pub fn all() -> Vec<&'static dyn Driver> {
-    vec![&OVERLAY, &COPY, &BTRFS, &FUSE_OVERLAY]
+    vec![&OVERLAY, &OVERLAY2, &COPY, &BTRFS, &FUSE_OVERLAY]
 }
 
 /// aufs is no driver of strata's, but `strata drivers` lists it: `Ok` when the running kernel

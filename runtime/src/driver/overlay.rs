@@ -1,6 +1,9 @@
-//! Kernel overlayfs. The stored layer directories are the lowerdirs (they are already in
-//! overlayfs's form: whiteouts are char devices 0:0, opaque directories carry
-//! `trusted.overlay.opaque=y`); each mount gets a fresh upper and work directory.
+//! Kernel overlayfs over the chain layout ([`super::chain`]): each layer's lowerdir is made
+//! in the context of the layers below it (as containerd's overlayfs snapshotter does), so the
+//! view is exactly the image: entries under a lower symlink land behind it, a directory a
+//! layer only implies keeps the attributes below. Each mount gets a fresh upper and work
+//! directory. The kernel mechanics here are shared with [`super::overlay2`], which stacks the
+//! store's per-layer directories as Docker's overlay2 does.
 //!
 //! The mount uses mount(2) while its option string fits in one page, and the new mount API
 //! (fsopen, fsconfig `lowerdir+`, fsmount, move_mount) beyond, up to the kernel's 500 layers.
@@ -20,7 +23,7 @@ use rustix::mount::{
 };
 
 use super::{
-    Capabilities, Driver, MountView, driver_err, kernel_has_fs, need_mount_privilege, umount,
+    Capabilities, Driver, MountView, chain, driver_err, kernel_has_fs, need_mount_privilege, umount,
 };
 use crate::commit::{self, CommitOptions};
 use crate::diff::upper::{KERNEL_OVERLAY, upper_items};
@@ -57,11 +60,11 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    fn upper(view: &MountView) -> PathBuf {
+    pub(crate) fn upper(view: &MountView) -> PathBuf {
         view.scratch.join("upper")
     }
 
-    fn work(view: &MountView) -> PathBuf {
+    pub(crate) fn work(view: &MountView) -> PathBuf {
         view.scratch.join("work")
     }
 
@@ -79,63 +82,136 @@ impl Overlay {
         }
         s
     }
+}
 
-    fn mount_legacy(&self, opts: &str, target: &Path) -> Result<()> {
-        nix::mount::mount(
-            Some("overlay"),
-            target,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(opts),
-        )
-        .map_err(|e| driver_err("overlay", format!("mount on {}: {e}", target.display())))
-    }
+/// Mounts overlayfs at `target` over `lowers` (topmost first) with `upper` and `work`, by
+/// mount(2) while the options fit one page and the new mount API beyond.
+pub(crate) fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    mount_with(OverlayApi::Auto, lowers, upper, work, target)
+}
 
-    fn mount_new_api(
-        &self,
-        lowers: &[PathBuf],
-        upper: &Path,
-        work: &Path,
-        target: &Path,
-    ) -> Result<()> {
-        // The filesystem context collects the options one by one: no page limit.
-        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-            .map_err(|e| driver_err("overlay", format!("fsopen: {e}")))?;
-        let fail = |what: String, e: rustix::io::Errno| {
-            let log = read_fs_log(fs.as_fd());
-            driver_err("overlay", format!("{what}: {e}{log}"))
-        };
-        fsconfig_set_string(&fs, "source", "overlay")
-            .map_err(|e| fail("fsconfig source".into(), e))?;
-        for (i, l) in lowers.iter().enumerate() {
-            fsconfig_set_string(&fs, "lowerdir+", l.as_path())
-                .map_err(|e| fail(format!("fsconfig lowerdir+ #{} {}", i + 1, l.display()), e))?;
-        }
-        fsconfig_set_string(&fs, "upperdir", upper)
-            .map_err(|e| fail("fsconfig upperdir".into(), e))?;
-        fsconfig_set_string(&fs, "workdir", work)
-            .map_err(|e| fail("fsconfig workdir".into(), e))?;
-        for (k, v) in FIXED_OPTIONS {
-            fsconfig_set_string(&fs, k, v).map_err(|e| fail(format!("fsconfig {k}"), e))?;
-        }
-        fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), e))?;
-        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-            .map_err(|e| fail("fsmount".into(), e))?;
-        // Attach the detached mount at the target.
-        move_mount(
-            &mnt,
-            "",
-            CWD,
-            target,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-        .map_err(|e| {
-            driver_err(
-                "overlay",
-                format!("move_mount to {}: {e}", target.display()),
-            )
-        })
+fn mount_with(
+    api: OverlayApi,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    let opts = Overlay::legacy_options(lowers, upper, work);
+    let fits = opts.len() < OPTION_PAGE
+        && !opts.contains(['\\', '\n'])
+        && !lowers
+            .iter()
+            .chain([&upper.to_path_buf(), &work.to_path_buf()])
+            .any(|p| p.display().to_string().contains([',', ':']));
+    match api {
+        OverlayApi::Legacy if opts.len() >= OPTION_PAGE => Err(driver_err(
+            "overlay",
+            format!(
+                "{} layers need {} bytes of mount(2) options, more than one page ({OPTION_PAGE}); the new mount API has no such limit",
+                lowers.len(),
+                opts.len()
+            ),
+        )),
+        OverlayApi::Legacy => mount_legacy(&opts, target),
+        OverlayApi::Auto if fits => mount_legacy(&opts, target),
+        OverlayApi::Auto | OverlayApi::NewApi => mount_new_api(lowers, upper, work, target),
     }
+}
+
+fn mount_legacy(opts: &str, target: &Path) -> Result<()> {
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(opts),
+    )
+    .map_err(|e| driver_err("overlay", format!("mount on {}: {e}", target.display())))
+}
+
+fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    // The filesystem context collects the options one by one: no page limit.
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| driver_err("overlay", format!("fsopen: {e}")))?;
+    let fail = |what: String, e: rustix::io::Errno| {
+        let log = read_fs_log(fs.as_fd());
+        driver_err("overlay", format!("{what}: {e}{log}"))
+    };
+    fsconfig_set_string(&fs, "source", "overlay").map_err(|e| fail("fsconfig source".into(), e))?;
+    for (i, l) in lowers.iter().enumerate() {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_path())
+            .map_err(|e| fail(format!("fsconfig lowerdir+ #{} {}", i + 1, l.display()), e))?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper).map_err(|e| fail("fsconfig upperdir".into(), e))?;
+    fsconfig_set_string(&fs, "workdir", work).map_err(|e| fail("fsconfig workdir".into(), e))?;
+    for (k, v) in FIXED_OPTIONS {
+        fsconfig_set_string(&fs, k, v).map_err(|e| fail(format!("fsconfig {k}"), e))?;
+    }
+    fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), e))?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount".into(), e))?;
+    // Attach the detached mount at the target.
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| {
+        driver_err(
+            "overlay",
+            format!("move_mount to {}: {e}", target.display()),
+        )
+    })
+}
+
+/// Mounts `view` (its layers the lowerdirs to stack) with a fresh upper and work directory.
+pub(crate) fn mount_view(api: OverlayApi, view: &MountView) -> Result<()> {
+    if view.layers.is_empty() {
+        return Err(driver_err("overlay", "no layers to mount"));
+    }
+    if view.layers.len() > MAX_LAYERS {
+        return Err(driver_err(
+            "overlay",
+            format!(
+                "{} layers exceed the kernel's limit of {MAX_LAYERS} lower layers (OVL_MAX_STACK)",
+                view.layers.len()
+            ),
+        ));
+    }
+    let (upper, work) = (Overlay::upper(view), Overlay::work(view));
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
+    }
+    // The merged root shows the upper root's attributes: give it the stack's.
+    let root = view.root_meta();
+    let ufd = open_dir(&upper)?;
+    fsutil::set_meta_at(ufd.as_fd(), ".", &Kind::Dir, &root)
+        .map_err(|e| Error::io("set metadata", &upper, e))?;
+    mount_with(api, &view.lower_dirs(), &upper, &work, &view.target)?;
+    if let Err(e) = hide_unmerged_whiteouts(view) {
+        let _ = umount(&view.target);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Commits the upper directory of a mount of `view` (its layers the stacked lowerdirs).
+pub(crate) fn commit_view(
+    view: &MountView,
+    opts: &CommitOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let upper = Overlay::upper(view);
+    let items = upper_items(view, &upper, &KERNEL_OVERLAY)?;
+    commit::write(items, &upper, opts, out)
 }
 
 /// overlayfs filters whiteouts out of a directory's listing only when the directory is merged
@@ -203,8 +279,6 @@ impl Driver for Overlay {
             dir_rename: false,
             hardlinks_kept: false,
             native_diff: true,
-            follows_lower_symlinks: false,
-            implied_dirs_keep_lower_attrs: false,
             max_layers: Some(MAX_LAYERS),
             ..Capabilities::OCI
         }
@@ -218,55 +292,7 @@ impl Driver for Overlay {
     }
 
     fn mount(&self, view: &MountView) -> Result<()> {
-        if view.layers.is_empty() {
-            return Err(driver_err("overlay", "no layers to mount"));
-        }
-        if view.layers.len() > MAX_LAYERS {
-            return Err(driver_err(
-                "overlay",
-                format!(
-                    "{} layers exceed the kernel's limit of {MAX_LAYERS} lower layers (OVL_MAX_STACK)",
-                    view.layers.len()
-                ),
-            ));
-        }
-        let (upper, work) = (Self::upper(view), Self::work(view));
-        for d in [&upper, &work] {
-            std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
-        }
-        // The merged root shows the upper root's attributes: give it the stack's.
-        let root = view.root_meta();
-        let ufd = open_dir(&upper)?;
-        fsutil::set_meta_at(ufd.as_fd(), ".", &Kind::Dir, &root)
-            .map_err(|e| Error::io("set metadata", &upper, e))?;
-        let lowers = view.lower_dirs();
-        let opts = Self::legacy_options(&lowers, &upper, &work);
-        let fits = opts.len() < OPTION_PAGE
-            && !opts.contains(['\\', '\n'])
-            && !lowers
-                .iter()
-                .chain([&upper, &work])
-                .any(|p| p.display().to_string().contains([',', ':']));
-        match self.api {
-            OverlayApi::Legacy if opts.len() >= OPTION_PAGE => Err(driver_err(
-                "overlay",
-                format!(
-                    "{} layers need {} bytes of mount(2) options, more than one page ({OPTION_PAGE}); the new mount API has no such limit",
-                    lowers.len(),
-                    opts.len()
-                ),
-            )),
-            OverlayApi::Legacy => self.mount_legacy(&opts, &view.target),
-            OverlayApi::Auto if fits => self.mount_legacy(&opts, &view.target),
-            OverlayApi::Auto | OverlayApi::NewApi => {
-                self.mount_new_api(&lowers, &upper, &work, &view.target)
-            }
-        }?;
-        if let Err(e) = hide_unmerged_whiteouts(view) {
-            let _ = umount(&view.target);
-            return Err(e);
-        }
-        Ok(())
+        mount_view(self.api, &chain::chained(view)?)
     }
 
     fn unmount(&self, view: &MountView) -> Result<()> {
@@ -274,8 +300,6 @@ impl Driver for Overlay {
     }
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
-        let upper = Self::upper(view);
-        let items = upper_items(view, &upper, &KERNEL_OVERLAY)?;
-        commit::write(items, &upper, opts, out)
+        commit_view(&chain::chained(view)?, opts, out)
     }
 }

@@ -1,0 +1,270 @@
+//! The chain layout of the overlay-style drivers (overlay, fuse-overlayfs): each layer's lower
+//! directory is made in the context of the layers below it, as containerd's overlayfs
+//! snapshotter does, so the stacked view is exactly the image.
+//!
+//! ```text
+//! ROOT/overlay/lock                    flock(2) held while chains are checked and built
+//! ROOT/overlay/chains/<chain-id>/fs    the lower directory of stack position n > 0
+//! ROOT/overlay/chains/<chain-id>/chain.json  its record
+//! ROOT/overlay/chains/.build-<chain-id>-<pid>  a build under way (a crash's leftover is
+//!                                      removed by the next build)
+//! ```
+//!
+//! Position 0 is the layer's own store directory (nothing lies below it, so extracting it
+//! alone is already right). Position n > 0 is made by mounting kernel overlayfs with the
+//! chain's directories 0..n-1 as lowers and a fresh upper directory, and applying layer n's
+//! change set onto that mount with the copy driver's materializer: paths resolve through the
+//! lower symlinks inside the root, an implied directory is the lower directory copied up with
+//! its attributes, deletions become the kernel's whiteouts and opaque directories. The upper
+//! directory is then the chain directory, renamed into place whole (a crash leaves no half
+//! made chain). The chain id is the OCI ChainID, so every stack with the same prefix shares
+//! the directories, and a layer reused over a different base gets its own; the store's layer
+//! (by diff-id) stays the source.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::btrfs::chain_ids;
+use super::copy::{Base, Copy};
+use super::overlay::{MAX_LAYERS, mount_overlay};
+use super::{MountView, driver_err};
+use crate::commit::{Item, ItemKind};
+use crate::diff::upper::{KERNEL_OVERLAY, upper_items};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::model::{Change, ChangeSet, Entry, EntryKind, FileData, RelPath};
+use crate::store::{LayerInfo, StoredLayer, now_secs, write_json};
+
+/// The chain part of a store under `store_root`.
+pub fn state_dir(store_root: &Path) -> PathBuf {
+    store_root.join("overlay")
+}
+
+/// `view` with its layers replaced by their chain directories (built where missing).
+pub fn chained(view: &MountView) -> Result<MountView> {
+    Ok(MountView {
+        layers: chain_layers(view.store_root()?, &view.layers)?,
+        ..view.clone()
+    })
+}
+
+/// What a chain directory holds, recorded beside it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChainRecord {
+    chain_id: Digest,
+    /// Diff-ids, lowest first.
+    layers: Vec<Digest>,
+    built_at: u64,
+}
+
+/// The lower directories of `layers` (lowest first) in the chain layout, building the ones
+/// missing. Each is returned as a [`StoredLayer`] whose `fs()` is the directory to stack and
+/// whose `info` is the layer's, but for the diff-id, which is the chain id (so per-directory
+/// caches key on it).
+pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<StoredLayer>> {
+    let Some(bottom) = layers.first() else {
+        return Err(driver_err("overlay", "no layers to mount"));
+    };
+    if layers.len() > MAX_LAYERS {
+        return Err(driver_err(
+            "overlay",
+            format!(
+                "{} layers exceed the kernel's limit of {MAX_LAYERS} lower layers (OVL_MAX_STACK)",
+                layers.len()
+            ),
+        ));
+    }
+    let base = state_dir(store_root);
+    let chains = base.join("chains");
+    let ids = chain_ids(layers);
+    let dir = |id: &Digest| chains.join(id.hex());
+    let level = |i: usize| -> StoredLayer {
+        if i == 0 {
+            return bottom.clone();
+        }
+        StoredLayer {
+            info: LayerInfo {
+                diff_id: ids[i],
+                // Deletions in a chain directory are the kernel's own, in merged directories.
+                whiteouts: Vec::new(),
+                root_opaque: false,
+                ..layers[i].info.clone()
+            },
+            dir: dir(&ids[i]),
+        }
+    };
+    let built = |i: usize| i == 0 || dir(&ids[i]).join("chain.json").exists();
+    // The common case, without the lock: every level is there.
+    if (0..layers.len()).all(built) {
+        return Ok((0..layers.len()).map(level).collect());
+    }
+    std::fs::create_dir_all(&chains).map_err(|e| Error::io("create", &chains, e))?;
+    let _lock = Lock::take(&base.join("lock"))?;
+    remove_leftovers(&chains)?;
+    for i in 1..layers.len() {
+        if built(i) {
+            continue;
+        }
+        let below: Vec<StoredLayer> = (0..i).map(level).collect();
+        let rec = ChainRecord {
+            chain_id: ids[i],
+            layers: layers[..=i].iter().map(|l| l.info.diff_id).collect(),
+            built_at: now_secs(),
+        };
+        build(&chains, &below, &layers[i], &rec)?;
+    }
+    Ok((0..layers.len()).map(level).collect())
+}
+
+/// Makes `chains/<id>`: `layer` applied over a mount of `lowers` (topmost first).
+fn build(
+    chains: &Path,
+    below: &[StoredLayer],
+    layer: &StoredLayer,
+    rec: &ChainRecord,
+) -> Result<()> {
+    let lowers: Vec<PathBuf> = below.iter().rev().map(StoredLayer::fs).collect();
+    let hex = rec.chain_id.hex();
+    let tmp = chains.join(format!(".build-{hex}-{}", std::process::id()));
+    let made = (|| {
+        let (upper, work, merged) = (tmp.join("fs"), tmp.join("work"), tmp.join("merged"));
+        for d in [&tmp, &upper, &work, &merged] {
+            std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
+        }
+        {
+            // The chain below, writable: the layer is applied as a container would write it.
+            let _mounted = Mounted::new(&lowers, &upper, &work, &merged)?;
+            Copy { reflink: true }.apply_layers(
+                std::slice::from_ref(layer),
+                &merged,
+                Base::Populated,
+            )?;
+        }
+        for d in [&work, &merged] {
+            fsutil::remove_tree(d)?;
+        }
+        // What the chain directory holds, as a change set: the drivers' per-directory notes
+        // (fuse-overlayfs's) read it as they read a stored layer's.
+        let below = MountView {
+            layers: below.to_vec(),
+            scratch: tmp.clone(),
+            target: merged.clone(),
+        };
+        write_json(&tmp.join("changes.json"), &changes_of(&below, &upper)?)?;
+        write_json(&tmp.join("chain.json"), rec)?;
+        // Whole or not at all: the rename publishes the chain.
+        let dest = chains.join(&hex);
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))
+    })();
+    if made.is_err() {
+        let _ = fsutil::remove_tree(&tmp);
+    }
+    made
+}
+
+/// The change set a chain directory (an overlay upper directory over `below`) holds: its
+/// entries, hard links by inode, whiteouts and opaque directories.
+fn changes_of(below: &MountView, upper: &Path) -> Result<ChangeSet> {
+    let mut first_name: HashMap<(u64, u64), RelPath> = HashMap::new();
+    let mut changes = Vec::new();
+    for item in upper_items(below, upper, &KERNEL_OVERLAY)? {
+        changes.push(match item {
+            Item::Whiteout { path } => Change::Whiteout { path },
+            Item::Opaque { path, .. } => Change::Opaque { path },
+            Item::Entry {
+                path,
+                kind,
+                meta,
+                inode,
+                ..
+            } => {
+                if let Some(key) = inode {
+                    if let Some(target) = first_name.get(&key) {
+                        changes.push(Change::Entry(Entry {
+                            path,
+                            kind: EntryKind::HardLink {
+                                target: target.clone(),
+                            },
+                            meta,
+                        }));
+                        continue;
+                    }
+                    first_name.insert(key, path.clone());
+                }
+                let kind = match kind {
+                    ItemKind::File { .. } => {
+                        let f = File::open(upper.join(&path))
+                            .map_err(|e| Error::io("open", upper.join(&path), e))?;
+                        let (digest, size) = Digest::of_reader(f)
+                            .map_err(|e| Error::io("read", upper.join(&path), e))?;
+                        EntryKind::File(FileData {
+                            size,
+                            digest,
+                            bytes: None,
+                        })
+                    }
+                    ItemKind::Dir => EntryKind::Dir,
+                    ItemKind::Symlink(target) => EntryKind::Symlink { target },
+                    ItemKind::CharDev(major, minor) => EntryKind::CharDev { major, minor },
+                    ItemKind::BlockDev(major, minor) => EntryKind::BlockDev { major, minor },
+                    ItemKind::Fifo => EntryKind::Fifo,
+                };
+                Change::Entry(Entry { path, kind, meta })
+            }
+        });
+    }
+    Ok(ChangeSet { changes })
+}
+
+/// Removes what builds a crash cut short left (under the lock: no build is under way).
+fn remove_leftovers(chains: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(chains).map_err(|e| Error::io("read directory", chains, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io("read directory", chains, e))?;
+        if e.file_name().to_string_lossy().starts_with(".build-") {
+            let p = e.path();
+            // A build's merged mount dies with its process, but not with a crashed one.
+            let _ = nix::mount::umount2(&p.join("merged"), nix::mount::MntFlags::MNT_DETACH);
+            fsutil::remove_tree(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// A build's overlay mount, unmounted when dropped (also when the build fails).
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<Mounted> {
+        mount_overlay(lowers, upper, work, target)?;
+        Ok(Mounted(target.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = super::umount(&self.0);
+    }
+}
+
+/// An exclusive flock(2) on a file, released when dropped (or when the process dies).
+struct Lock(#[allow(dead_code)] File);
+
+impl Lock {
+    fn take(path: &Path) -> Result<Lock> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open lock", path, e))?;
+        // Waits while another process builds chains in this store.
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", path, fsutil::ioe(e)))?;
+        Ok(Lock(f))
+    }
+}
