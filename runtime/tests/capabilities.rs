@@ -405,8 +405,14 @@ fn symlink_loops_under_directories_are_as_declared() {
         let target = e.fresh_dir("loop");
         let r = mounts::mount(&e.store, d, stored.clone(), &target);
         if !caps.mounts_symlink_loops_under_dirs {
+            // Refused by the driver's own check, or (on the chain layout) already while its
+            // lower directories are made, as the model refuses the loop.
             let err = r.unwrap_err().to_string();
-            assert!(err.contains("symlink loop"), "{}: {err}", d.name());
+            assert!(
+                err.contains("symlink loop") || err.contains("too many levels of symbolic links"),
+                "{}: {err}",
+                d.name()
+            );
             assert!(
                 modeled.is_err(),
                 "{}: the model must refuse it too",

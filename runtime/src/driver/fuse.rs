@@ -64,13 +64,22 @@ const BINARY: &str = "fuse-overlayfs";
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 /// The kernel's limit on one argv string (MAX_ARG_STRLEN: 32 pages), NUL included.
 const MAX_ARG_STRLEN: usize = 32 * 4096;
-/// A layer directory relative to the store's layer directory: `<64 hex>/fs` and a `:`.
-const LOWER_BYTES: usize = 64 + 3 + 1;
+/// A lower directory relative to the store's root: `overlay/chains/<64 hex>/fs` (the longer
+/// of it and `layers/sha256/<64 hex>/fs`) and a `:`.
+const LOWER_BYTES: usize = "overlay/chains/".len() + 64 + 3 + 1;
 /// Room kept for `lowerdir=`, the upper and work directories (absolute, up to 2 KiB each)
 /// and the other options.
 const OPTION_ROOM: usize = 2 * 2048 + 64;
 /// The most layers whose option string always fits in one argv string.
-pub const MAX_LAYERS: usize = (MAX_ARG_STRLEN - 1 - OPTION_ROOM) / LOWER_BYTES;
+const ARGV_MAX_LAYERS: usize = (MAX_ARG_STRLEN - 1 - OPTION_ROOM) / LOWER_BYTES;
+/// The most layers one mount stacks: the lower directories of the chain layout are made over
+/// kernel overlayfs mounts of the chain below, so the kernel's 500 bound them, below what one
+/// argv string holds.
+pub const MAX_LAYERS: usize = if ARGV_MAX_LAYERS < super::overlay::MAX_LAYERS {
+    ARGV_MAX_LAYERS
+} else {
+    super::overlay::MAX_LAYERS
+};
 
 /// Options every strata fuse-overlayfs mount sets, so the view shows what its upper directory
 /// holds (what a commit or a remount shows), both found by the property suite:
