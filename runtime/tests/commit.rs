@@ -354,3 +354,104 @@ fn hard_links_to_symlinks_round_trip_on_every_driver() {
         );
     }
 }
+
+/// Issue 13: a commit never changes a directory the container did not touch. L1 has `d/`
+/// 0700 5:5 with an old mtime, L2 only `d/sub/b`; the container writes `d/sub/new`. The
+/// view shows `d` as the image has it (overlay2, Docker's per-layer layout, declares that it
+/// shows 0755 root), and the committed layer applied by the copy driver over L1 + L2 shows
+/// `d` 0700 5:5 again, mtime included where the driver's copy-up keeps it.
+#[test]
+fn commit_keeps_the_attributes_of_directories_on_the_way_to_a_change() {
+    let e = need_root!();
+    let layers = vec![
+        Layer::new()
+            .dir("d")
+            .mode(0o700)
+            .owner(5, 5)
+            .mtime(1_234_567_890, 0),
+        Layer::new().file("d/sub/b", "b"),
+    ];
+    let stored = e.import_all(&layers);
+    let copy = strata_runtime::driver::by_name("copy").unwrap();
+    for d in common::drivers() {
+        let caps = d.capabilities();
+        let m = e.mount(d, &stored);
+        let st = fs::metadata(m.target().join("d")).unwrap();
+        let shown = (st.mode() & 0o7777, st.uid(), st.gid(), st.mtime());
+        if caps.implied_dirs_keep_lower_attrs {
+            assert_eq!(shown, (0o700, 5, 5, 1_234_567_890), "{}: view", d.name());
+        } else {
+            assert_eq!(
+                (shown.0, shown.1, shown.2),
+                (0o755, 0, 0),
+                "{}: view",
+                d.name()
+            );
+        }
+        fs::write(m.target().join("d/sub/new"), "n").unwrap();
+        let tar = common::commit(&m);
+        m.unmount().unwrap();
+        if !caps.implied_dirs_keep_lower_attrs {
+            continue;
+        }
+        let mut all = stored.clone();
+        all.push(e.reimport(&tar));
+        let again = e.mount(copy, &all);
+        let st = fs::metadata(again.target().join("d")).unwrap();
+        assert_eq!(
+            (st.mode() & 0o7777, st.uid(), st.gid()),
+            (0o700, 5, 5),
+            "{}: the commit changed d",
+            d.name()
+        );
+        if caps.copy_up_keeps_parent_mtime {
+            assert_eq!(
+                st.mtime(),
+                1_234_567_890,
+                "{}: the commit moved d's mtime",
+                d.name()
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(again.target().join("d/sub/new")).unwrap(),
+            "n"
+        );
+        again.unmount().unwrap();
+    }
+}
+
+/// Issue 13: `lib -> usr/lib` in L1 and `lib/libc.so` in L2: on every driver that follows
+/// lower symlinks (all but overlay2, which declares it) `lib` stays a symlink and
+/// `usr/lib/libc.so` is L2's file.
+#[test]
+fn an_entry_under_a_lower_symlink_lands_behind_it() {
+    let e = need_root!();
+    let layers = vec![
+        Layer::new()
+            .dir("usr")
+            .dir("usr/lib")
+            .symlink("lib", "usr/lib"),
+        Layer::new().file("lib/libc.so", "libc"),
+    ];
+    let stored = e.import_all(&layers);
+    for d in common::drivers() {
+        let m = e.mount(d, &stored);
+        let lib = fs::symlink_metadata(m.target().join("lib")).unwrap();
+        if d.capabilities().follows_lower_symlinks {
+            assert!(lib.is_symlink(), "{}: lib is no longer a symlink", d.name());
+            assert_eq!(
+                fs::read_to_string(m.target().join("usr/lib/libc.so")).unwrap(),
+                "libc",
+                "{}",
+                d.name()
+            );
+        } else {
+            assert!(
+                lib.is_dir(),
+                "{}: declared: a layer's directory hides it",
+                d.name()
+            );
+        }
+        m.unmount().unwrap();
+    }
+}
