@@ -319,3 +319,49 @@ fn two_images_sharing_a_base_store_it_once() {
             .is_empty()
     );
 }
+
+/// Issue 13: the overlay chain directories of an image are made once on its first mount,
+/// shared by the next, kept by `image rm` while a mount uses them, and removed by
+/// `image prune` once nothing does.
+#[test]
+fn overlay_chains_are_shared_and_removed_with_their_last_user() {
+    let e = need_root!();
+    if !tools("overlay_chains_are_shared_and_removed", &["umoci"]) {
+        return;
+    }
+    let overlay = strata_runtime::driver::by_name("overlay").unwrap();
+    let u = two_layer_image(&e.fresh_dir("umoci"));
+    image::import(
+        &e.store,
+        &format!("{}:v2", u.layout.display()),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let layers = e.store.resolve_stack(&["layout:v2".to_string()]).unwrap();
+    let chains = e.store.root().join("overlay/chains");
+    let top = strata_runtime::driver::btrfs::chain_ids(&layers)[1].hex();
+    let first = e.mount(overlay, &layers);
+    assert!(chains.join(&top).join("fs").is_dir(), "no chain dir {top}");
+    let built = std::fs::metadata(chains.join(&top))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let second = e.mount(overlay, &layers);
+    second.unmount().unwrap();
+    assert_eq!(
+        std::fs::metadata(chains.join(&top))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        built,
+        "the second mount rebuilt the chain"
+    );
+    // A live mount keeps its chain through `image rm`.
+    let removed = image::remove(&e.store, "layout:v2").unwrap();
+    assert!(removed.released.chains_removed.is_empty());
+    assert!(chains.join(&top).is_dir());
+    first.unmount().unwrap();
+    let pruned = image::prune(&e.store).unwrap();
+    assert_eq!(pruned.chains_removed, vec![top.clone()]);
+    assert!(!chains.join(&top).exists());
+}

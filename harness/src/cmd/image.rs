@@ -224,10 +224,11 @@ fn rm(ctx: &Ctx, store: &Store, references: &[String]) -> CmdResult<ExitCode> {
         v.iter()
             .map(|r| {
                 format!(
-                    "removed {}: {} blob(s) and {} layer(s), {} freed; {} layer(s) kept (used elsewhere)\n",
+                    "removed {}: {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed; {} layer(s) kept (used elsewhere)\n",
                     r.reference,
                     r.released.blobs_removed.len(),
                     r.released.layers_removed.len(),
+                    r.released.chains_removed.len(),
                     human_bytes(r.released.bytes_freed),
                     r.released.layers_kept.len()
                 )
@@ -241,9 +242,10 @@ fn prune(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
     let r = image::prune(store)?;
     emit(ctx.json, &r, |r| {
         format!(
-            "pruned {} blob(s) and {} layer(s), {} freed",
+            "pruned {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed",
             r.blobs_removed.len(),
             r.layers_removed.len(),
+            r.chains_removed.len(),
             human_bytes(r.bytes_freed)
         )
     })?;

@@ -61,15 +61,8 @@ struct ChainRecord {
 /// The OCI ChainID of each prefix of `layers`: ChainID(L0) = DiffID(L0),
 /// ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)).
 pub fn chain_ids(layers: &[StoredLayer]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(layers.len());
-    for l in layers {
-        let id = match out.last() {
-            None => l.info.diff_id,
-            Some(prev) => Digest::of(format!("{prev} {}", l.info.diff_id).as_bytes()),
-        };
-        out.push(id);
-    }
-    out
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.info.diff_id).collect();
+    super::chain::chain_ids_of(&diff_ids)
 }
 
 /// The btrfs part of a store under `root`.

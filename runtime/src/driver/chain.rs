@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::btrfs::chain_ids;
 use super::copy::{Base, Copy};
 use super::overlay::{MAX_LAYERS, mount_overlay};
 use super::{MountView, driver_err};
@@ -80,7 +79,7 @@ pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<Sto
     }
     let base = state_dir(store_root);
     let chains = base.join("chains");
-    let ids = chain_ids(layers);
+    let ids = chain_ids_of(&layers.iter().map(|l| l.info.diff_id).collect::<Vec<_>>());
     let dir = |id: &Digest| chains.join(id.hex());
     let level = |i: usize| -> StoredLayer {
         if i == 0 {
@@ -267,4 +266,52 @@ impl Lock {
             .map_err(|e| Error::io("lock", path, fsutil::ioe(e)))?;
         Ok(Lock(f))
     }
+}
+
+/// Removes every chain directory no stack in `keep` (each lowest first, by diff-id) uses:
+/// what `image rm` and `image prune` leave no image or live mount needing. Returns the chain
+/// ids removed and the bytes they held.
+pub fn remove_unused(store_root: &Path, keep: &[Vec<Digest>]) -> Result<(Vec<String>, u64)> {
+    let base = state_dir(store_root);
+    let chains = base.join("chains");
+    if !chains.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    // No chain is built while this runs.
+    let _lock = Lock::take(&base.join("lock"))?;
+    let used: std::collections::HashSet<String> = keep
+        .iter()
+        .flat_map(|stack| chain_ids_of(stack))
+        .map(|d| d.hex())
+        .collect();
+    let mut removed = Vec::new();
+    let mut bytes = 0;
+    let entries =
+        std::fs::read_dir(&chains).map_err(|e| Error::io("read directory", &chains, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io("read directory", &chains, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || used.contains(&name) {
+            continue;
+        }
+        bytes += crate::image::records::du(&e.path());
+        fsutil::remove_tree(&e.path())?;
+        removed.push(name);
+    }
+    removed.sort();
+    Ok((removed, bytes))
+}
+
+/// The OCI ChainID of each prefix of a stack of diff-ids: ChainID(L0) = DiffID(L0),
+/// ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)).
+pub fn chain_ids_of(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let id = match out.last() {
+            None => *d,
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(id);
+    }
+    out
 }

@@ -244,6 +244,10 @@ pub struct Released {
     /// Layers of the image another image or a live mount still uses (or that were imported
     /// on their own), left in place.
     pub layers_kept: Vec<Digest>,
+    /// Overlay chain directories (`ROOT/overlay/chains/<chain-id>`) no image or live mount
+    /// uses any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains_removed: Vec<String>,
     pub bytes_freed: u64,
 }
 
@@ -306,7 +310,21 @@ pub(crate) fn release(store: &Store, img: &Image) -> Result<Released> {
         remove_tree(&layer.dir)?;
         r.layers_removed.push(*d);
     }
+    remove_unused_chains(store, &mut r)?;
     Ok(r)
+}
+
+/// Removes the overlay chain directories no image and no live mount uses.
+fn remove_unused_chains(store: &Store, r: &mut Released) -> Result<()> {
+    let mut keep: Vec<Vec<Digest>> = images(store)?
+        .iter()
+        .map(|i| i.diff_ids().to_vec())
+        .collect();
+    keep.extend(store.records()?.into_iter().map(|m| m.layers));
+    let (removed, bytes) = crate::driver::chain::remove_unused(store.root(), &keep)?;
+    r.chains_removed = removed;
+    r.bytes_freed += bytes;
+    Ok(())
 }
 
 /// Removes every blob no image names and every layer an image brought in that no image and
@@ -344,6 +362,7 @@ pub fn prune(store: &Store) -> Result<Released> {
         remove_tree(&layer.dir)?;
         r.layers_removed.push(d);
     }
+    remove_unused_chains(store, &mut r)?;
     Ok(r)
 }
 
