@@ -1,6 +1,8 @@
 //! union_prepare: prepare + teardown of a union view, swept over layers, files and bytes.
-//! Series: overlay through mount(2) (while its options fit one page) and through fsconfig
-//! `lowerdir+`, copy-merge (plain, and with reflink on a loop-mounted xfs), btrfs (a writable
+//! Series: overlay (the chain layout, its chain directories made before timing, as at pull)
+//! through mount(2) (while its options fit one page) and through fsconfig `lowerdir+`;
+//! `overlay_first_mount`, the same with every chain directory removed before each sample, so
+//! it includes making them; overlay2 (Docker's per-layer layout); copy-merge (plain, and with reflink on a loop-mounted xfs), btrfs (a writable
 //! snapshot of the stack's subvolume, on a loop-mounted btrfs; the subvolumes are made once,
 //! before timing, as a snapshotter would at pull), fuse-overlayfs, and the floors in the
 //! same group: `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs, and
@@ -19,7 +21,7 @@ use strata_benches::fixtures::{self, Fixture};
 use strata_benches::loopfs::{self, LoopFs};
 use strata_benches::profile::Profile;
 use strata_benches::skip;
-use strata_runtime::driver::{Btrfs, Copy, Driver, FuseOverlay, Overlay, OverlayApi};
+use strata_runtime::driver::{Btrfs, Copy, Driver, FuseOverlay, Overlay, Overlay2, OverlayApi};
 use strata_runtime::fixture::Layer;
 use strata_runtime::model::ChangeSet;
 use strata_runtime::mounts;
@@ -29,6 +31,12 @@ static OVERLAY_MOUNT2: Overlay = Overlay {
 };
 static OVERLAY_LOWERDIR_PLUS: Overlay = Overlay {
     api: OverlayApi::NewApi,
+};
+static OVERLAY2: Overlay2 = Overlay2 {
+    api: OverlayApi::Auto,
+};
+static OVERLAY_AUTO: Overlay = Overlay {
+    api: OverlayApi::Auto,
 };
 static COPY: Copy = Copy { reflink: false };
 static COPY_REFLINK: Copy = Copy { reflink: true };
@@ -102,6 +110,24 @@ fn series(
             })
         });
     }
+    // overlay's first mount of a stack: its chain directories made, then the mount.
+    let chains = env.store.root().join("overlay/chains");
+    let target = env.fresh_dir("target-first");
+    g.bench_function(BenchmarkId::new("overlay_first_mount", param), |b| {
+        b.iter_batched(
+            || {
+                if chains.exists() {
+                    std::fs::remove_dir_all(&chains).unwrap_or_else(|e| panic!("{e}"));
+                }
+            },
+            |()| {
+                let m = mounts::mount(&env.store, &OVERLAY_AUTO, fx.layers.clone(), &target)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                m.unmount().unwrap_or_else(|e| panic!("{e}"));
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
     match xfs {
         Some((lfs, xfx)) => {
             let target = lfs.dir.join(format!("t-{param}"));
@@ -190,6 +216,7 @@ fn bench(c: &mut criterion::Criterion) {
     let mut drivers: Vec<(&str, &'static dyn Driver)> = vec![
         ("overlay_mount2", &OVERLAY_MOUNT2),
         ("overlay_lowerdir_plus", &OVERLAY_LOWERDIR_PLUS),
+        ("overlay2", &OVERLAY2),
         ("copy", &COPY),
     ];
     // Kept until the end: the btrfs driver's subvolumes live on it.

@@ -161,6 +161,35 @@ pub fn read_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<BTreeMap<Strin
     Ok(out)
 }
 
+/// Removes overlayfs's own `trusted.overlay.*` xattrs of `name` in `dir` (not following a
+/// symlink), but those `keep` names: what a kernel mount leaves on its upper directory for
+/// itself (origin, impure, uuid) means nothing once that directory is another mount's lower.
+pub fn remove_overlay_xattrs(dir: BorrowedFd<'_>, name: &str, keep: &[&str]) -> io::Result<()> {
+    let path = proc_path(dir, name);
+    let mut list = vec![0u8; 1024];
+    let n = loop {
+        match rfs::llistxattr(path.as_str(), &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rfs::llistxattr(path.as_str(), &mut [0u8; 0][..]).map_err(ioe)?;
+                list.resize(need.max(list.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+            Err(e) => return Err(ioe(e)),
+        }
+    };
+    for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let key = String::from_utf8_lossy(key);
+        if key.starts_with(OVERLAY_XATTR_PREFIX) && !keep.contains(&key.as_ref()) {
+            match rfs::lremovexattr(path.as_str(), key.as_ref()) {
+                Ok(()) | Err(rustix::io::Errno::NODATA) => {}
+                Err(e) => return Err(ioe(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads one xattr of `name` in `dir`; `None` when it is not set.
 pub fn get_xattr(dir: BorrowedFd<'_>, name: &str, key: &str) -> io::Result<Option<Vec<u8>>> {
     let path = proc_path(dir, name);

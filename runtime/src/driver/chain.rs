@@ -23,12 +23,13 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::copy::{Base, Copy};
-use super::overlay::{MAX_LAYERS, mount_overlay};
+use super::overlay::{MAX_LAYERS, hide_unmerged_whiteouts, mount_overlay};
 use super::{MountView, driver_err};
 use crate::commit::{Item, ItemKind};
 use crate::diff::upper::{KERNEL_OVERLAY, upper_items};
@@ -134,9 +135,17 @@ fn build(
         for d in [&tmp, &upper, &work, &merged] {
             std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
         }
+        let below = MountView {
+            layers: below.to_vec(),
+            scratch: tmp.clone(),
+            target: merged.clone(),
+        };
         {
             // The chain below, writable: the layer is applied as a container would write it.
             let _mounted = Mounted::new(&lowers, &upper, &work, &merged)?;
+            // A whiteout the kernel lists (in a directory one layer alone holds) would stop
+            // the removal of that directory: merge such directories first, as a mount does.
+            hide_unmerged_whiteouts(&below)?;
             Copy { reflink: true }.apply_layers(
                 std::slice::from_ref(layer),
                 &merged,
@@ -146,13 +155,11 @@ fn build(
         for d in [&work, &merged] {
             fsutil::remove_tree(d)?;
         }
+        // Lower form: only the opaque marker of the kernel's bookkeeping stays (an origin
+        // xattr makes fuse-overlayfs take another layer's inode number for the name).
+        strip_build_xattrs(&upper)?;
         // What the chain directory holds, as a change set: the drivers' per-directory notes
         // (fuse-overlayfs's) read it as they read a stored layer's.
-        let below = MountView {
-            layers: below.to_vec(),
-            scratch: tmp.clone(),
-            target: merged.clone(),
-        };
         write_json(&tmp.join("changes.json"), &changes_of(&below, &upper)?)?;
         write_json(&tmp.join("chain.json"), rec)?;
         // Whole or not at all: the rename publishes the chain.
@@ -217,6 +224,30 @@ fn changes_of(below: &MountView, upper: &Path) -> Result<ChangeSet> {
         });
     }
     Ok(ChangeSet { changes })
+}
+
+/// Removes the xattrs the build mount left for itself on every inode under `fs`.
+fn strip_build_xattrs(fs: &Path) -> Result<()> {
+    let keep = [fsutil::OVERLAY_OPAQUE_XATTR];
+    let root = fsutil::open_dir(fs)?;
+    fsutil::remove_overlay_xattrs(root.as_fd(), ".", &keep)
+        .map_err(|e| Error::io("remove xattrs", fs, e))?;
+    let mut stack: Vec<(RelPath, OwnedFd)> = vec![(RelPath::new(), root)];
+    while let Some((rel, dir)) = stack.pop() {
+        let at = |n: &str| fs.join(crate::model::join(&rel, n));
+        let entries = fsutil::list_dir_typed(dir.as_fd())
+            .map_err(|e| Error::io("read directory", fs.join(&rel), e))?;
+        for (name, ft) in entries {
+            fsutil::remove_overlay_xattrs(dir.as_fd(), &name, &keep)
+                .map_err(|e| Error::io("remove xattrs", at(&name), e))?;
+            if ft == Some(rustix::fs::FileType::Directory) {
+                let sub = fsutil::open_dir_beneath(dir.as_fd(), &name)
+                    .map_err(|e| Error::io("open", at(&name), e))?;
+                stack.push((crate::model::join(&rel, &name), sub));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes what builds a crash cut short left (under the lock: no build is under way).

@@ -218,7 +218,7 @@ pub(crate) fn commit_view(
 /// from several layers; in a directory only one layer holds, a whiteout is listed (and cannot
 /// be stat'ed). Copying such a directory up (a chown to its own owner) makes it merged with
 /// the upper layer, and the whiteouts disappear. Commit leaves such unchanged directories out.
-fn hide_unmerged_whiteouts(view: &MountView) -> Result<()> {
+pub(crate) fn hide_unmerged_whiteouts(view: &MountView) -> Result<()> {
     let mut by_dir: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for l in &view.layers {
         for w in &l.info.whiteouts {
