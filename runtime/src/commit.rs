@@ -7,7 +7,7 @@
 //! - hard links: the first name of an inode carries the data, later names are links to it;
 //! - names beginning with `.wh.` cannot be committed (they would read back as whiteouts).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -182,27 +182,32 @@ pub struct CommitOptions {
 
 /// Drops excluded items, then parent directories left with nothing to be the parent of.
 fn apply_exclusions(items: Vec<Item>, opts: &CommitOptions) -> Vec<Item> {
-    if opts.exclude.is_empty() {
-        return items;
-    }
     let kept: Vec<Item> = items
         .into_iter()
         .filter(|i| !opts.exclude.iter().any(|x| is_within(i.path(), x)))
         .collect();
-    let needed: Vec<&str> = kept
-        .iter()
-        .filter(|i| {
-            !matches!(
-                i,
-                Item::Entry {
-                    parent_only: true,
-                    ..
-                }
-            )
-        })
-        .map(|i| i.path())
-        .collect();
-    let keep_parent = |dir: &str| needed.iter().any(|p| *p != dir && is_within(p, dir));
+    // A directory present only as the parent of a change stays only while such a change
+    // does: one the container merely passed through (`mkdir d; rmdir d` copies up d's
+    // parent) is no change, and a commit never writes a directory the container left alone.
+    let mut needed: HashSet<&str> = HashSet::new();
+    for i in &kept {
+        if matches!(
+            i,
+            Item::Entry {
+                parent_only: true,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let mut p = i.path();
+        while let Some((parent, _)) = parent_and_name(p) {
+            if !needed.insert(parent) {
+                break;
+            }
+            p = parent;
+        }
+    }
     let keep: Vec<bool> = kept
         .iter()
         .map(|i| match i {
@@ -210,7 +215,7 @@ fn apply_exclusions(items: Vec<Item>, opts: &CommitOptions) -> Vec<Item> {
                 parent_only: true,
                 path,
                 ..
-            } => keep_parent(path),
+            } => needed.contains(path.as_str()),
             _ => true,
         })
         .collect();

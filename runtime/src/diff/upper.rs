@@ -132,9 +132,12 @@ fn walk_upper(
         match classify(&name, &st, form) {
             Seen::Sentinel => continue,
             Seen::Whiteout(target) => {
-                items.push(Item::Whiteout {
-                    path: join(rel, target),
-                });
+                // fuse-overlayfs leaves a whiteout where a name it made is removed, though
+                // nothing below had it (`mkdir d; rmdir d`): no change, nothing to commit.
+                let path = join(rel, target);
+                if lower_has(view, &path)? {
+                    items.push(Item::Whiteout { path });
+                }
                 continue;
             }
             Seen::Entry => {}
@@ -173,6 +176,45 @@ fn walk_upper(
         walk_upper(view, sub.as_fd(), &path, upper, form, items)?;
     }
     Ok(())
+}
+
+/// True when the layers below show something at `path`: the topmost layer holding it (not
+/// as a whiteout) decides; a whiteout, a non-directory or an opaque directory on the way in
+/// a higher layer hides everything lower.
+fn lower_has(view: &MountView, path: &str) -> Result<bool> {
+    let comps: Vec<&str> = path.split('/').collect();
+    for l in view.layers.iter().rev() {
+        let root = open_dir(&l.fs())?;
+        let mut dir = root;
+        let mut hidden_below = false;
+        let mut depth = 0;
+        while depth + 1 < comps.len() {
+            let c = comps[depth];
+            match lstat_at(dir.as_fd(), c) {
+                Ok(st) if file_type(&st) == FileType::Directory => {
+                    let sub = open_dir_beneath(dir.as_fd(), c)
+                        .map_err(|e| Error::io("open directory", l.fs().join(c), e))?;
+                    let opaque = fsutil::get_xattr(dir.as_fd(), c, OVERLAY_OPAQUE_XATTR)
+                        .map_err(|e| Error::io("read xattr", l.fs().join(c), e))?;
+                    hidden_below |= opaque.as_deref() == Some(b"y");
+                    dir = sub;
+                    depth += 1;
+                }
+                // A whiteout or non-directory on the way: nothing below shows there.
+                Ok(_) => return Ok(false),
+                Err(_) => break,
+            }
+        }
+        if depth + 1 == comps.len() {
+            if let Ok(st) = lstat_at(dir.as_fd(), comps[depth]) {
+                return Ok(!fsutil::is_whiteout(&st));
+            }
+        }
+        if hidden_below {
+            return Ok(false);
+        }
+    }
+    Ok(false)
 }
 
 /// The attributes of the directory the layers below show at `path`, if a directory: the

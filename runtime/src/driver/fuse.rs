@@ -87,8 +87,10 @@ pub const MAX_LAYERS: usize = if ARGV_MAX_LAYERS < super::overlay::MAX_LAYERS {
 ///   the kernel's time of the write while its upper copy keeps the later time the daemon
 ///   wrote it at;
 /// - `timeout=0`: with cached attributes a renamed or hard-linked lower symlink goes on
-///   showing its lower owner and mtime, while fuse-overlayfs copied it up as root, now.
-const OPTIONS: &str = "writeback=0,timeout=0";
+///   showing its lower owner and mtime, while fuse-overlayfs copied it up as root, now;
+/// - `dev,suid`: a FUSE mount is `nodev,nosuid` unless asked, and a root filesystem needs its
+///   device nodes (`/dev/null`) and setuid programs to work, as on kernel overlayfs.
+const OPTIONS: &str = "writeback=0,timeout=0,dev,suid";
 /// The daemon's pid and output, in the mount's scratch directory.
 const PID: &str = "fuse-overlayfs.pid";
 const LOG: &str = "fuse-overlayfs.log";
