@@ -205,10 +205,10 @@ fn lower_has(view: &MountView, path: &str) -> Result<bool> {
                 Err(_) => break,
             }
         }
-        if depth + 1 == comps.len() {
-            if let Ok(st) = lstat_at(dir.as_fd(), comps[depth]) {
-                return Ok(!fsutil::is_whiteout(&st));
-            }
+        if depth + 1 == comps.len()
+            && let Ok(st) = lstat_at(dir.as_fd(), comps[depth])
+        {
+            return Ok(!fsutil::is_whiteout(&st));
         }
         if hidden_below {
             return Ok(false);
