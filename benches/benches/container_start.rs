@@ -1,8 +1,10 @@
 //! container_start: a whole strata start of /bin/true through the library (union mount, init
 //! layer, clone into the namespaces, /proc /dev /sys, pivot_root, exec, wait, teardown) on
-//! the from-host rootfs, per driver (btrfs on a loop-mounted btrfs) and namespace set; in the same group the floor (fork +
-//! exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI bundle with
-//! the same rootfs, when installed.
+//! the from-host rootfs, per driver (btrfs on a loop-mounted btrfs) and namespace set
+//! (`strata_<driver>`); the same as a whole `strata run` process (`strata-cli/<driver>`, the
+//! series the peers are compared with: a process against a process); in the same group the
+//! floor (fork + exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI
+//! bundle with the same rootfs, when installed.
 
 use std::process::{Command, Stdio};
 
@@ -82,6 +84,29 @@ fn bench(c: &mut criterion::Criterion) {
                 })
             });
         }
+    }
+    // The whole `strata run` process, with the peers' namespaces.
+    match strata_benches::cli::strata_bin() {
+        Ok(bin) => {
+            let (ns_name, _) = SETS[2];
+            let ns = "mount,uts,ipc,pid,net";
+            for driver in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+                let d = by_name(driver).unwrap_or_else(|e| panic!("{e}"));
+                if d.availability_in(env.store.root()).is_err() {
+                    continue; // said above
+                }
+                let run =
+                    || strata_benches::cli::run_true(&bin, env.store.root(), driver, ns, &digest);
+                if let Err(why) = run() {
+                    panic!("strata-cli {driver}: {why}");
+                }
+                g.bench_function(
+                    BenchmarkId::new(format!("strata-cli/{driver}"), ns_name),
+                    |b| b.iter(|| run().unwrap_or_else(|e| panic!("{e}"))),
+                );
+            }
+        }
+        Err(why) => skip("container_start/strata-cli", &why),
     }
     // The peers come last: crun needs the hybrid host's unified cgroup mount hidden, which
     // is done in this benchmark's own mount namespace.

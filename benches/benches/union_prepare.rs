@@ -4,9 +4,10 @@
 //! `overlay_first_mount`, the same with every chain directory removed before each sample, so
 //! it includes making them; overlay2 (Docker's per-layer layout); copy-merge (plain, and with reflink on a loop-mounted xfs), btrfs (a writable
 //! snapshot of the stack's subvolume, on a loop-mounted btrfs; the subvolumes are made once,
-//! before timing, as a snapshotter would at pull), fuse-overlayfs, and the floors in the
-//! same group: `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs, and
-//! the raw overlay mount syscalls (+ umount) without any strata bookkeeping.
+//! before timing, as a snapshotter would at pull), fuse-overlayfs; the floor in the same
+//! group, the raw overlay mount syscalls (+ umount) without any strata bookkeeping; and the
+//! peer `cp_a`, `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs (two
+//! processes: compared with whole processes, never with a library call).
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -145,21 +146,28 @@ fn series(
             "no reflink-capable filesystem (see above)",
         ),
     }
-    // Floor: cp -a of the same merged tree (materialized once) on the same tmpfs, and rm -rf.
+    // Peer (two processes, so no floor): cp -a of the same merged tree (materialized once) on
+    // the same tmpfs, and rm -rf.
     let src = env.fresh_dir("cp-src");
     std::fs::remove_dir(&src).unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir(&src).unwrap_or_else(|e| panic!("{e}"));
     COPY.materialize(&fx.layers, &src)
         .unwrap_or_else(|e| panic!("{e}"));
     let dst = env.path(&format!("cp-dst-{param}"));
-    g.bench_function(BenchmarkId::new("floor_cp_a", param), |b| {
+    g.bench_function(BenchmarkId::new("cp_a", param), |b| {
         b.iter(|| {
             sh(Command::new("cp").arg("-a").arg(&src).arg(&dst));
             sh(Command::new("rm").arg("-rf").arg(&dst));
         })
     });
     // Floor: the overlay mount syscalls alone.
-    let lowers: Vec<PathBuf> = fx.layers.iter().map(|l| l.fs()).collect();
+    // The same lower directories the overlay driver stacks (its chain layout, made above).
+    let lowers: Vec<PathBuf> =
+        strata_runtime::driver::chain::chain_layers(env.store.root(), &fx.layers)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .map(|l| l.fs())
+            .collect();
     let (upper, work, target) = (
         env.fresh_dir("raw-upper"),
         env.fresh_dir("raw-work"),

@@ -6,6 +6,7 @@
 //! touched; fixtures live on tmpfs (or a loop-mounted xfs for reflink), never on the host
 //! disk, whose timings swing tenfold here.
 
+pub mod cli;
 pub mod env;
 pub mod fixtures;
 pub mod host_mounts;
