@@ -1020,3 +1020,120 @@ pub fn umoci_refusal_explained(sets: &[ChangeSet], stderr: &str) -> Option<Devia
         .contains(path)
         .then_some(Deviation::RefusesEntryUnderLowerNonDir)
 }
+
+/// The layer with its whiteouts and opaque markers moved after every entry (each group in
+/// its own order).
+pub fn whiteouts_last(set: &ChangeSet) -> ChangeSet {
+    let is_entry = |c: &&model::Change| matches!(c, model::Change::Entry(_));
+    let mut changes: Vec<model::Change> = set.changes.iter().filter(is_entry).cloned().collect();
+    changes.extend(set.changes.iter().filter(|c| !is_entry(c)).cloned());
+    ChangeSet { changes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_runtime::model::{Inode, Kind};
+
+    fn dir_meta(mtime: i64) -> Meta {
+        Meta {
+            mtime: Timespec::new(mtime, 0),
+            ..Meta::mode(0o755)
+        }
+    }
+
+    fn tree(dirs: &[(&str, Meta)]) -> Tree {
+        let mut t = Tree::default();
+        for (p, m) in dirs {
+            t.insert(
+                p,
+                Inode {
+                    kind: Kind::Dir,
+                    meta: m.clone(),
+                },
+            );
+        }
+        t
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn view(t: Tree) -> UmociView {
+        UmociView {
+            tree: t,
+            window: (Timespec::new(NOW - 1, 0), Timespec::new(NOW + 1, 0)),
+        }
+    }
+
+    fn stack(layers: Vec<Vec<IItem>>) -> IStack {
+        IStack { layers }
+    }
+
+    fn explain(s: &IStack, m: &Tree, v: &UmociView) -> (Vec<Deviation>, Vec<Mismatch>) {
+        let (e, rest) = umoci_deviations(s, &[], m, v, compare_all(m, &v.tree));
+        (e.into_iter().map(|(d, _)| d).collect(), rest)
+    }
+
+    #[test]
+    fn a_stamped_mtime_is_explained_only_on_implied_directories() {
+        let s = stack(vec![vec![]]);
+        let model = tree(&[("x", dir_meta(5)), ("y", Meta::implied_dir())]);
+        let umoci = view(tree(&[("x", dir_meta(NOW)), ("y", dir_meta(NOW))]));
+        let (explained, rest) = explain(&s, &model, &umoci);
+        assert_eq!(explained, vec![Deviation::ImpliedDirAttrs]);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].path, "x");
+        // Outside the unpack's clock window nothing is explained.
+        let umoci = view(tree(&[("x", dir_meta(5)), ("y", dir_meta(NOW + 100))]));
+        assert_eq!(explained_paths(&s, &model, &umoci), Vec::<String>::new());
+    }
+
+    fn explained_paths(s: &IStack, m: &Tree, v: &UmociView) -> Vec<String> {
+        let (e, _) = umoci_deviations(s, &[], m, v, compare_all(m, &v.tree));
+        e.into_iter().map(|(_, m)| m.path).collect()
+    }
+
+    #[test]
+    fn a_missing_parent_is_explained_only_when_a_whiteout_names_it() {
+        let model = tree(&[("w", Meta::implied_dir()), ("w/v", Meta::implied_dir())]);
+        let umoci = view(Tree::default());
+        let named = stack(vec![vec![IItem::Whiteout {
+            path: "w/v/x".into(),
+        }]]);
+        let (explained, rest) = explain(&named, &model, &umoci);
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_eq!(explained, vec![Deviation::WhiteoutImpliesNoParent; 2]);
+        // Reached through a symlink (issue 11 item 2): the whiteout names another path.
+        let through_link = stack(vec![vec![IItem::Whiteout {
+            path: "link/x".into(),
+        }]]);
+        let (_, rest) = explain(&through_link, &model, &umoci);
+        assert_eq!(rest.len(), 2, "{rest:?}");
+    }
+
+    #[test]
+    fn only_empty_xattrs_may_be_dropped() {
+        let s = stack(vec![vec![]]);
+        let mut with = dir_meta(5);
+        with.xattrs.insert("user.a".into(), Vec::new());
+        let model = tree(&[("x", with.clone())]);
+        let (explained, rest) = explain(&s, &model, &view(tree(&[("x", dir_meta(5))])));
+        assert_eq!(explained, vec![Deviation::GoTarDropsEmptyXattrs]);
+        assert!(rest.is_empty());
+        with.xattrs.insert("user.a".into(), b"1".to_vec());
+        let model = tree(&[("x", with)]);
+        let (explained, rest) = explain(&s, &model, &view(tree(&[("x", dir_meta(5))])));
+        assert!(explained.is_empty());
+        assert_eq!(rest.len(), 1);
+    }
+
+    #[test]
+    fn producer_order_puts_parents_then_whiteouts_first() {
+        let mut names = vec!["a/b", "a/.wh.c", "a", ".wh.z", "a/.wh..wh..opq", "b"];
+        names.sort_by(|x, y| producer_order(x, y));
+        assert_eq!(
+            names,
+            vec![".wh.z", "a", "a/.wh..wh..opq", "a/.wh.c", "a/b", "b"]
+        );
+    }
+}

@@ -203,6 +203,30 @@ fn check(lab: &Lab, stack: &IStack, tally: &RefCell<Tally>) -> Result<(), String
         }
     }
 
+    // The spec applies a layer's whiteouts "regardless of the ordering in which the whiteout
+    // file was encountered" (layer.md, Whiteouts): with every whiteout and marker moved after
+    // the entries of its layer the model must give the same tree. (umoci applies them in tar
+    // order, so this is the model's own check.)
+    if let Ok(expected) = &oci {
+        let moved: Vec<model::ChangeSet> = sets.iter().map(ind::whiteouts_last).collect();
+        match model::apply(&moved) {
+            Ok(r) => {
+                let diffs = compare_all(expected, &r);
+                if !diffs.is_empty() {
+                    return Err(format!(
+                        "the model depends on where a layer's whiteouts are (moved last):\n{}",
+                        render(&diffs)
+                    ));
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the model refuses the layers with their whiteouts moved last: {e}"
+                ));
+            }
+        }
+    }
+
     // (b) kernel overlayfs, against the model under overlay's declared semantics.
     let expected = model::apply_with(&sets, &ind::overlay_semantics());
     match (expected, ind::overlay_view(lab, &layers)?) {
