@@ -514,19 +514,21 @@ fn symlink_target() -> impl Strategy<Value = String> {
 }
 
 fn item() -> impl Strategy<Value = IItem> {
+    // An entry under a `.wh.` name makes the whole stack refused at import (issue 11 item 4),
+    // so it is rare enough to leave most stacks comparable (about 1 in 16 stacks).
     prop_oneof![
-        6 => (path(), content(), meta(2)).prop_map(|(path, content, meta)| IItem::File { path, content, meta }),
-        5 => (path(), meta(1)).prop_map(|(path, meta)| IItem::Dir { path, meta }),
-        4 => (path(), symlink_target(), meta(0)).prop_map(|(path, target, meta)| IItem::Symlink { path, target, meta }),
-        3 => (path(), 0usize..6).prop_map(|(path, nth)| IItem::HardLink { path, nth }),
-        1 => (path(), meta(0)).prop_map(|(path, meta)| IItem::Fifo { path, meta }),
-        1 => (path(), prop::sample::select(vec![3u32, 5]), meta(0)).prop_map(|(path, minor, meta)| IItem::CharDev { path, minor, meta }),
-        5 => path().prop_map(|path| IItem::Whiteout { path }),
-        3 => path().prop_map(|path| IItem::Opaque { path }),
-        1 => (path(), meta(1)).prop_map(|(path, meta)| IItem::WhDir { path, meta }),
+        60 => (path(), content(), meta(2)).prop_map(|(path, content, meta)| IItem::File { path, content, meta }),
+        50 => (path(), meta(1)).prop_map(|(path, meta)| IItem::Dir { path, meta }),
+        40 => (path(), symlink_target(), meta(0)).prop_map(|(path, target, meta)| IItem::Symlink { path, target, meta }),
+        30 => (path(), 0usize..6).prop_map(|(path, nth)| IItem::HardLink { path, nth }),
+        10 => (path(), meta(0)).prop_map(|(path, meta)| IItem::Fifo { path, meta }),
+        10 => (path(), prop::sample::select(vec![3u32, 5]), meta(0)).prop_map(|(path, minor, meta)| IItem::CharDev { path, minor, meta }),
+        50 => path().prop_map(|path| IItem::Whiteout { path }),
+        30 => path().prop_map(|path| IItem::Opaque { path }),
+        10 => (path(), meta(1)).prop_map(|(path, meta)| IItem::WhDir { path, meta }),
         1 => (parent_path(), prop::sample::select(&NAMES[..]), prop::sample::select(&NAMES[..]))
             .prop_map(|(dir, name, file)| IItem::UnderWh { dir, name: name.to_string(), file: file.to_string() }),
-        1 => meta(1).prop_map(|meta| IItem::Root { meta }),
+        10 => meta(1).prop_map(|meta| IItem::Root { meta }),
     ]
 }
 
