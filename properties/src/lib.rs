@@ -6,9 +6,11 @@
 //! - [`strategy`]: the proptest strategies for stacks and operations;
 //! - operations are done for real by [`strata_runtime::ops_exec`];
 //! - [`world`]: a private mount namespace with a tmpfs store for one test thread;
-//! - [`check`]: the properties, as functions a proptest body calls.
+//! - [`check`]: the properties, as functions a proptest body calls;
+//! - [`independent`]: the model against umoci and kernel overlayfs (issue 11).
 
 pub mod check;
+pub mod independent;
 pub mod stack;
 pub mod strategy;
 pub mod world;
