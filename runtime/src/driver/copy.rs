@@ -95,6 +95,7 @@ impl Copy {
             root_meta,
             stats: CopyStats::default(),
             explicit_dirs: HashSet::new(),
+            own: HashSet::new(),
         };
         // File data is copied by workers while this thread builds the tree: the structure
         // must be made in order, the bytes need not.
@@ -230,6 +231,8 @@ struct Materializer {
     stats: CopyStats,
     /// The directories the layer being applied has entries for, by their paths in the layer.
     explicit_dirs: HashSet<RelPath>,
+    /// The inode numbers of the non-directories the layer being applied made.
+    own: HashSet<u64>,
 }
 
 impl Materializer {
@@ -240,6 +243,7 @@ impl Materializer {
     fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
         // Deletions below may take away a directory a cached resolution went through.
         self.parent_cache = None;
+        self.own.clear();
         self.explicit_dirs = changes
             .entries()
             .filter(|e| e.kind == EntryKind::Dir)
@@ -275,11 +279,11 @@ impl Materializer {
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
-                    self.resolve(path, OnMissing::CreateUnlessFollowed)?;
+                    self.resolve(path, OnMissing::CreateUntilSymlink)?;
                 }
                 Change::Whiteout { path } => {
                     let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                    self.resolve(parent, OnMissing::CreateUnlessFollowed)?;
+                    self.resolve(parent, OnMissing::CreateUntilSymlink)?;
                 }
                 Change::Entry(e) => self.put(e, src.as_fd(), &mut src_cache, layer)?,
             }
@@ -477,6 +481,9 @@ impl Materializer {
             let made = self.create(&dir, name, &e.path, "link", || {
                 rfs::linkat(tdir.as_fd(), tname, dir.as_fd(), name, AtFlags::empty()).map_err(ioe)
             });
+            if made.is_ok() {
+                self.note_own(dir.as_fd(), name, &e.path)?;
+            }
             return made.map_err(|err| match err.raw_os_error() {
                 // The name it replaced held the target: gone with it (the model refuses too).
                 Some(libc::ENOENT) => Error::Model {
@@ -523,6 +530,8 @@ impl Materializer {
                 let dst = self.create(&dir, name, &e.path, "create", || {
                     fsutil::create_file_at(dir.as_fd(), name)
                 })?;
+                let st = rfs::fstat(&dst).map_err(|err| self.err("stat", &e.path, ioe(err)))?;
+                self.own.insert(st.st_ino);
                 self.stats.files += 1;
                 self.stats.bytes += data.size;
                 let job = DataJob {
@@ -538,6 +547,7 @@ impl Materializer {
                 self.create(&dir, name, &e.path, "symlink", || {
                     rfs::symlinkat(target.as_str(), dir.as_fd(), name).map_err(ioe)
                 })?;
+                self.note_own(dir.as_fd(), name, &e.path)?;
                 fsutil::set_meta_at(dir.as_fd(), name, &kind, &e.meta)
                     .map_err(|err| self.err("set metadata", &e.path, err))?;
                 self.stats.other += 1;
@@ -546,11 +556,19 @@ impl Materializer {
                 self.create(&dir, name, &e.path, "mknod", || {
                     fsutil::mknod_at(dir.as_fd(), name, &kind)
                 })?;
+                self.note_own(dir.as_fd(), name, &e.path)?;
                 fsutil::set_meta_at(dir.as_fd(), name, &kind, &e.meta)
                     .map_err(|err| self.err("set metadata", &e.path, err))?;
                 self.stats.other += 1;
             }
         }
+        Ok(())
+    }
+
+    /// Notes `name` in `dir` as a non-directory this layer made.
+    fn note_own(&mut self, dir: BorrowedFd<'_>, name: &str, path: &str) -> Result<()> {
+        let st = lstat_at(dir, name).map_err(|err| self.err("stat", path, err))?;
+        self.own.insert(st.st_ino);
         Ok(())
     }
 
@@ -621,6 +639,16 @@ impl Lookup for Materializer {
 
     fn make_dir(&mut self, dir: &OwnedFd, at: &str, name: &str, replace: bool) -> Result<()> {
         let next = join(at, name);
+        if replace
+            && let Ok(st) = lstat_at(dir.as_fd(), name)
+            && self.own.contains(&st.st_ino)
+        {
+            // As the model: the layer writes through its own file, reached by a lower symlink.
+            return Err(Error::Model {
+                path: next,
+                reason: "an entry of this layer lies under it, reached through a lower symlink, but the layer itself holds a non-directory here".into(),
+            });
+        }
         self.keep_mtime(dir.as_fd(), at)?;
         if replace {
             self.parent_cache = None;

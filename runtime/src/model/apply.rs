@@ -42,6 +42,7 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
         sem,
         explicit_dirs,
         creating: false,
+        own: HashSet::new(),
     };
     // Deletions see only the lower layers: they run before any entry of this layer lands.
     // Where this layer has its own directory on the way (`d/` over a lower symlink `d`),
@@ -67,15 +68,16 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
         }
     }
     // Entries in tar order. Whiteouts and opaque markers imply their parent directories, but
-    // never behind a followed symlink (one under a dangling symlink creates nothing).
+    // only along a path with no symlink (one under a symlink, dangling or not, creates
+    // nothing: the deletion above already resolved through it).
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                a.walk(path, OnMissing::CreateUnlessFollowed)?;
+                a.walk(path, OnMissing::CreateUntilSymlink)?;
             }
             Change::Whiteout { path } => {
                 let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                a.walk(parent, OnMissing::CreateUnlessFollowed)?;
+                a.walk(parent, OnMissing::CreateUntilSymlink)?;
             }
             Change::Entry(e) => a.put(e)?,
         }
@@ -105,6 +107,8 @@ struct Applier<'a> {
     explicit_dirs: HashSet<RelPath>,
     /// The walk under way makes implied directories.
     creating: bool,
+    /// Where this layer's own non-directories landed (real paths).
+    own: HashSet<RelPath>,
 }
 
 /// The tree as the layer being applied sees it, for the one resolution rule.
@@ -149,6 +153,14 @@ impl Lookup for Applier<'_> {
 
     fn make_dir(&mut self, _: &(), at: &str, name: &str, replace: bool) -> Result<()> {
         let next = join(at, name);
+        if replace && self.own.contains(&next) {
+            // The layer writes through its own file, reached by a lower symlink: no applier
+            // can (umoci and containerd fail with ENOTDIR), so the layer is refused.
+            return Err(model_err(
+                &next,
+                "an entry of this layer lies under it, reached through a lower symlink, but the layer itself holds a non-directory here",
+            ));
+        }
         if replace {
             self.tree.remove_subtree(&next);
         }
@@ -160,11 +172,13 @@ impl Lookup for Applier<'_> {
 impl Applier<'_> {
     /// The real path of directory `path`, by the one resolution rule; `None` when it does not
     /// resolve (only where `on_missing` does not create).
+    /// A loop is an error, as it is for containerd's and umoci's appliers (a deletion's
+    /// implied parents never follow a symlink, so never loop).
     fn walk(&mut self, path: &str, on_missing: OnMissing) -> Result<Option<RelPath>> {
         self.creating = on_missing != OnMissing::Fail;
-        let r = Walker::new(on_missing).dir(self, path)?;
+        let r = Walker::new(on_missing).dir(self, path);
         self.creating = false;
-        match r {
+        match r? {
             Resolved::Dir { path, .. } => Ok(Some(path)),
             Resolved::Loop => Err(model_err(path, "too many levels of symbolic links")),
             Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
@@ -224,6 +238,7 @@ impl Applier<'_> {
                     self.tree.remove_subtree(&full);
                     self.tree.link(&full, ino);
                 }
+                self.own.insert(full);
             }
             kind => {
                 let Some(kind) = kind.to_kind() else {
@@ -238,6 +253,9 @@ impl Applier<'_> {
                     }
                     _ => {
                         self.tree.remove_subtree(&full);
+                        if !kind.is_dir() {
+                            self.own.insert(full.clone());
+                        }
                         self.tree.insert(
                             &full,
                             Inode {
@@ -655,6 +673,46 @@ mod tests {
         ])
         .unwrap();
         assert!(is(&t, "dne/f", "f"));
+    }
+
+    #[test]
+    fn deletions_through_symlinks_create_nothing() {
+        // A whiteout's parent behind the layer's own symlink (`b -> a` over a lower `a -> b`):
+        // nothing to delete, nothing made, whatever the order.
+        for changes in [
+            vec![wh("a/a"), symlink("b", "a")],
+            vec![symlink("b", "a"), wh("a/a")],
+        ] {
+            let t = apply(&[layer(vec![symlink("a", "b")]), layer(changes)]).unwrap();
+            assert_eq!(paths(&t), vec!["a", "b"]);
+        }
+        // Through a symlink onto a device: the device stays.
+        let t = apply(&[
+            layer(vec![
+                symlink("b", "/c/c/c"),
+                Change::Entry(Entry {
+                    path: "c".into(),
+                    kind: EntryKind::CharDev { major: 1, minor: 3 },
+                    meta: Meta::mode(0o666),
+                }),
+            ]),
+            layer(vec![opq("b")]),
+        ])
+        .unwrap();
+        assert!(matches!(t.get("c").unwrap().kind, Kind::CharDev { .. }));
+    }
+
+    #[test]
+    fn an_entry_through_a_lower_symlink_into_its_own_layers_file_is_refused() {
+        let err = apply(&[
+            layer(vec![symlink("c", "b")]),
+            layer(vec![file("b", "mine"), file("c/x/f", "f")]),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("holds a non-directory here"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //!
 //! What happens at a missing component or a non-directory is the caller's choice
 //! ([`OnMissing`]): fail (a lookup), make an implied directory there (a layer entry's parents),
-//! or make one only while no symlink has been followed (a whiteout's or opaque marker's
-//! parents: a deletion under a dangling symlink is a no-op and creates nothing).
+//! or make them only along a path with no symlink in it (a whiteout's or opaque marker's
+//! parents: a deletion under a symlink, dangling or not, creates nothing).
 
 use super::path::{RelPath, join};
 
@@ -42,8 +42,9 @@ pub enum OnMissing {
     Fail,
     /// Make an implied directory there (replacing a non-directory).
     Create,
-    /// As [`OnMissing::Create`] while no symlink has been followed; after one, stop.
-    CreateUnlessFollowed,
+    /// As [`OnMissing::Create`] along a path with no symlink; at a symlink, stop (it is not
+    /// followed, so it cannot loop).
+    CreateUntilSymlink,
 }
 
 /// A namespace a path is resolved in.
@@ -148,7 +149,6 @@ impl Walker {
             }
             queue.push_back((c.to_string(), (c != "..").then(|| written.clone())));
         }
-        let mut followed_here = false;
         while let Some((c, written)) = queue.pop_front() {
             if c == ".." {
                 if stack.len() > 1 {
@@ -166,11 +166,13 @@ impl Walker {
                     let d = l.enter(dir, at, &c)?;
                     stack.push((next, d));
                 }
+                Node::Symlink(_) if self.on_missing == OnMissing::CreateUntilSymlink => {
+                    return Ok(Resolved::NotDir);
+                }
                 Node::Symlink(target) => {
                     if !self.follow() {
                         return Ok(Resolved::Loop);
                     }
-                    followed_here = true;
                     if target.starts_with('/') {
                         if !l.absolute_targets_inside() {
                             return Ok(Resolved::Outside);
@@ -186,7 +188,7 @@ impl Walker {
                     let create = match self.on_missing {
                         OnMissing::Fail => false,
                         OnMissing::Create => true,
-                        OnMissing::CreateUnlessFollowed => !followed_here,
+                        OnMissing::CreateUntilSymlink => true,
                     };
                     if !create {
                         return Ok(if node == Node::Missing {
@@ -298,13 +300,13 @@ mod tests {
         assert!(matches!(fail(&mut n, "x/y"), Resolved::NotFound));
         assert!(matches!(fail(&mut n, "f/y"), Resolved::NotDir));
         assert!(matches!(fail(&mut n, "dangling"), Resolved::NotFound));
-        // A deletion's parents: made where written, never behind a followed symlink.
-        let r = Walker::new(OnMissing::CreateUnlessFollowed)
+        // A deletion's parents: made where written, never at or behind a symlink.
+        let r = Walker::new(OnMissing::CreateUntilSymlink)
             .dir(&mut n, "dangling/etc")
             .unwrap();
-        assert!(matches!(r, Resolved::NotFound));
+        assert!(matches!(r, Resolved::NotDir));
         assert!(n.made.is_empty());
-        let r = Walker::new(OnMissing::CreateUnlessFollowed)
+        let r = Walker::new(OnMissing::CreateUntilSymlink)
             .dir(&mut n, "p/q")
             .unwrap();
         assert_eq!(path(r).as_deref(), Some("p/q"));
