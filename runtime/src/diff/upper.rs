@@ -2,7 +2,7 @@
 //! whose writable layer holds only what changed (kernel overlayfs, fuse-overlayfs). The two
 //! write the same form with small differences, described by an [`UpperForm`].
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{FileType, Stat};
@@ -178,61 +178,62 @@ fn walk_upper(
     Ok(())
 }
 
-/// True when the layers below show something at `path`: the topmost layer holding it (not
-/// as a whiteout) decides; a whiteout, a non-directory or an opaque directory on the way in
-/// a higher layer hides everything lower.
+/// True when the layers below show something at `path`.
 fn lower_has(view: &MountView, path: &str) -> Result<bool> {
+    Ok(lower_node(view, path)?.is_some())
+}
+
+/// What the layers below show at `path`, as overlayfs merges them: the topmost layer holding
+/// it (not as a whiteout) decides; a whiteout or non-directory on the way, or an opaque
+/// directory on the way in a higher layer, hides everything lower. The layer's directory
+/// holding it, and its stat.
+fn lower_node(view: &MountView, path: &str) -> Result<Option<(std::path::PathBuf, OwnedFd, Stat)>> {
     let comps: Vec<&str> = path.split('/').collect();
     for l in view.layers.iter().rev() {
-        let root = open_dir(&l.fs())?;
-        let mut dir = root;
+        let fs = l.fs();
+        let mut dir = open_dir(&fs)?;
         let mut hidden_below = false;
         let mut depth = 0;
         while depth + 1 < comps.len() {
             let c = comps[depth];
             match lstat_at(dir.as_fd(), c) {
                 Ok(st) if file_type(&st) == FileType::Directory => {
-                    let sub = open_dir_beneath(dir.as_fd(), c)
-                        .map_err(|e| Error::io("open directory", l.fs().join(c), e))?;
                     let opaque = fsutil::get_xattr(dir.as_fd(), c, OVERLAY_OPAQUE_XATTR)
-                        .map_err(|e| Error::io("read xattr", l.fs().join(c), e))?;
+                        .map_err(|e| Error::io("read xattr", fs.join(c), e))?;
                     hidden_below |= opaque.as_deref() == Some(b"y");
-                    dir = sub;
+                    dir = open_dir_beneath(dir.as_fd(), c)
+                        .map_err(|e| Error::io("open directory", fs.join(c), e))?;
                     depth += 1;
                 }
                 // A whiteout or non-directory on the way: nothing below shows there.
-                Ok(_) => return Ok(false),
+                Ok(_) => return Ok(None),
                 Err(_) => break,
             }
         }
         if depth + 1 == comps.len()
             && let Ok(st) = lstat_at(dir.as_fd(), comps[depth])
         {
-            return Ok(!fsutil::is_whiteout(&st));
+            if fsutil::is_whiteout(&st) {
+                return Ok(None);
+            }
+            return Ok(Some((fs.join(comps[..depth].join("/")), dir, st)));
         }
         if hidden_below {
-            return Ok(false);
-        }
-    }
-    Ok(false)
-}
-
-/// The attributes of the directory the layers below show at `path`, if a directory: the
-/// topmost layer holding `path` decides.
-pub fn lower_dir(view: &MountView, path: &str) -> Result<Option<Meta>> {
-    for l in view.layers.iter().rev() {
-        let (parent, name) = parent_and_name(path).unwrap_or(("", "."));
-        let Ok(dir) = open_dir_beneath(open_dir(&l.fs())?.as_fd(), parent) else {
-            continue;
-        };
-        match lstat_at(dir.as_fd(), name) {
-            Ok(st) if file_type(&st) == FileType::Directory => {
-                let (_, meta) = commit::inode_at(dir.as_fd(), name, &l.fs())?;
-                return Ok(Some(meta));
-            }
-            Ok(_) => return Ok(None),
-            Err(_) => {}
+            return Ok(None);
         }
     }
     Ok(None)
+}
+
+/// The attributes of the directory the layers below show at `path`, if a directory.
+pub fn lower_dir(view: &MountView, path: &str) -> Result<Option<Meta>> {
+    let Some((at, dir, st)) = lower_node(view, path)? else {
+        return Ok(None);
+    };
+    if file_type(&st) != FileType::Directory {
+        return Ok(None);
+    }
+    let (_, name) = parent_and_name(path).unwrap_or(("", "."));
+    let (_, meta) = commit::inode_at(dir.as_fd(), name, &at)?;
+    Ok(Some(meta))
 }
