@@ -37,6 +37,11 @@ pub fn from_probe(p: &Probe) -> Runner {
         overlay_params.insert("userxattr".into(), b.into());
     }
     overlay_params.insert("max_layers".into(), p.overlay.max_layers.into());
+    // The report marks this in its layer charts (the one-page limit of mount(2) options).
+    overlay_params.insert(
+        "mount_page_layers".into(),
+        p.overlay.mount_page_layers.into(),
+    );
     Runner {
         id: runner_id(p),
         kernel: Some(p.kernel.clone()),

@@ -57,6 +57,9 @@ pub struct OverlayProbe {
     pub userxattr: Option<bool>,
     /// The kernel's limit on lower layers.
     pub max_layers: usize,
+    /// How many layers of this store fit in one page of mount(2) options (past it the
+    /// overlay driver mounts through the new mount API), computed from its real paths.
+    pub mount_page_layers: usize,
 }
 
 fn read_trim(p: &str) -> Option<String> {
@@ -209,6 +212,7 @@ fn overlay(store_root: &Path) -> OverlayProbe {
     let mut o = OverlayProbe {
         available: crate::driver::kernel_has_fs("overlay"),
         max_layers: crate::driver::overlay::MAX_LAYERS,
+        mount_page_layers: crate::driver::overlay::page_layers(store_root),
         ..Default::default()
     };
     if let Ok(entries) = fs::read_dir("/sys/module/overlay/parameters") {

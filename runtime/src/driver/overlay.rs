@@ -84,6 +84,25 @@ impl Overlay {
     }
 }
 
+/// How many layers of the store at `store_root` fit in one page of mount(2) options: the
+/// bottom layer's store directory and chain directories above it (`overlay/chains/<id>/fs`),
+/// with a mount's upper and work directories, as the driver writes them.
+pub fn page_layers(store_root: &Path) -> usize {
+    let hex = "0".repeat(64);
+    let bottom = store_root.join("layers/sha256").join(&hex).join("fs");
+    let chain = store_root.join("overlay/chains").join(&hex).join("fs");
+    let scratch = store_root.join("mounts").join(crate::store::unique_id());
+    let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+    let mut lowers = vec![bottom];
+    while lowers.len() <= MAX_LAYERS {
+        lowers.push(chain.clone());
+        if Overlay::legacy_options(&lowers, &upper, &work).len() >= OPTION_PAGE {
+            return lowers.len() - 1;
+        }
+    }
+    MAX_LAYERS
+}
+
 /// Mounts overlayfs at `target` over `lowers` (topmost first) with `upper` and `work`, by
 /// mount(2) while the options fit one page and the new mount API beyond.
 pub(crate) fn mount_overlay(
@@ -301,5 +320,32 @@ impl Driver for Overlay {
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
         commit_view(&chain::chained(view)?, opts, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_layers_is_the_last_count_whose_options_fit_one_page() {
+        for root in [
+            "/var/lib/strata",
+            "/tmp/a-much-longer-store-root/for/strata/tests",
+        ] {
+            let root = Path::new(root);
+            let n = page_layers(root);
+            assert!(n > 1 && n < MAX_LAYERS, "{n}");
+            let hex = "0".repeat(64);
+            let lowers = |k: usize| -> Vec<PathBuf> {
+                let mut v = vec![root.join("layers/sha256").join(&hex).join("fs")];
+                v.extend((1..k).map(|_| root.join("overlay/chains").join(&hex).join("fs")));
+                v
+            };
+            let scratch = root.join("mounts").join(crate::store::unique_id());
+            let (u, w) = (scratch.join("upper"), scratch.join("work"));
+            assert!(Overlay::legacy_options(&lowers(n), &u, &w).len() < OPTION_PAGE);
+            assert!(Overlay::legacy_options(&lowers(n + 1), &u, &w).len() >= OPTION_PAGE);
+        }
     }
 }
