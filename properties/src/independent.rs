@@ -796,9 +796,11 @@ pub enum Deviation {
     /// the root doesn't exist we've got nothing to do". containerd (`archive/tar.go`,
     /// mkparent before the whiteout is converted), moby (`pkg/archive/diff.go` UnpackLayer,
     /// MkdirAll of a missing parent) and overlayfs (the layer directory holds the parent)
-    /// all show the parent, as the model does. Explained only for directories the model
-    /// implies, empty of anything but implied directories, named literally on the path of a
-    /// whiteout or marker (not reached through a symlink: issue 11 item 2 is the model's).
+    /// all show the parent, as the model does; where the parent is a lower non-directory umoci
+    /// keeps it (with its hard links) and the model replaces it. Explained only for
+    /// directories the model implies, empty of anything but implied directories, named
+    /// literally on the path of a whiteout or marker (not reached through a symlink: issue 11
+    /// item 2 is the model's).
     WhiteoutImpliesNoParent,
     /// Go's archive/tar drops a PAX record whose value is empty (`reader.go`, mergePAX:
     /// `if v == "" { continue // Keep the original USTAR value }`; POSIX pax: a zero-length
@@ -841,10 +843,17 @@ pub fn implied_dirs(sets: &[ChangeSet]) -> ImpliedDirs {
     let mut parents = BTreeSet::new();
     let mut replaced_nondirs = BTreeSet::new();
     let mut before = Tree::default();
-    for i in 0..sets.len() {
-        let Ok(after) = model::apply(&sets[..=i]) else {
+    for set in sets {
+        let mut after = before.clone();
+        let Ok(made) = model::apply_layer_traced(&mut after, set, &model::Semantics::oci()) else {
             break;
         };
+        // A directory made on the way to an entry bumps its parent's mtime, even where a
+        // later entry of the layer replaced it (`b -> c` below, then `b/a` and `c -> a`).
+        for p in &made {
+            let (d, _) = parent_and_name(p).unwrap_or(("", ""));
+            parents.insert(d.to_string());
+        }
         for (p, inode) in after.iter() {
             if inode.kind.is_dir()
                 && is_implied_meta(&inode.meta)
@@ -979,6 +988,22 @@ pub fn umoci_deviations(
         .filter(|(dev, _)| *dev == Deviation::WhiteoutImpliesNoParent)
         .map(|(_, m)| m.path.clone())
         .collect();
+    // The hard-link groups of both, without the names under a whiteout's parent umoci did
+    // not make: equal groups mean the links differ only there (a lower file umoci kept where
+    // the model made the marker's directory).
+    let outside = |groups: Vec<Vec<String>>| -> BTreeSet<Vec<String>> {
+        groups
+            .into_iter()
+            .map(|g| {
+                g.into_iter()
+                    .filter(|p| !no_parent.iter().any(|np| model::is_within(p, np)))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| g.len() > 1)
+            .collect()
+    };
+    let same_elsewhere = !no_parent.is_empty()
+        && outside(model_tree.hardlink_groups()) == outside(view.tree.hardlink_groups());
     for d in links {
         let group = if d.expected == "not linked so" {
             &d.actual
@@ -989,7 +1014,7 @@ pub fn umoci_deviations(
             .split(" = ")
             .filter(|p| !no_parent.iter().any(|np| model::is_within(p, np)))
             .count();
-        if left <= 1 && !no_parent.is_empty() {
+        if (left <= 1 || same_elsewhere) && !no_parent.is_empty() {
             explained.push((Deviation::WhiteoutImpliesNoParent, d));
         } else {
             rest.push(d);

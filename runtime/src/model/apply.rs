@@ -32,6 +32,17 @@ pub fn apply_layer(tree: &mut Tree, layer: &ChangeSet) -> Result<()> {
 
 /// Applies one layer on top of `tree` with the given semantics.
 pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> Result<()> {
+    apply_layer_traced(tree, layer, sem).map(|_| ())
+}
+
+/// [`apply_layer_with`], returning every implied directory the layer made, in order, even one
+/// a later entry of the layer replaced (another applier restores the mtime of such a
+/// directory's parent, or not: the independent checks need to know where they were).
+pub fn apply_layer_traced(
+    tree: &mut Tree,
+    layer: &ChangeSet,
+    sem: &Semantics,
+) -> Result<Vec<RelPath>> {
     let explicit_dirs = layer
         .entries()
         .filter(|e| e.kind == EntryKind::Dir)
@@ -43,6 +54,7 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
         explicit_dirs,
         creating: false,
         own: HashSet::new(),
+        made: Vec::new(),
     };
     // Deletions see only the lower layers: they run before any entry of this layer lands.
     // Where this layer has its own directory on the way (`d/` over a lower symlink `d`),
@@ -82,7 +94,7 @@ pub fn apply_layer_with(tree: &mut Tree, layer: &ChangeSet, sem: &Semantics) -> 
             Change::Entry(e) => a.put(e)?,
         }
     }
-    Ok(())
+    Ok(a.made)
 }
 
 fn model_err(path: &str, reason: impl Into<String>) -> Error {
@@ -109,6 +121,8 @@ struct Applier<'a> {
     creating: bool,
     /// Where this layer's own non-directories landed (real paths).
     own: HashSet<RelPath>,
+    /// The implied directories made, in order.
+    made: Vec<RelPath>,
 }
 
 /// The tree as the layer being applied sees it, for the one resolution rule.
@@ -165,6 +179,7 @@ impl Lookup for Applier<'_> {
             self.tree.remove_subtree(&next);
         }
         self.tree.insert(&next, implied_dir());
+        self.made.push(next);
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ pub mod resolve;
 mod semantics;
 mod tree;
 
-pub use apply::{apply, apply_layer, apply_layer_with, apply_with};
+pub use apply::{apply, apply_layer, apply_layer_traced, apply_layer_with, apply_with};
 pub use changeset::{Change, ChangeSet, Entry, EntryKind};
 pub use path::{RelPath, is_within, join, normalize, parent_and_name};
 pub use semantics::{Semantics, symlink_loops};
