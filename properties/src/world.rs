@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::Tree;
-use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
+use strata_runtime::{require, sandbox};
 
 use crate::stack::Stack;
 
@@ -23,10 +23,11 @@ pub struct World {
 
 impl World {
     /// Enters a private mount namespace and mounts a tmpfs, or prints why the test cannot run
-    /// here (not root) and returns `None`.
+    /// here (not root) and returns `None` -- or panics when `STRATA_REQUIRE` names root. Each
+    /// driver unavailable for the store is a printed skip, or a panic when `STRATA_REQUIRE`
+    /// names it (the properties then run on the drivers that are available).
     pub fn new(test: &str) -> Option<World> {
-        if !sandbox::is_root() {
-            eprintln!("SKIPPED {test}: needs root to mount (run the tests as root)");
+        if !require::root() {
             return None;
         }
         if let Err(e) = sandbox::private_mount_namespace() {
@@ -60,8 +61,18 @@ impl World {
                     &strata_runtime::driver::btrfs::state_dir(store.root()),
                 )
             })
-            .map_err(|why| eprintln!("{test}: the btrfs driver does not run here: {why}"))
+            .map_err(|why| println!("note: {test}: no btrfs loop image for the store: {why}"))
             .ok();
+        // check::drivers() leaves out what is unavailable; here each one left out says so.
+        let wanted = std::env::var("STRATA_DRIVERS").ok();
+        for d in strata_runtime::driver::all() {
+            let named = wanted
+                .as_deref()
+                .is_none_or(|w| w.split(',').any(|n| n.trim() == d.name()));
+            if named {
+                require::driver_in(d, store.root());
+            }
+        }
         Some(World {
             dir,
             store,

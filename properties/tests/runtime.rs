@@ -39,8 +39,7 @@ thread_local! {
 fn with_world(f: impl FnOnce(&World) -> Result<(), TestCaseError>) -> Result<(), TestCaseError> {
     WORLD.with(|cell| {
         let w = cell.get_or_init(|| {
-            if !sandbox::is_root() {
-                eprintln!("SKIPPED runtime properties: need root to start containers");
+            if !strata_runtime::require::root() {
                 return None;
             }
             // This thread's mount table stands for the host's: the runs must leave it as is.
