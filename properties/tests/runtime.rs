@@ -9,7 +9,7 @@ mod container_support;
 
 use container_support::{Capture, image, sh};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{Config, TestCaseError};
 use strata_runtime::container::{self, Exit, Namespace, Namespaces, Switch};
 use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
@@ -63,14 +63,9 @@ fn with_world(f: impl FnOnce(&World) -> Result<(), TestCaseError>) -> Result<(),
     })
 }
 
+/// 24 cases from the property's fixed seed, after the committed regressions.
 fn config() -> Config {
-    Config {
-        cases: strata_properties::cases(24),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/runtime.txt",
-        ))),
-        ..Config::default()
-    }
+    strata_properties::config("runtime property", 24, "proptest-regressions/runtime.txt")
 }
 
 proptest! {

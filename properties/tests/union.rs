@@ -2,20 +2,17 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{Config, TestCaseError};
 use strata_properties::check::{self, Ops};
 use strata_properties::strategy;
 use strata_properties::world::World;
 
+/// 64 cases from the property's fixed seed (see `strata_properties::config`), after every
+/// failure found before: each is kept (and committed) in the regression file.
 fn config() -> Config {
     Config {
-        cases: strata_properties::cases(64),
         max_shrink_iters: 2048,
-        // Every failure found is kept (and committed), and replayed first on every run.
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/union.txt",
-        ))),
-        ..Config::default()
+        ..strata_properties::config("union properties", 64, "proptest-regressions/union.txt")
     }
 }
 
