@@ -63,23 +63,25 @@ impl World {
             })
             .map_err(|why| println!("note: {test}: no btrfs loop image for the store: {why}"))
             .ok();
-        // check::drivers() leaves out what is unavailable; here each one left out says so.
+        let w = World {
+            dir,
+            store,
+            tmpfs,
+            btrfs,
+            next: std::cell::Cell::new(0),
+        };
+        // check::drivers() leaves out what is unavailable; here each one left out says so (a
+        // panic when required unmounts the world on the way out).
         let wanted = std::env::var("STRATA_DRIVERS").ok();
         for d in strata_runtime::driver::all() {
             let named = wanted
                 .as_deref()
                 .is_none_or(|w| w.split(',').any(|n| n.trim() == d.name()));
             if named {
-                require::driver_in(d, store.root());
+                require::driver_in(d, w.store.root());
             }
         }
-        Some(World {
-            dir,
-            store,
-            tmpfs,
-            btrfs,
-            next: std::cell::Cell::new(0),
-        })
+        Some(w)
     }
 
     /// A fresh empty directory on the tmpfs.
@@ -133,4 +135,21 @@ pub fn scan(dir: &Path) -> Result<Tree, String> {
 /// An open fd of a view's root, for operations.
 pub fn open_root(dir: &Path) -> Result<std::os::fd::OwnedFd, String> {
     strata_runtime::fsutil::open_dir(dir).map_err(|e| e.to_string())
+}
+
+/// [`World::new`] for a proptest body: a panic (a requirement `STRATA_REQUIRE` names that is
+/// missing here) becomes an error kept for every later case of the thread, so the failure is
+/// reported at once instead of a world being made again for every shrinking step.
+pub fn new_for_proptest(test: &str) -> Result<Option<World>, String> {
+    caught(test, || World::new(test))
+}
+
+/// Runs `make` (a test thread's setup), turning a panic into its message.
+pub fn caught<T>(test: &str, make: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| format!("{test}: the setup panicked"))
+    })
 }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 use strata_properties::check::{self, Ops};
 use strata_properties::strategy;
-use strata_properties::world::World;
+use strata_properties::world::{self, World};
 
 /// 64 cases from the property's fixed seed (see `strata_properties::config`), after every
 /// failure found before: each is kept (and committed) in the regression file.
@@ -17,19 +17,22 @@ fn config() -> Config {
 }
 
 thread_local! {
-    static WORLD: std::cell::OnceCell<Option<World>> = const { std::cell::OnceCell::new() };
+    static WORLD: std::cell::OnceCell<Result<Option<World>, String>> = const { std::cell::OnceCell::new() };
 }
 
 /// Runs `f` with this thread's world, or returns early (with the printed reason) when the
-/// tests cannot mount here.
+/// tests cannot mount here -- or fails every case when `STRATA_REQUIRE` names what is missing.
 fn with_world(
     test: &str,
     f: impl FnOnce(&World) -> Result<(), String>,
 ) -> Result<(), TestCaseError> {
-    WORLD.with(|cell| match cell.get_or_init(|| World::new(test)) {
-        Some(w) => f(w).map_err(TestCaseError::fail),
-        None => Ok(()),
-    })
+    WORLD.with(
+        |cell| match cell.get_or_init(|| world::new_for_proptest(test)) {
+            Ok(Some(w)) => f(w).map_err(TestCaseError::fail),
+            Ok(None) => Ok(()),
+            Err(why) => Err(TestCaseError::fail(why.clone())),
+        },
+    )
 }
 
 proptest! {
