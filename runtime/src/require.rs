@@ -82,9 +82,9 @@ fn test_name() -> String {
         .to_string()
 }
 
-/// `what` (a [`known`] name; any other name can never be required) is missing for the running test because of `why`: prints
-/// `skipped: <test>: <why>` on stdout, or panics with that reason when `STRATA_REQUIRE`
-/// names `what`. The caller returns early after it.
+/// `what` (a [`known`] name; any other name can never be required) is missing for the
+/// running test because of `why`: prints `skipped: <test>: <why>` on stdout, or panics with
+/// that reason when `STRATA_REQUIRE` names `what`. The caller returns early after it.
 pub fn skip_or_fail(what: &str, why: &str) {
     skip_or_fail_as(&test_name(), what, why);
 }
