@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages strata's tests, benchmarks and suite use, and loads the
 # kernel modules its drivers need. Idempotent: when everything is present it only checks
 # (well under a second). A package the distribution does not have is reported and skipped:
-# the tests and the suite then say what they skip and why.
+# the tests and the suite then say what they skip and why -- and .ci/run, whose STRATA_REQUIRE
+# names everything installed here, fails on each such skip instead of passing without it.
 set -euo pipefail
 
 packages=(

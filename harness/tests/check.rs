@@ -48,8 +48,7 @@ fn listing(dir: &Path) -> BTreeSet<String> {
 
 #[test]
 fn the_whole_catalog_runs_on_every_available_driver_without_failure() {
-    if !sandbox::is_root() {
-        eprintln!("SKIPPED the_whole_catalog_runs: needs root to mount");
+    if !strata_runtime::require::root() {
         return;
     }
     let dir = tmp("strata-test-check-all-");
@@ -97,6 +96,16 @@ fn the_whole_catalog_runs_on_every_available_driver_without_failure() {
         let store_ok = d.name() != "btrfs" || loopfs::check(loopfs::FsType::Btrfs).is_ok();
         if d.availability().is_ok() && store_ok {
             assert_eq!(ran, cases.len(), "{} did not run everything", d.name());
+        } else if ran < cases.len() {
+            let why = cells
+                .iter()
+                .find(|c| c.status == Status::Skip)
+                .and_then(|c| c.detail.clone())
+                .unwrap_or_default();
+            strata_runtime::require::skip_or_fail(
+                d.name(),
+                &format!("strata check skipped the {} driver: {why}", d.name()),
+            );
         }
     }
     // overlay's declared divergences are declared, listed, and explained.

@@ -16,9 +16,8 @@ struct Cli {
 
 impl Cli {
     /// Enters a private mount namespace (so the binary's mounts stay in it), or says why not.
-    fn new(test: &str) -> Option<Cli> {
-        if !sandbox::is_root() {
-            eprintln!("SKIPPED {test}: needs root to mount");
+    fn new() -> Option<Cli> {
+        if !strata_runtime::require::root() {
             return None;
         }
         sandbox::private_mount_namespace().unwrap();
@@ -103,7 +102,7 @@ fn s(p: &Path) -> String {
 
 #[test]
 fn the_readme_worked_example_runs_with_every_driver() {
-    let Some(c) = Cli::new("the_readme_worked_example") else {
+    let Some(c) = Cli::new() else {
         return;
     };
     let base = c.write_layer(
@@ -152,7 +151,7 @@ fn the_readme_worked_example_runs_with_every_driver() {
 
 #[test]
 fn json_output_is_machine_readable() {
-    let Some(c) = Cli::new("json_output_is_machine_readable") else {
+    let Some(c) = Cli::new() else {
         return;
     };
     let l = c.write_layer("l.tar", &Layer::new().file("f", "x"));
@@ -187,7 +186,7 @@ fn json_output_is_machine_readable() {
 
 #[test]
 fn umount_all_cleans_up_after_a_crash() {
-    let Some(c) = Cli::new("umount_all_cleans_up_after_a_crash") else {
+    let Some(c) = Cli::new() else {
         return;
     };
     let before = mountinfo();
@@ -206,7 +205,7 @@ fn umount_all_cleans_up_after_a_crash() {
 
 #[test]
 fn bad_input_gets_one_line_exit_1_and_leaves_nothing_mounted() {
-    let Some(c) = Cli::new("bad_input") else {
+    let Some(c) = Cli::new() else {
         return;
     };
     let before = mountinfo();
@@ -262,7 +261,7 @@ fn bad_input_gets_one_line_exit_1_and_leaves_nothing_mounted() {
 
 #[test]
 fn a_mount_outlives_the_process_and_another_process_commits_and_unmounts_it() {
-    let Some(c) = Cli::new("a_mount_outlives_the_process") else {
+    let Some(c) = Cli::new() else {
         return;
     };
     let l = c.write_layer("l.tar", &Layer::new().file("f", "x"));

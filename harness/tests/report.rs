@@ -78,7 +78,7 @@ fn the_regression_gate_fails_on_a_slowdown_and_passes_on_noise() {
     let err = String::from_utf8_lossy(&slow.stderr);
     assert_eq!(slow.status.code(), Some(1), "{err}");
     assert!(
-        err.starts_with("strata: error: 1 benchmark(s) got slower"),
+        err.starts_with("strata: error: the gate failed: 1 benchmark(s) slower"),
         "{err}"
     );
     assert!(
@@ -90,6 +90,71 @@ fn the_regression_gate_fails_on_a_slowdown_and_passes_on_noise() {
         "{}",
         String::from_utf8_lossy(&noise.stderr)
     );
+}
+
+#[test]
+fn the_gate_fails_naming_a_lost_conformance_cell_and_a_missing_benchmark_and_passes_unchanged() {
+    let base = fixtures().join("gate/cells.json");
+    let out = tempfile::tempdir().unwrap();
+    let run = |current: &Path, name: &str| {
+        strata(&[
+            "report",
+            "--results",
+            &s(current),
+            "--baseline",
+            &s(&base),
+            "--out",
+            &s(&out.path().join(name)),
+        ])
+    };
+    let same = run(&base, "same");
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    for (what, lost) in [
+        ("fail", "conformance overlay P-01 [ci-runner]: pass -> FAIL"),
+        ("skip", "conformance overlay P-01 [ci-runner]: pass -> skip"),
+        (
+            "no-bench",
+            "benchmark copy_up/copy/bytes=1048576 [ci-runner]: in the baseline, missing now",
+        ),
+    ] {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+        match what {
+            "no-bench" => v["benchmarks"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|b| b["group"] != "copy_up"),
+            status => {
+                let cells = v["conformance"].as_array_mut().unwrap();
+                let c = cells
+                    .iter_mut()
+                    .find(|c| c["driver"] == "overlay" && c["case"] == "P-01")
+                    .unwrap();
+                c["status"] = status.into();
+            }
+        }
+        let current = out.path().join(format!("{what}.json"));
+        std::fs::write(&current, v.to_string()).unwrap();
+        let o = run(&current, what);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(1), "{what}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("  lost: {lost}")),
+            "{what}: {stdout}"
+        );
+        assert!(
+            stderr.starts_with("strata: error: the gate failed: 0 benchmark(s) slower")
+                && stderr.contains("1 loss(es)"),
+            "{what}: {stderr}"
+        );
+    }
 }
 
 #[test]

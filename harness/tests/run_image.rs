@@ -13,11 +13,10 @@ use strata_runtime::sandbox;
 
 #[test]
 fn run_accepts_an_image_reference() {
-    if !sandbox::is_root() {
-        eprintln!("SKIPPED run_accepts_an_image_reference: needs root to mount");
+    if !strata_runtime::require::root() {
         return;
     }
-    if !tools("run_accepts_an_image_reference", &["umoci"]) {
+    if !tools(&["umoci"]) {
         return;
     }
     sandbox::private_mount_namespace().unwrap();

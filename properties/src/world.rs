@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::Tree;
-use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
+use strata_runtime::{require, sandbox};
 
 use crate::stack::Stack;
 
@@ -23,10 +23,11 @@ pub struct World {
 
 impl World {
     /// Enters a private mount namespace and mounts a tmpfs, or prints why the test cannot run
-    /// here (not root) and returns `None`.
+    /// here (not root) and returns `None` -- or panics when `STRATA_REQUIRE` names root. Each
+    /// driver unavailable for the store is a printed skip, or a panic when `STRATA_REQUIRE`
+    /// names it (the properties then run on the drivers that are available).
     pub fn new(test: &str) -> Option<World> {
-        if !sandbox::is_root() {
-            eprintln!("SKIPPED {test}: needs root to mount (run the tests as root)");
+        if !require::root() {
             return None;
         }
         if let Err(e) = sandbox::private_mount_namespace() {
@@ -60,15 +61,27 @@ impl World {
                     &strata_runtime::driver::btrfs::state_dir(store.root()),
                 )
             })
-            .map_err(|why| eprintln!("{test}: the btrfs driver does not run here: {why}"))
+            .map_err(|why| println!("note: {test}: no btrfs loop image for the store: {why}"))
             .ok();
-        Some(World {
+        let w = World {
             dir,
             store,
             tmpfs,
             btrfs,
             next: std::cell::Cell::new(0),
-        })
+        };
+        // check::drivers() leaves out what is unavailable; here each one left out says so (a
+        // panic when required unmounts the world on the way out).
+        let wanted = std::env::var("STRATA_DRIVERS").ok();
+        for d in strata_runtime::driver::all() {
+            let named = wanted
+                .as_deref()
+                .is_none_or(|w| w.split(',').any(|n| n.trim() == d.name()));
+            if named {
+                require::driver_in(d, w.store.root());
+            }
+        }
+        Some(w)
     }
 
     /// A fresh empty directory on the tmpfs.
@@ -122,4 +135,21 @@ pub fn scan(dir: &Path) -> Result<Tree, String> {
 /// An open fd of a view's root, for operations.
 pub fn open_root(dir: &Path) -> Result<std::os::fd::OwnedFd, String> {
     strata_runtime::fsutil::open_dir(dir).map_err(|e| e.to_string())
+}
+
+/// [`World::new`] for a proptest body: a panic (a requirement `STRATA_REQUIRE` names that is
+/// missing here) becomes an error kept for every later case of the thread, so the failure is
+/// reported at once instead of a world being made again for every shrinking step.
+pub fn new_for_proptest(test: &str) -> Result<Option<World>, String> {
+    caught(test, || World::new(test))
+}
+
+/// Runs `make` (a test thread's setup), turning a panic into its message.
+pub fn caught<T>(test: &str, make: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| format!("{test}: the setup panicked"))
+    })
 }

@@ -9,7 +9,7 @@ mod container_support;
 
 use container_support::{Capture, image, sh};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{Config, TestCaseError};
 use strata_runtime::container::{self, Exit, Namespace, Namespaces, Switch};
 use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
@@ -33,45 +33,43 @@ struct World {
 }
 
 thread_local! {
-    static WORLD: std::cell::OnceCell<Option<World>> = const { std::cell::OnceCell::new() };
+    static WORLD: std::cell::OnceCell<Result<Option<World>, String>> = const { std::cell::OnceCell::new() };
 }
 
 fn with_world(f: impl FnOnce(&World) -> Result<(), TestCaseError>) -> Result<(), TestCaseError> {
     WORLD.with(|cell| {
+        // A panic of the setup (a requirement STRATA_REQUIRE names) fails every case at once.
         let w = cell.get_or_init(|| {
-            if !sandbox::is_root() {
-                eprintln!("SKIPPED runtime properties: need root to start containers");
-                return None;
-            }
-            // This thread's mount table stands for the host's: the runs must leave it as is.
-            sandbox::private_mount_namespace().unwrap();
-            let dir = tempfile::Builder::new()
-                .prefix("strata-prop-run-")
-                .tempdir()
-                .unwrap();
-            let store = Store::open(&dir.path().join("root")).unwrap();
-            let image = image(&store, dir.path());
-            Some(World {
-                _dir: dir,
-                store,
-                image,
+            strata_properties::world::caught("runtime property", || {
+                if !strata_runtime::require::root() {
+                    return None;
+                }
+                // This thread's mount table stands for the host's: the runs must leave it as is.
+                sandbox::private_mount_namespace().unwrap();
+                let dir = tempfile::Builder::new()
+                    .prefix("strata-prop-run-")
+                    .tempdir()
+                    .unwrap();
+                let store = Store::open(&dir.path().join("root")).unwrap();
+                let image = image(&store, dir.path());
+                Some(World {
+                    _dir: dir,
+                    store,
+                    image,
+                })
             })
         });
         match w {
-            Some(w) => f(w),
-            None => Ok(()),
+            Ok(Some(w)) => f(w),
+            Ok(None) => Ok(()),
+            Err(why) => Err(TestCaseError::fail(why.clone())),
         }
     })
 }
 
+/// 24 cases from the property's fixed seed, after the committed regressions.
 fn config() -> Config {
-    Config {
-        cases: strata_properties::cases(24),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/runtime.txt",
-        ))),
-        ..Config::default()
-    }
+    strata_properties::config("runtime property", 24, "proptest-regressions/runtime.txt")
 }
 
 proptest! {

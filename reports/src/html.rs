@@ -113,6 +113,18 @@ fn gate(h: &mut String, r: &Report<'_>) {
         escape(&g.baseline.display().to_string()),
         g.threshold_pct
     );
+    if !g.losses.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"gate-fail\">{} lost (conformance cells newly failing or skipped, baseline benchmarks missing, \
+             failed parts of the run):</p>\n<ul>",
+            g.losses.len()
+        );
+        for l in &g.losses {
+            let _ = writeln!(h, "<li>{}</li>", escape(&l.to_string()));
+        }
+        h.push_str("</ul>\n");
+    }
     if !g.comparisons.is_empty() {
         h.push_str(
             "<table><tr><th>benchmark</th><th>runner</th><th>baseline</th><th>current</th><th>median change</th>\

@@ -39,6 +39,17 @@ pub(crate) fn render(r: &Report<'_>) -> String {
             g.baseline.display(),
             g.threshold_pct
         );
+        if !g.losses.is_empty() {
+            let _ = writeln!(
+                m,
+                "**{} lost** (each fails the gate: conformance cells newly failing or skipped, baseline benchmarks missing, failed parts of the run):\n",
+                g.losses.len()
+            );
+            for l in &g.losses {
+                let _ = writeln!(m, "- {}", cell(&l.to_string()));
+            }
+            m.push('\n');
+        }
         if !g.comparisons.is_empty() {
             m.push_str("| benchmark | runner | baseline | current | median change | change the CIs guarantee | verdict |\n|---|---|---:|---:|---:|---:|---|\n");
             for c in &g.comparisons {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::ReportError;
 use crate::params;
-use crate::record::{Benchmark, Conformance, Disk, Phase, ResultRecord, Runner, Tool};
+use crate::record::{Benchmark, Conformance, Disk, Failed, Phase, ResultRecord, Runner, Tool};
 
 /// Everything measured on one runner, times in nanoseconds.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct RunnerData {
     pub conformance: Vec<Conformance>,
     pub phases: Vec<Phase>,
     pub disk: Vec<Disk>,
+    /// Parts of a run that failed as a whole (see [`Failed`]).
+    pub failed: Vec<Failed>,
 }
 
 /// All runners of a report, in the order they were first seen.
@@ -69,6 +71,7 @@ impl Dataset {
                     conformance: Vec::new(),
                     phases: Vec::new(),
                     disk: Vec::new(),
+                    failed: Vec::new(),
                 });
                 self.runners.len() - 1
             }
@@ -115,6 +118,7 @@ impl Dataset {
             }
             p
         }));
+        data.failed.extend(record.failed);
         for d in record.disk {
             if let Some(old) = data.disk.iter_mut().find(|o| o.driver == d.driver) {
                 *old = d;

@@ -35,6 +35,19 @@ pub struct ResultRecord {
     pub phases: Vec<Phase>,
     #[serde(default)]
     pub disk: Vec<Disk>,
+    /// Parts of the run that failed as a whole (a benchmark group whose binary failed,
+    /// `strata check` exiting with an error): each fails the regression gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
+}
+
+/// A part of a run that failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    /// What failed: `benchmark group copy_up`, `benchmarks`, `strata check`.
+    pub what: String,
+    /// Why, in one line.
+    pub reason: String,
 }
 
 impl ResultRecord {
@@ -48,6 +61,7 @@ impl ResultRecord {
             benchmarks: Vec::new(),
             phases: Vec::new(),
             disk: Vec::new(),
+            failed: Vec::new(),
         }
     }
 

@@ -1,5 +1,10 @@
 //! The regression gate: compare every benchmark against a baseline, using confidence intervals
-//! so that noise alone never fails a build.
+//! so that noise alone never fails a build, and every conformance cell against the baseline's.
+//!
+//! Besides a slower benchmark, the gate fails on each [`Loss`]: a conformance cell that now
+//! fails (and did not), or is now skipped or gone (and passed or was declared); a benchmark of
+//! the baseline that is missing from a current runner; a part of the run that failed as a
+//! whole (a benchmark group, `strata check`; see [`crate::record::Failed`]).
 //!
 //! A benchmark is **slower** only when even the most favourable reading of the two intervals
 //! is beyond the threshold: `current.ci.lo / baseline.ci.hi - 1 > threshold`. When the medians
@@ -12,7 +17,7 @@ use std::path::Path;
 
 use crate::error::ReportError;
 use crate::merge::{Dataset, human_ns};
-use crate::record::{Benchmark, ResultRecord};
+use crate::record::{Benchmark, Conformance, ResultRecord, Status};
 
 /// How one benchmark moved against the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,12 +76,21 @@ impl fmt::Display for Comparison {
     }
 }
 
-/// Reads a baseline: a strata result record, or a criterion directory.
-pub fn read_baseline(path: &Path) -> Result<Vec<Benchmark>, ReportError> {
-    let benches = if path.is_dir() {
-        crate::criterion::read_criterion_dir(path)?
+/// What a run is compared with: benchmarks (times in nanoseconds) and conformance cells.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    pub benchmarks: Vec<Benchmark>,
+    pub conformance: Vec<Conformance>,
+}
+
+/// Reads a baseline: a strata result record (its benchmarks and conformance cells), or a
+/// criterion directory (benchmarks only).
+pub fn read_baseline(path: &Path) -> Result<Baseline, ReportError> {
+    let (benches, conformance) = if path.is_dir() {
+        (crate::criterion::read_criterion_dir(path)?, Vec::new())
     } else {
-        ResultRecord::read(path)?.benchmarks
+        let r = ResultRecord::read(path)?;
+        (r.benchmarks, r.conformance)
     };
     let mut out = Vec::with_capacity(benches.len());
     for b in benches {
@@ -91,10 +105,128 @@ pub fn read_baseline(path: &Path) -> Result<Vec<Benchmark>, ReportError> {
         })?;
         out.push(ns);
     }
-    if out.is_empty() {
-        return Err(ReportError::input(path, "baseline holds no benchmarks"));
+    if out.is_empty() && conformance.is_empty() {
+        return Err(ReportError::input(
+            path,
+            "baseline holds no benchmarks and no conformance results",
+        ));
     }
-    Ok(out)
+    Ok(Baseline {
+        benchmarks: out,
+        conformance,
+    })
+}
+
+/// Something the gate fails on besides a slower benchmark.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loss {
+    /// A conformance cell that newly fails, or that passed (or was declared) and is now
+    /// skipped or gone. `now` is `None` when the current run has no such cell.
+    Cell {
+        runner: String,
+        driver: String,
+        case: String,
+        was: Status,
+        now: Option<Status>,
+        /// The current cell's detail (why it failed or was skipped), first line.
+        detail: Option<String>,
+    },
+    /// A benchmark of the baseline that a current runner did not record.
+    MissingBenchmark { runner: String, id: String },
+    /// A part of the current run that failed as a whole.
+    Failed {
+        runner: String,
+        what: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loss::Cell {
+                runner,
+                driver,
+                case,
+                was,
+                now,
+                detail,
+            } => {
+                let now = now.map_or("missing", |s| match s {
+                    Status::Fail => "FAIL",
+                    s => s.as_str(),
+                });
+                write!(f, "conformance {driver} {case} [{runner}]: {was} -> {now}")?;
+                if let Some(d) = detail {
+                    write!(f, ": {d}")?;
+                }
+                Ok(())
+            }
+            Loss::MissingBenchmark { runner, id } => {
+                write!(f, "benchmark {id} [{runner}]: in the baseline, missing now")
+            }
+            Loss::Failed {
+                runner,
+                what,
+                reason,
+            } => write!(f, "{what} [{runner}] failed: {reason}"),
+        }
+    }
+}
+
+/// Whether a cell that was `was` and is now `now` is a loss.
+fn lost(was: Status, now: Option<Status>) -> bool {
+    let was_good = matches!(was, Status::Pass | Status::Declared);
+    match now {
+        Some(Status::Fail) => was != Status::Fail,
+        Some(Status::Skip) | None => was_good,
+        Some(Status::Pass | Status::Declared) => false,
+    }
+}
+
+/// Every [`Loss`] of each current runner against the baseline, in the order: failed parts,
+/// conformance cells (by driver and case), missing benchmarks.
+pub fn losses(baseline: &Baseline, current: &Dataset) -> Vec<Loss> {
+    let mut out = Vec::new();
+    for r in &current.runners {
+        let runner = &r.runner.id;
+        out.extend(r.failed.iter().map(|f| Loss::Failed {
+            runner: runner.clone(),
+            what: f.what.clone(),
+            reason: f.reason.clone(),
+        }));
+        let mut cells: Vec<&Conformance> = baseline.conformance.iter().collect();
+        cells.sort_by(|a, b| (&a.driver, &a.case).cmp(&(&b.driver, &b.case)));
+        for base in cells {
+            let cur = r
+                .conformance
+                .iter()
+                .find(|c| c.driver == base.driver && c.case == base.case);
+            let now = cur.map(|c| c.status);
+            if lost(base.status, now) {
+                out.push(Loss::Cell {
+                    runner: runner.clone(),
+                    driver: base.driver.clone(),
+                    case: base.case.clone(),
+                    was: base.status,
+                    now,
+                    detail: cur
+                        .and_then(|c| c.detail.as_deref())
+                        .and_then(|d| d.lines().next())
+                        .map(str::to_string),
+                });
+            }
+        }
+        for b in &baseline.benchmarks {
+            if !r.benchmarks.iter().any(|c| c.id == b.id) {
+                out.push(Loss::MissingBenchmark {
+                    runner: runner.clone(),
+                    id: b.id.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Compares each runner's benchmarks with the baseline benchmark of the same id.
@@ -183,6 +315,27 @@ mod tests {
             mean: None,
             ci: Some([lo, hi]),
             throughput: None,
+        }
+    }
+
+    #[test]
+    fn which_conformance_changes_are_losses() {
+        use Status::*;
+        for (was, now, loss) in [
+            (Pass, Some(Fail), true),
+            (Declared, Some(Fail), true),
+            (Skip, Some(Fail), true),
+            (Fail, Some(Fail), false),
+            (Pass, Some(Skip), true),
+            (Declared, Some(Skip), true),
+            (Skip, Some(Skip), false),
+            (Pass, None, true),
+            (Skip, None, false),
+            (Pass, Some(Declared), false),
+            (Fail, Some(Pass), false),
+            (Skip, Some(Pass), false),
+        ] {
+            assert_eq!(lost(was, now), loss, "{was} -> {now:?}");
         }
     }
 

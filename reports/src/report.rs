@@ -12,7 +12,7 @@ use crate::merge::{Dataset, EnvRow, RunnerData, environment};
 use crate::output::Staging;
 use crate::ratios::{RatioRow, ratios};
 use crate::record::{ResultRecord, Runner};
-use crate::regress::{Comparison, Verdict, compare, read_baseline};
+use crate::regress::{Comparison, Loss, Verdict, compare, losses, read_baseline};
 
 /// What to read and where to write. See the crate documentation for the CLI mapping.
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub struct Gate {
     pub threshold_pct: f64,
     /// Every benchmark compared, slower ones first.
     pub comparisons: Vec<Comparison>,
+    /// Conformance cells lost, baseline benchmarks missing, parts of the run that failed.
+    pub losses: Vec<Loss>,
 }
 
 /// What was written. `Display` prints a short text summary, listing regressions.
@@ -84,9 +86,14 @@ impl ReportSummary {
             .collect()
     }
 
-    /// True when the gate should fail the build.
+    /// Conformance cells lost, baseline benchmarks missing and failed parts of the run.
+    pub fn losses(&self) -> &[Loss] {
+        self.gate.as_ref().map_or(&[], |g| g.losses.as_slice())
+    }
+
+    /// True when the gate should fail the build: a benchmark slower, or any loss.
     pub fn has_regressions(&self) -> bool {
-        !self.regressions().is_empty()
+        !self.regressions().is_empty() || !self.losses().is_empty()
     }
 }
 
@@ -122,6 +129,14 @@ impl fmt::Display for ReportSummary {
             )?;
             for c in slower {
                 writeln!(f, "  slower: {c}")?;
+            }
+            writeln!(
+                f,
+                "losses: {} (conformance cells newly failing or skipped, baseline benchmarks missing, failed parts of the run)",
+                g.losses.len()
+            )?;
+            for l in &g.losses {
+                writeln!(f, "  lost: {l}")?;
             }
         }
         Ok(())
@@ -192,7 +207,8 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportSummary, ReportError> 
             Some(Gate {
                 baseline: path.clone(),
                 threshold_pct: opts.threshold_pct,
-                comparisons: compare(&baseline, &data, opts.threshold_pct),
+                comparisons: compare(&baseline.benchmarks, &data, opts.threshold_pct),
+                losses: losses(&baseline, &data),
             })
         }
     };

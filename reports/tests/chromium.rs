@@ -8,8 +8,8 @@
 //! console message, which the page (no script of its own) must not produce. A negative control
 //! (one image deleted, one console.error injected) proves the checks can fail.
 //!
-//! Without Chromium the test prints why it is skipped; set STRATA_REQUIRE_CHROMIUM=1 to make
-//! that a failure instead. STRATA_CHROMIUM overrides the binary (default /usr/bin/chromium).
+//! Without Chromium the test prints why it is skipped; `STRATA_REQUIRE=chromium` makes that a
+//! failure instead. STRATA_CHROMIUM overrides the binary (default /usr/bin/chromium).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -257,13 +257,10 @@ fn check_page(bin: &Path, dir: &Path) -> PageCheck {
 #[test]
 fn report_page_loads_every_image_without_console_errors_in_chromium() {
     let Some(bin) = chromium() else {
-        let why = "SKIPPED: no chromium binary (looked for STRATA_CHROMIUM, /usr/bin/chromium, chromium-browser, google-chrome); install Debian's chromium package";
-        assert!(
-            std::env::var_os("STRATA_REQUIRE_CHROMIUM").is_none(),
-            "{why}"
+        strata_runtime::require::skip_or_fail(
+            "chromium",
+            "no chromium binary (looked for STRATA_CHROMIUM, /usr/bin/chromium, chromium-browser, google-chrome); install Debian's chromium package",
         );
-        eprintln!("{why}");
-        println!("{why}");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -335,7 +332,7 @@ fn report_page_loads_every_image_without_console_errors_in_chromium() {
 #[test]
 fn chromium_check_catches_a_missing_image_and_a_console_error() {
     let Some(bin) = chromium() else {
-        eprintln!("SKIPPED: no chromium binary; see the other test");
+        strata_runtime::require::skip_or_fail("chromium", "no chromium binary; see the other test");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

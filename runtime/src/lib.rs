@@ -13,6 +13,7 @@
 //! - [`container`]: namespaces, /proc /dev /sys, root switch, cgroups, exec: `strata run`.
 //! - [`rootfs`]: a minimal root filesystem from host binaries and their libraries.
 //! - [`image`]: OCI image layouts and docker-save archives: import, commit, push, export.
+//! - [`require`]: what a test skips without, and `STRATA_REQUIRE`, which makes a skip fail.
 
 pub mod commit;
 pub mod container;
@@ -31,6 +32,7 @@ pub mod mounts;
 pub mod mutants;
 pub mod ops_exec;
 pub mod probe;
+pub mod require;
 pub mod rootfs;
 pub mod sandbox;
 pub mod scan;

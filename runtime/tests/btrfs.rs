@@ -25,7 +25,10 @@ macro_rules! need_btrfs {
     () => {{
         let e = need_root!();
         if e.btrfs.is_none() {
-            eprintln!("SKIPPED {}: no btrfs loop image here", module_path!());
+            strata_runtime::require::skip_or_fail(
+                "btrfs",
+                "no btrfs loop image here (see the note above)",
+            );
             return;
         }
         e
@@ -148,7 +151,10 @@ fn subvolumes_a_container_made_go_with_its_unmount() {
     let m = e.mount(btrfs(), &stored);
     let t = m.target().to_path_buf();
     if !subvolume_create(&t.join("var/sub")) {
-        eprintln!("SKIPPED nested subvolumes: the btrfs command is not installed");
+        strata_runtime::require::skip_or_fail(
+            "btrfs",
+            "the btrfs command (btrfs-progs) is not installed",
+        );
         return;
     }
     fs::write(t.join("var/sub/f"), "x").unwrap();

@@ -576,7 +576,10 @@ fn a_cgroup_on_v2_is_created_joined_and_removed_with_what_is_left_inside() {
     } else if unified.join("cgroup.controllers").exists() {
         unified
     } else {
-        eprintln!("SKIPPED: no cgroup2 hierarchy here");
+        strata_runtime::require::skip_or_fail(
+            strata_runtime::require::CGROUP2,
+            "no cgroup2 hierarchy here (/sys/fs/cgroup or /sys/fs/cgroup/unified)",
+        );
         return;
     };
     let _ = &e;

@@ -105,8 +105,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "a measurement: run explicitly, in release, on a quiet machine"]
 fn library_start_against_a_bare_unshare_pivot_root_exec_wait() {
-    if !sandbox::is_root() {
-        eprintln!("SKIPPED: needs root");
+    if !strata_runtime::require::root() {
         return;
     }
     sandbox::private_mount_namespace().unwrap();

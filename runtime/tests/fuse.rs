@@ -328,8 +328,7 @@ fn the_first_name_of_a_lower_hard_link_looked_up_counts_every_name() {
 fn fuse_overlayfs_stacks_its_declared_limit_and_refuses_one_more() {
     let e = need_root!();
     let d = driver::by_name("fuse-overlayfs").unwrap();
-    if let Err(why) = d.availability_in(e.store.root()) {
-        eprintln!("SKIPPED fuse-overlayfs limit: {why}");
+    if !strata_runtime::require::driver_in(d, e.store.root()) {
         return;
     }
     let max = d.capabilities().max_layers.unwrap();
@@ -356,8 +355,7 @@ fn fuse_overlayfs_stacks_its_declared_limit_and_refuses_one_more() {
 fn fuse_overlayfs_leaves_no_daemon_after_unmount() {
     let e = need_root!();
     let d = driver::by_name("fuse-overlayfs").unwrap();
-    if let Err(why) = d.availability_in(e.store.root()) {
-        eprintln!("SKIPPED fuse-overlayfs daemon: {why}");
+    if !strata_runtime::require::driver_in(d, e.store.root()) {
         return;
     }
     let stored = e.import_all(&[Layer::new().file("f", "x")]);

@@ -75,7 +75,7 @@ fn implied_dirs(layers: &[StoredLayer]) -> BTreeSet<String> {
 #[test]
 fn an_umoci_image_mounts_like_umoci_unpack_with_every_driver() {
     let e = need_root!();
-    if !tools("an_umoci_image_mounts_like_umoci_unpack", &["umoci"]) {
+    if !tools(&["umoci"]) {
         return;
     }
     let u = two_layer_image(&e.fresh_dir("umoci"));
@@ -125,7 +125,7 @@ fn an_umoci_image_mounts_like_umoci_unpack_with_every_driver() {
 #[test]
 fn docker_archives_from_skopeo_and_from_export_import_to_the_same_view() {
     let e = need_root!();
-    if !tools("docker_archives_import", &["umoci", "skopeo"]) {
+    if !tools(&["umoci", "skopeo"]) {
         return;
     }
     let u = two_layer_image(&e.fresh_dir("umoci"));
@@ -195,10 +195,7 @@ fn docker_archives_from_skopeo_and_from_export_import_to_the_same_view() {
 #[test]
 fn zstd_and_gzip_layouts_from_skopeo_import() {
     let e = need_root!();
-    if !tools(
-        "zstd_and_gzip_layouts_from_skopeo_import",
-        &["umoci", "skopeo"],
-    ) {
+    if !tools(&["umoci", "skopeo"]) {
         return;
     }
     let u = two_layer_image(&e.fresh_dir("umoci"));
@@ -230,7 +227,7 @@ fn zstd_and_gzip_layouts_from_skopeo_import() {
 #[test]
 fn two_images_sharing_a_base_store_it_once() {
     let e = need_root!();
-    if !tools("two_images_sharing_a_base_store_it_once", &["umoci", "du"]) {
+    if !tools(&["umoci", "du"]) {
         return;
     }
     let dir = e.fresh_dir("umoci");

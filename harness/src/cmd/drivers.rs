@@ -1,5 +1,5 @@
-//! `strata drivers`: every driver, available or not (with why), what it promises, and a
-//! probe of the kernel and the store's filesystem.
+//! `strata drivers`: every driver, available or not for the store given (`--root`) and why
+//! (with what to do), what it promises, and a probe of the kernel and the store's filesystem.
 
 use std::process::ExitCode;
 
@@ -33,10 +33,12 @@ fn yes_no(b: Option<bool>) -> &'static str {
 }
 
 pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
+    let store = ctx.store()?;
+    // Availability for this store: btrfs, say, needs ROOT/btrfs on btrfs, and says so.
     let mut drivers: Vec<DriverRow> = driver::all()
         .into_iter()
         .map(|d| {
-            let a = d.availability();
+            let a = d.availability_in(store.root());
             DriverRow {
                 name: d.name(),
                 available: a.is_ok(),
@@ -45,7 +47,6 @@ pub fn run(ctx: &Ctx) -> CmdResult<ExitCode> {
             }
         })
         .collect();
-    let store = ctx.store()?;
     let probe = probe::probe(store.root());
     // aufs is detected only: mainline Linux never merged it, and strata has no aufs driver.
     drivers.push(DriverRow {

@@ -1,6 +1,8 @@
 //! `strata report`: charts, index.html and REPORT.md from criterion output and result
-//! records; with `--baseline`, a regression gate (exit 1 when a benchmark got slower beyond
-//! the threshold, confidence intervals considered).
+//! records; with `--baseline`, a regression gate: exit 1 when a benchmark got slower beyond
+//! the threshold (confidence intervals considered), a conformance cell newly fails or is newly
+//! skipped, a benchmark of the baseline is missing, or a part of the run (a benchmark group,
+//! `strata check`) failed; each is named.
 
 use std::process::ExitCode;
 
@@ -20,6 +22,8 @@ struct Written {
     runners: Vec<String>,
     benchmarks: usize,
     regressions: Vec<Slower>,
+    /// Each loss, one line: conformance cells, missing benchmarks, failed parts of the run.
+    losses: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +47,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> CmdResult<ExitCode> {
     }
     let summary = build_report(&opts).map_err(|e| strata_runtime::Error::Usage(e.to_string()))?;
     let regressions = summary.regressions().len();
+    let losses = summary.losses().len();
     let json = Written {
         index_html: summary.index_html.display().to_string(),
         markdown: summary.markdown.display().to_string(),
@@ -59,11 +64,13 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> CmdResult<ExitCode> {
                 lower_change_pct: c.lower_change_pct,
             })
             .collect(),
+        losses: summary.losses().iter().map(|l| l.to_string()).collect(),
     };
     emit(ctx.json, &json, |_| summary.to_string())?;
-    if regressions > 0 {
+    if regressions > 0 || losses > 0 {
         return Err(strata_runtime::Error::Usage(format!(
-            "{regressions} benchmark(s) got slower than the baseline by more than {}% (listed above)",
+            "the gate failed: {regressions} benchmark(s) slower than the baseline by more than {}%, \
+             {losses} loss(es) (conformance cells, missing benchmarks, failed parts of the run); listed above",
             opts.threshold_pct
         )));
     }

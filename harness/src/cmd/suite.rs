@@ -3,6 +3,10 @@
 //! container start, each driver's disk use, one result record, and the report, with
 //! progress bars and an ETA.
 //!
+//! The exit status is 1 when a conformance case failed, `strata check` exited with an error,
+//! or a benchmark group failed (or the benchmarks could not be built); each is named on
+//! stderr and recorded (`failed` in the record), so the regression gate fails on it too.
+//!
 //! ```text
 //! OUT/result.json        the strata-result/1 record of this runner
 //! OUT/check.json         the conformance record `strata check` wrote
@@ -16,7 +20,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_reports::record::{Benchmark, Conformance, Disk, Phase, ResultRecord, Status, Tool};
+use strata_reports::record::{
+    Benchmark, Conformance, Disk, Failed, Phase, ResultRecord, Status, Tool,
+};
 use strata_reports::{ReportOptions, build_report, read_criterion_dir};
 use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
 use strata_runtime::driver;
@@ -77,12 +83,23 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     );
 
     // 1. Conformance: `strata check` in a process of its own.
-    record.conformance = conformance(ctx, &out)?;
+    let (cells, check_failed) = conformance(ctx, &out)?;
+    record.conformance = cells;
     let failed = record
         .conformance
         .iter()
         .filter(|c| c.status == Status::Fail)
         .count();
+    if let Some(why) = check_failed {
+        // A failing case is in the cells already; anything else (a case file that does not
+        // parse, say) is recorded as strata check failing.
+        if failed == 0 {
+            record.failed.push(Failed {
+                what: "strata check".into(),
+                reason: why,
+            });
+        }
+    }
 
     // 2. The phases of a container start, and each driver's disk use.
     record.phases = phases(&store);
@@ -94,8 +111,17 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         eprintln!("strata suite: benchmarks skipped (--no-bench)");
     } else {
         match benches(a.quick, &criterion_out) {
-            Ok(b) => record.benchmarks = b,
-            Err(why) => eprintln!("strata suite: benchmarks SKIPPED: {why}"),
+            Ok((b, failed_groups)) => {
+                record.benchmarks = b;
+                record.failed.extend(failed_groups);
+            }
+            Err(why) => {
+                eprintln!("strata suite: benchmarks FAILED: {why}");
+                record.failed.push(Failed {
+                    what: "benchmarks".into(),
+                    reason: why,
+                });
+            }
         }
     }
 
@@ -117,13 +143,34 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         result.display(),
         summary.index_html.display()
     );
-    if failed > 0 {
-        return Err(err(format!(
-            "{failed} conformance case(s) failed (see {})",
-            out.join("check.json").display()
-        )));
+    match failures(&record, &out.join("check.json")) {
+        Some(why) => Err(err(why)),
+        None => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Why the suite fails (one line naming each failed case count and each failed part), or
+/// `None` when nothing failed.
+fn failures(record: &ResultRecord, check_json: &Path) -> Option<String> {
+    let failed = record
+        .conformance
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .count();
+    let mut wrong = Vec::new();
+    if failed > 0 {
+        wrong.push(format!(
+            "{failed} conformance case(s) failed (see {})",
+            check_json.display()
+        ));
+    }
+    wrong.extend(
+        record
+            .failed
+            .iter()
+            .map(|f| format!("{} failed: {}", f.what, f.reason)),
+    );
+    (!wrong.is_empty()).then(|| wrong.join("; "))
 }
 
 fn git_commit() -> Option<String> {
@@ -147,8 +194,9 @@ fn workspace() -> Option<PathBuf> {
     dir.join("benches/Cargo.toml").exists().then_some(dir)
 }
 
-/// Runs `strata check --json OUT/check.json` and returns its conformance entries.
-fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<Vec<Conformance>> {
+/// Runs `strata check --json OUT/check.json` and returns its conformance entries, and why it
+/// failed when it exited with an error.
+fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<(Vec<Conformance>, Option<String>)> {
     let exe = std::env::current_exe().map_err(|e| err(format!("where is strata? {e}")))?;
     let file = out.join("check.json");
     let pb = ProgressBar::new_spinner();
@@ -173,7 +221,12 @@ fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<Vec<Conformance>> {
         )));
     }
     let rec = ResultRecord::read(&file).map_err(|e| err(e.to_string()))?;
-    Ok(rec.conformance)
+    let why = (!o.status.success()).then(|| {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        format!("{}: {}", o.status, last.unwrap_or("no message").trim())
+    });
+    Ok((rec.conformance, why))
 }
 
 /// Medians over a few starts of /bin/true (overlay, pivot_root, mount+uts+ipc+pid) of each
@@ -373,8 +426,8 @@ fn tree_bytes(dir: &Path) -> u64 {
 
 /// Builds and runs the criterion benchmarks of the source tree with their output in
 /// `criterion_out` (emptied first, so only this run's benchmarks are in it), and returns them
-/// as record benchmarks.
-fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> {
+/// as record benchmarks, with each group whose benchmark binary failed.
+fn benches(quick: bool, criterion_out: &Path) -> Result<(Vec<Benchmark>, Vec<Failed>), String> {
     let ws = workspace().ok_or("the benchmarks need strata's source tree (cargo bench), which is not where this binary was built")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let profile = if quick { "quick" } else { "full" };
@@ -406,6 +459,7 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
         .map_err(|e| format!("create {}: {e}", criterion_out.display()))?;
     let weight = |&(_, q, f): &(&str, u64, u64)| if quick { q } else { f };
     let pb = bar(BENCHES.iter().map(weight).sum(), "benchmarks");
+    let mut failed = Vec::new();
     for bench in BENCHES {
         let name = bench.0;
         pb.set_message(name.to_string());
@@ -431,9 +485,64 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<Vec<Benchmark>, String> 
         let status = child.wait().map_err(|e| format!("cargo bench: {e}"))?;
         if !status.success() {
             pb.println(format!("strata suite: benchmark {name} failed ({status})"));
+            failed.push(Failed {
+                what: format!("benchmark group {name}"),
+                reason: format!("cargo bench --bench {name}: {status} (its output is above)"),
+            });
         }
         pb.inc(weight(&bench));
     }
     pb.finish_and_clear();
-    read_criterion_dir(criterion_out).map_err(|e| e.to_string())
+    let benchmarks = read_criterion_dir(criterion_out).map_err(|e| e.to_string())?;
+    Ok((benchmarks, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_reports::record::Runner;
+
+    fn record() -> ResultRecord {
+        let mut r = ResultRecord::new(Runner {
+            id: "r".into(),
+            ..Runner::default()
+        });
+        r.conformance.push(Conformance {
+            driver: "overlay".into(),
+            case: "P-01".into(),
+            status: Status::Pass,
+            detail: None,
+        });
+        r
+    }
+
+    #[test]
+    fn a_failed_case_a_failed_group_or_a_failed_check_fails_the_suite() {
+        let check = Path::new("out/check.json");
+        let mut r = record();
+        assert_eq!(failures(&r, check), None);
+        r.conformance[0].status = Status::Declared;
+        assert_eq!(failures(&r, check), None);
+        r.conformance[0].status = Status::Fail;
+        assert_eq!(
+            failures(&r, check).as_deref(),
+            Some("1 conformance case(s) failed (see out/check.json)")
+        );
+        let mut r = record();
+        r.failed.push(Failed {
+            what: "benchmark group commit".into(),
+            reason: "exit status: 101".into(),
+        });
+        r.failed.push(Failed {
+            what: "strata check".into(),
+            reason: "exit status: 1: strata: error: x.toml: line 3: bad".into(),
+        });
+        assert_eq!(
+            failures(&r, check).as_deref(),
+            Some(
+                "benchmark group commit failed: exit status: 101; \
+                 strata check failed: exit status: 1: strata: error: x.toml: line 3: bad"
+            )
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! Shared test support: a root check with a printed skip reason, a private mount namespace
-//! per test thread, a temporary store, and helpers to import fixtures and compare views.
+//! Shared test support: a root check that skips with a printed reason (or fails when
+//! `STRATA_REQUIRE` names root, see `strata_runtime::require`), a private mount namespace per
+//! test thread, a temporary store, and helpers to import fixtures and compare views.
 //!
 //! The store's `btrfs/` is a loop-mounted btrfs image (when this machine can make one), so
 //! every shared driver test runs the btrfs driver too, on a plain ext4 host.
@@ -12,8 +13,8 @@ use strata_runtime::fixture::Layer;
 use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::{self, ChangeSet, CompareOptions, Tree};
 use strata_runtime::mounts::{self, Mount};
-use strata_runtime::sandbox;
 use strata_runtime::store::{Store, StoredLayer};
+use strata_runtime::{require, sandbox};
 use tempfile::TempDir;
 
 /// A test's world: a temp dir, a store inside it, and a private mount namespace.
@@ -27,10 +28,9 @@ pub struct Env {
 }
 
 /// Enters a private mount namespace and makes a store, or prints why the test is skipped
-/// (not root) and returns `None`.
-pub fn env(test: &str) -> Option<Env> {
-    if !sandbox::is_root() {
-        eprintln!("SKIPPED {test}: needs root to mount (run the tests as root)");
+/// (not root) and returns `None` -- or panics when `STRATA_REQUIRE` names root.
+pub fn env() -> Option<Env> {
+    if !require::root() {
         return None;
     }
     sandbox::private_mount_namespace().expect("private mount namespace");
@@ -54,7 +54,24 @@ thread_local! {
     static STORE_ROOT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A btrfs image mounted at the store's `btrfs/`, or a printed line why not.
+/// A store in a temp dir for a test that needs no privilege: no namespace, no btrfs (it
+/// must not mount anything).
+pub fn unprivileged_env() -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix("strata-test-")
+        .tempdir()
+        .expect("tempdir");
+    let store = Store::open(&dir.path().join("root")).expect("store");
+    Env {
+        btrfs: None,
+        dir,
+        store,
+        next: std::cell::Cell::new(0),
+    }
+}
+
+/// A btrfs image mounted at the store's `btrfs/`, or a printed line why not (the btrfs
+/// driver is then unavailable for the store, and [`drivers`] skips it or fails).
 fn btrfs_for(dir: &TempDir, store: &Store) -> Option<LoopFs> {
     let made = loopfs::check(FsType::Btrfs).and_then(|()| {
         LoopFs::create(
@@ -67,7 +84,7 @@ fn btrfs_for(dir: &TempDir, store: &Store) -> Option<LoopFs> {
     match made {
         Ok(l) => Some(l),
         Err(why) => {
-            eprintln!("btrfs driver not tested here: {why}");
+            println!("note: no btrfs loop image for this test's store: {why}");
             None
         }
     }
@@ -77,7 +94,7 @@ fn btrfs_for(dir: &TempDir, store: &Store) -> Option<LoopFs> {
 #[macro_export]
 macro_rules! need_root {
     () => {
-        match common::env(module_path!()) {
+        match common::env() {
             Some(e) => e,
             None => return,
         }
@@ -123,24 +140,15 @@ impl Env {
     }
 }
 
-/// Every driver available here, for this thread's store (all of them must be, on the CI
-/// machine).
+/// Every driver available here, for this thread's store; each one missing is a printed skip,
+/// or a failure when `STRATA_REQUIRE` names it (CI names every driver).
 pub fn drivers() -> Vec<&'static dyn Driver> {
-    let root = STORE_ROOT.with(|r| r.borrow().clone());
+    let root = STORE_ROOT
+        .with(|r| r.borrow().clone())
+        .expect("common::drivers() after common::env()");
     driver::all()
         .into_iter()
-        .filter(|d| {
-            match root
-                .as_deref()
-                .map_or_else(|| d.availability(), |r| d.availability_in(r))
-            {
-                Ok(()) => true,
-                Err(why) => {
-                    eprintln!("driver {} unavailable here: {why}", d.name());
-                    false
-                }
-            }
-        })
+        .filter(|d| require::driver_in(*d, &root))
         .collect()
 }
 

@@ -11,25 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True when `tool` is on PATH.
-pub fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
-
-/// Prints why `test` is skipped when a tool is missing; true when all are there.
-pub fn tools(test: &str, need: &[&str]) -> bool {
-    let missing: Vec<&str> = need.iter().copied().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    eprintln!(
-        "SKIPPED {test}: needs {} (ci/provision.sh installs them)",
-        missing.join(", ")
-    );
-    false
-}
+/// True when every tool is on PATH; else a printed skip, or a failure when `STRATA_REQUIRE`
+/// names a missing one.
+pub use strata_runtime::require::tools;
 
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(cmd: &mut Command) -> String {
