@@ -28,7 +28,7 @@ fn bench(c: &mut criterion::Criterion) {
             .unwrap_or_else(|e| panic!("{e}"));
         m
     };
-    for driver in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+    for driver in ["overlay", "overlay2", "copy", "btrfs", "fuse-overlayfs"] {
         let d = by_name(driver).unwrap_or_else(|e| panic!("{e}"));
         if let Err(why) = d.availability_in(env.store.root()) {
             skip(&format!("commit/{driver}"), &why);

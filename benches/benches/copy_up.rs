@@ -39,7 +39,7 @@ fn bench(c: &mut criterion::Criterion) {
     // Kept until the end: the btrfs driver's subvolumes live on it.
     let _btrfs = loopfs::btrfs_state(&env, 4 << 30).map_err(|why| skip("copy_up/btrfs", &why));
     let mut drivers = Vec::new();
-    for name in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+    for name in ["overlay", "overlay2", "copy", "btrfs", "fuse-overlayfs"] {
         let d = by_name(name).unwrap_or_else(|e| panic!("{e}"));
         match d.availability_in(env.store.root()) {
             Ok(()) => drivers.push((name, d)),

@@ -814,6 +814,13 @@ pub enum Deviation {
     /// directory (its rule 3). Explained only when umoci failed so and the model did replace
     /// a lower non-directory with an implied directory.
     RefusesEntryUnderLowerNonDir,
+    /// umoci refuses a layer whose whiteout or opaque marker has a parent path that loops
+    /// through symlinks (`SecureJoin ...: too many levels of symbolic links`), where the model
+    /// deletes nothing, as for any deletion whose parent does not resolve (dangling, through a
+    /// non-directory); umoci is also order-dependent here: the same marker after an entry of
+    /// its layer that breaks the loop unpacks. Explained only when umoci failed so at a
+    /// `.wh.` entry.
+    RefusesDeletionUnderSymlinkLoop,
 }
 
 impl Deviation {
@@ -824,6 +831,9 @@ impl Deviation {
             Deviation::WhiteoutImpliesNoParent => "umoci-whiteout-implies-no-parent",
             Deviation::GoTarDropsEmptyXattrs => "go-tar-drops-empty-xattrs",
             Deviation::RefusesEntryUnderLowerNonDir => "umoci-refuses-entry-under-lower-nondir",
+            Deviation::RefusesDeletionUnderSymlinkLoop => {
+                "umoci-refuses-deletion-under-symlink-loop"
+            }
         }
     }
 }
@@ -853,6 +863,11 @@ pub fn implied_dirs(sets: &[ChangeSet]) -> ImpliedDirs {
         for p in &made {
             let (d, _) = parent_and_name(p).unwrap_or(("", ""));
             parents.insert(d.to_string());
+            // Made over a lower non-directory, even where the layer's own entry for the path
+            // then gave it attributes (`b` a lower file, then `a/a` through `a -> b`, and `b/`).
+            if before.get(p).is_some_and(|b| !b.kind.is_dir()) {
+                replaced_nondirs.insert(p.clone());
+            }
         }
         for (p, inode) in after.iter() {
             if inode.kind.is_dir()
@@ -1032,8 +1047,21 @@ fn implied_only(t: &Tree, p: &str) -> bool {
         })
 }
 
-/// Whether umoci's refusal is [`Deviation::RefusesEntryUnderLowerNonDir`].
+/// Whether umoci's refusal is a documented deviation ([`Deviation::RefusesEntryUnderLowerNonDir`],
+/// [`Deviation::RefusesDeletionUnderSymlinkLoop`]).
 pub fn umoci_refusal_explained(sets: &[ChangeSet], stderr: &str) -> Option<Deviation> {
+    // `... unpack entry: DIR/.wh.NAME: sanitise symlinks in root: SecureJoin ...: too many
+    // levels of symbolic links`
+    if let Some((_, rest)) = stderr.split_once("unpack entry: ")
+        && let Some((entry, why)) = rest.split_once(": ")
+        && entry
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with(".wh."))
+        && why.contains("too many levels of symbolic links")
+    {
+        return Some(Deviation::RefusesDeletionUnderSymlinkLoop);
+    }
     // `... mkdir parent: mkdir BUNDLE/rootfs/PATH: not a directory`
     let path = stderr
         .split_once("mkdir parent: mkdir ")?

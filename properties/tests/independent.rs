@@ -14,96 +14,32 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use proptest::test_runner::{
-    Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
-};
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use strata_properties::independent::{
     self as ind, Deviation, IItem, IStack, Lab, compare_all, render,
 };
 use strata_runtime::model::{self, Timespec};
-use strata_runtime::sandbox;
-
-/// The seed of a default run: fixed, so CI sees the same stacks every time.
-const SEED: [u8; 32] = *b"strata-independent-issue-11-seed";
-
-/// `STRATA_PROPTEST_SEED`: unset, the fixed seed; `random`; or 64 hex digits.
-fn seed() -> [u8; 32] {
-    match std::env::var("STRATA_PROPTEST_SEED").as_deref() {
-        Err(_) | Ok("") => SEED,
-        Ok("random") => {
-            let s: [u8; 32] = rand_seed();
-            println!("independent: STRATA_PROPTEST_SEED={}", hex(&s));
-            s
-        }
-        Ok(h) => {
-            let bytes: Vec<u8> = (0..h.len())
-                .step_by(2)
-                .filter_map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                .collect();
-            match <[u8; 32]>::try_from(bytes) {
-                Ok(s) if h.len() == 64 => s,
-                _ => panic!("STRATA_PROPTEST_SEED: want `random` or 64 hex digits, got {h:?}"),
-            }
-        }
-    }
-}
-
-fn rand_seed() -> [u8; 32] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut s = [0u8; 32];
-    for chunk in s.chunks_mut(8) {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    s
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Whether `STRATA_REQUIRE` names `what`.
-fn required(what: &str) -> bool {
-    std::env::var("STRATA_REQUIRE")
-        .unwrap_or_default()
-        .split(',')
-        .any(|w| w.trim() == what)
-}
+use strata_runtime::require;
 
 /// The lab, or `None` after printing why the test cannot run here (a failure instead when
 /// `STRATA_REQUIRE` names what is missing).
 fn lab(test: &str) -> Option<Lab> {
-    if !sandbox::is_root() {
-        assert!(
-            !required("root"),
-            "{test}: STRATA_REQUIRE names root, and this is not root"
-        );
-        println!("SKIPPED {test}: needs root (it mounts overlay and umoci must set owners)");
+    if !require::root() {
         return None;
     }
     if let Err(why) = ind::umoci_availability() {
-        assert!(
-            !required("umoci"),
-            "{test}: STRATA_REQUIRE names umoci: {why}"
-        );
-        println!("SKIPPED {test}: {why}");
+        require::skip_or_fail_as(test, "umoci", &why);
         return None;
     }
     if let Err(why) = strata_runtime::driver::by_name("overlay")
         .map_err(|e| e.to_string())
         .and_then(|d| d.availability())
     {
-        assert!(
-            !required("overlay"),
-            "{test}: STRATA_REQUIRE names overlay: {why}"
+        require::skip_or_fail_as(
+            test,
+            "overlay",
+            &format!("the overlay driver is unavailable: {why}"),
         );
-        println!("SKIPPED {test}: the overlay driver is unavailable: {why}");
         return None;
     }
     // umoci makes implied directories with mkdir(2): the mode depends on the umask.
@@ -304,17 +240,11 @@ fn the_model_agrees_with_umoci_and_overlay() {
     };
     // 384: umoci refuses about a quarter of the stacks by a documented deviation (an entry
     // under a lower non-directory), so that at least 256 are compared in full.
-    let cases = strata_properties::cases(384);
     let config = Config {
-        cases,
         max_shrink_iters: 4096,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/independent.txt",
-        ))),
-        ..Config::default()
+        ..strata_properties::config("independent", 384, "proptest-regressions/independent.txt")
     };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed());
-    let mut runner = TestRunner::new_with_rng(config, rng);
+    let mut runner = TestRunner::new(config);
     let tally = RefCell::new(Tally::default());
     // STRATA_INDEPENDENT_SURVEY=1: run every case without stopping or shrinking, and print
     // one smallest stack per kind of failure (to triage several disagreements at once).

@@ -323,7 +323,7 @@ fn two_images_sharing_a_base_store_it_once() {
 #[test]
 fn overlay_chains_are_shared_and_removed_with_their_last_user() {
     let e = need_root!();
-    if !tools("overlay_chains_are_shared_and_removed", &["umoci"]) {
+    if !tools(&["umoci"]) {
         return;
     }
     let overlay = strata_runtime::driver::by_name("overlay").unwrap();

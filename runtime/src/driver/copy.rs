@@ -331,11 +331,12 @@ impl Materializer {
         }
         match Walker::new(on_missing).dir(self, path)? {
             Resolved::Dir { dir, .. } => Ok(Some(dir)),
-            Resolved::Loop => Err(Error::Model {
+            // Only where an entry must be placed: a deletion whose path loops deletes nothing.
+            Resolved::Loop if on_missing == OnMissing::Create => Err(Error::Model {
                 path: path.to_string(),
                 reason: "too many levels of symbolic links".into(),
             }),
-            Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
+            Resolved::Loop | Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
         }
     }
 

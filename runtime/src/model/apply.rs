@@ -187,16 +187,19 @@ impl Lookup for Applier<'_> {
 impl Applier<'_> {
     /// The real path of directory `path`, by the one resolution rule; `None` when it does not
     /// resolve (only where `on_missing` does not create).
-    /// A loop is an error, as it is for containerd's and umoci's appliers (a deletion's
-    /// implied parents never follow a symlink, so never loop).
+    /// A loop is an error where an entry must be placed ([`OnMissing::Create`]); a deletion
+    /// whose path does not resolve (dangling, through a non-directory, or a loop) deletes
+    /// nothing.
     fn walk(&mut self, path: &str, on_missing: OnMissing) -> Result<Option<RelPath>> {
         self.creating = on_missing != OnMissing::Fail;
         let r = Walker::new(on_missing).dir(self, path);
         self.creating = false;
         match r? {
             Resolved::Dir { path, .. } => Ok(Some(path)),
-            Resolved::Loop => Err(model_err(path, "too many levels of symbolic links")),
-            Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
+            Resolved::Loop if on_missing == OnMissing::Create => {
+                Err(model_err(path, "too many levels of symbolic links"))
+            }
+            Resolved::Loop | Resolved::NotFound | Resolved::NotDir | Resolved::Outside => Ok(None),
         }
     }
 
@@ -701,6 +704,13 @@ mod tests {
             let t = apply(&[layer(vec![symlink("a", "b")]), layer(changes)]).unwrap();
             assert_eq!(paths(&t), vec!["a", "b"]);
         }
+        // Through a looping symlink: nothing to delete, so no error (an entry there is one).
+        let t = apply(&[
+            layer(vec![symlink("b", "b"), symlink("c", "b")]),
+            layer(vec![opq("c"), wh("c/x")]),
+        ])
+        .unwrap();
+        assert_eq!(paths(&t), vec!["b", "c"]);
         // Through a symlink onto a device: the device stays.
         let t = apply(&[
             layer(vec![
