@@ -96,6 +96,7 @@ impl Copy {
             stats: CopyStats::default(),
             explicit_dirs: HashSet::new(),
             own: HashSet::new(),
+            mode: OnMissing::Fail,
         };
         // File data is copied by workers while this thread builds the tree: the structure
         // must be made in order, the bytes need not.
@@ -233,6 +234,8 @@ struct Materializer {
     explicit_dirs: HashSet<RelPath>,
     /// The inode numbers of the non-directories the layer being applied made.
     own: HashSet<u64>,
+    /// What the resolution under way does at a missing component.
+    mode: OnMissing,
 }
 
 impl Materializer {
@@ -329,7 +332,10 @@ impl Materializer {
                 ) => {}
             Err(e) => return Err(self.err("resolve", path, e)),
         }
-        match Walker::new(on_missing).dir(self, path)? {
+        self.mode = on_missing;
+        let walked = Walker::new(on_missing).dir(self, path);
+        self.mode = OnMissing::Fail;
+        match walked? {
             Resolved::Dir { dir, .. } => Ok(Some(dir)),
             // Only where an entry must be placed: a deletion whose path loops deletes nothing.
             Resolved::Loop if on_missing == OnMissing::Create => Err(Error::Model {
@@ -621,6 +627,13 @@ impl Lookup for Materializer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Node::Missing),
             Err(e) => return Err(self.err("stat", &next, e)),
         };
+        // As the model: a deletion's implied parents never replace the layer's own entries.
+        if self.mode == OnMissing::CreateUntilSymlink
+            && file_type(&st) != FileType::Directory
+            && self.own.contains(&st.st_ino)
+        {
+            return Ok(Node::Keep);
+        }
         Ok(match file_type(&st) {
             FileType::Directory => Node::Dir,
             // This layer's own directory replaces a lower symlink at its path.

@@ -52,7 +52,7 @@ pub fn apply_layer_traced(
         tree,
         sem,
         explicit_dirs,
-        creating: false,
+        mode: OnMissing::Fail,
         own: HashSet::new(),
         made: Vec::new(),
     };
@@ -117,8 +117,8 @@ struct Applier<'a> {
     sem: &'a Semantics,
     /// Directories this layer has its own entries for, by their paths in the layer.
     explicit_dirs: HashSet<RelPath>,
-    /// The walk under way makes implied directories.
-    creating: bool,
+    /// What the walk under way does at a missing component.
+    mode: OnMissing,
     /// Where this layer's own non-directories landed (real paths).
     own: HashSet<RelPath>,
     /// The implied directories made, in order.
@@ -135,7 +135,13 @@ impl Lookup for Applier<'_> {
     }
 
     fn node(&mut self, _: &(), at: &str, name: &str, written: Option<&str>) -> Result<Node> {
-        Ok(match self.tree.get(&join(at, name)).map(|i| &i.kind) {
+        let next = join(at, name);
+        // A deletion's implied parents never replace the layer's own entries (in the other
+        // tar order the entry would replace them): nothing lies under a file to delete.
+        if self.mode == OnMissing::CreateUntilSymlink && self.own.contains(&next) {
+            return Ok(Node::Keep);
+        }
+        Ok(match self.tree.get(&next).map(|i| &i.kind) {
             None => Node::Missing,
             Some(Kind::Dir) => Node::Dir,
             // This layer's own directory replaces a lower symlink at its path: nothing is
@@ -155,7 +161,7 @@ impl Lookup for Applier<'_> {
     fn enter(&mut self, _: &(), at: &str, name: &str) -> Result<()> {
         // A layer directory overlayfs shows is the layer's own, implied or not.
         let next = join(at, name);
-        if self.creating
+        if self.mode != OnMissing::Fail
             && !self.sem.implied_dirs_keep_lower_attrs
             && !self.explicit_dirs.contains(&next)
             && let Some(i) = self.tree.get_mut(&next)
@@ -191,9 +197,9 @@ impl Applier<'_> {
     /// whose path does not resolve (dangling, through a non-directory, or a loop) deletes
     /// nothing.
     fn walk(&mut self, path: &str, on_missing: OnMissing) -> Result<Option<RelPath>> {
-        self.creating = on_missing != OnMissing::Fail;
+        self.mode = on_missing;
         let r = Walker::new(on_missing).dir(self, path);
-        self.creating = false;
+        self.mode = OnMissing::Fail;
         match r? {
             Resolved::Dir { path, .. } => Ok(Some(path)),
             Resolved::Loop if on_missing == OnMissing::Create => {
@@ -705,6 +711,14 @@ mod tests {
             assert_eq!(paths(&t), vec!["a", "b"]);
         }
         // Through a looping symlink: nothing to delete, so no error (an entry there is one).
+        // A whiteout under the layer's own file reached through a lower symlink, either order.
+        for changes in [
+            vec![wh("a/c/a"), file("b/c", "f")],
+            vec![file("b/c", "f"), wh("a/c/a")],
+        ] {
+            let t = apply(&[layer(vec![symlink("b", "a")]), layer(changes)]).unwrap();
+            assert!(is(&t, "a/c", "f"));
+        }
         let t = apply(&[
             layer(vec![symlink("b", "b"), symlink("c", "b")]),
             layer(vec![opq("c"), wh("c/x")]),

@@ -33,6 +33,9 @@ pub enum Node {
     Symlink(String),
     /// Anything else (a file, a device, or a symlink the caller chooses not to follow).
     Other,
+    /// A non-directory the walk may neither enter nor replace, whatever [`OnMissing`] says
+    /// (a layer's own entry, under a deletion's implied parents): the walk stops there.
+    Keep,
 }
 
 /// What a walk does at a missing component or one that is not a directory.
@@ -169,6 +172,7 @@ impl Walker {
                 Node::Symlink(_) if self.on_missing == OnMissing::CreateUntilSymlink => {
                     return Ok(Resolved::NotDir);
                 }
+                Node::Keep => return Ok(Resolved::NotDir),
                 Node::Symlink(target) => {
                     if !self.follow() {
                         return Ok(Resolved::Loop);
