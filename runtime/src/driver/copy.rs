@@ -472,6 +472,14 @@ impl Materializer {
                     path: e.path.clone(),
                     reason: format!("hard link target {target:?} does not exist"),
                 })?;
+            // As the model: the target must be this layer's own entry, not what a lower
+            // layer holds where the name now resolves.
+            if !lstat_at(tdir.as_fd(), tname).is_ok_and(|st| self.own.contains(&st.st_ino)) {
+                return Err(Error::Model {
+                    path: e.path.clone(),
+                    reason: format!("hard link target {target:?} is no entry of this layer here"),
+                });
+            }
             let same = lstat_at(tdir.as_fd(), tname)
                 .ok()
                 .zip(lstat_at(dir.as_fd(), name).ok())

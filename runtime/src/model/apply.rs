@@ -138,7 +138,10 @@ impl Lookup for Applier<'_> {
         let next = join(at, name);
         // A deletion's implied parents never replace the layer's own entries (in the other
         // tar order the entry would replace them): nothing lies under a file to delete.
-        if self.mode == OnMissing::CreateUntilSymlink && self.own.contains(&next) {
+        if self.mode == OnMissing::CreateUntilSymlink
+            && self.own.contains(&next)
+            && self.tree.get(&next).is_some_and(|i| !i.kind.is_dir())
+        {
             return Ok(Node::Keep);
         }
         Ok(match self.tree.get(&next).map(|i| &i.kind) {
@@ -237,14 +240,25 @@ impl Applier<'_> {
                 let Some((tparent, tname)) = parent_and_name(target) else {
                     return Err(model_err(&e.path, "hard link to the root"));
                 };
-                let tdir = self.walk(tparent, OnMissing::Fail)?.unwrap_or_default();
-                let tfull = join(&tdir, tname);
-                let Some(ino) = self.tree.ino(&tfull) else {
-                    return Err(model_err(
+                let missing = || {
+                    model_err(
                         &e.path,
                         format!("hard link target {target:?} does not exist"),
-                    ));
+                    )
                 };
+                let tdir = self.walk(tparent, OnMissing::Fail)?.ok_or_else(missing)?;
+                let tfull = join(&tdir, tname);
+                let Some(ino) = self.tree.ino(&tfull) else {
+                    return Err(missing());
+                };
+                if !self.own.contains(&tfull) {
+                    // The name resolves, but not to the layer's own entry any more (a later
+                    // entry of the layer replaced it): a link across layers, which OCI forbids.
+                    return Err(model_err(
+                        &e.path,
+                        format!("hard link target {target:?} is no entry of this layer here"),
+                    ));
+                }
                 if self.tree.inode(ino).is_some_and(|i| i.kind.is_dir()) {
                     return Err(model_err(
                         &e.path,
