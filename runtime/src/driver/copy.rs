@@ -485,7 +485,11 @@ impl Materializer {
                 .zip(lstat_at(dir.as_fd(), name).ok())
                 .is_some_and(|(a, b)| a.st_ino == b.st_ino && a.st_dev == b.st_dev);
             if same {
-                return Ok(());
+                // As the model: the link resolves to its own target.
+                return Err(Error::Model {
+                    path: e.path.clone(),
+                    reason: format!("hard link resolves to its own target {target:?}"),
+                });
             }
             #[cfg(feature = "mutants")]
             if crate::mutants::active(crate::mutants::Mutant::SplitHardLinks) {

@@ -265,17 +265,23 @@ impl Applier<'_> {
                         format!("hard link target {target:?} is a directory"),
                     ));
                 }
-                if tfull != full {
-                    if is_within(&tfull, &full) {
-                        // Replacing `full` would delete the link's own target first.
-                        return Err(model_err(
-                            &e.path,
-                            format!("hard link target {target:?} lies under the entry it replaces"),
-                        ));
-                    }
-                    self.tree.remove_subtree(&full);
-                    self.tree.link(&full, ino);
+                if tfull == full {
+                    // Through a symlink the link names its own target: an applier removes the
+                    // name before linking, so the target is gone (umoci, containerd: ENOENT).
+                    return Err(model_err(
+                        &e.path,
+                        format!("hard link resolves to its own target {target:?}"),
+                    ));
                 }
+                if is_within(&tfull, &full) {
+                    // Replacing `full` would delete the link's own target first.
+                    return Err(model_err(
+                        &e.path,
+                        format!("hard link target {target:?} lies under the entry it replaces"),
+                    ));
+                }
+                self.tree.remove_subtree(&full);
+                self.tree.link(&full, ino);
                 self.own.insert(full);
             }
             kind => {
