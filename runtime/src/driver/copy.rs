@@ -484,6 +484,13 @@ impl Materializer {
                 .ok()
                 .zip(lstat_at(dir.as_fd(), name).ok())
                 .is_some_and(|(a, b)| a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+            let same_dir = rfs::fstat(&tdir)
+                .ok()
+                .zip(rfs::fstat(&dir).ok())
+                .is_some_and(|(a, b)| a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+            if same && !(same_dir && tname == name) {
+                return Ok(()); // the name is already this link
+            }
             if same {
                 // As the model: the link resolves to its own target.
                 return Err(Error::Model {
