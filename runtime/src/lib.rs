@@ -7,6 +7,7 @@
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`diff`]: a writable layer's changes, by tree compare or from an upper directory.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
+//! - [`conformance`]: the conformance engine behind `strata check` and the property tests.
 //! - [`loopfs`]: loop-mounted btrfs and xfs images (for the btrfs driver and reflinks).
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
 //! - [`ops_exec`]: the model's operations done for real on a mounted view.
@@ -15,6 +16,7 @@
 //! - [`image`]: OCI image layouts and docker-save archives: import, commit, push, export.
 
 pub mod commit;
+pub mod conformance;
 pub mod container;
 pub mod diff;
 pub mod digest;

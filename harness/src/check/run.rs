@@ -18,19 +18,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_reports::record::Status;
 use strata_runtime::commit::CommitOptions;
+use strata_runtime::conformance::switches;
 use strata_runtime::container::InitLayer;
 use strata_runtime::container::init_layer::FILES as INIT_FILES;
 use strata_runtime::driver::Driver;
 use strata_runtime::loopfs::{self, FsType, LoopFs};
 use strata_runtime::model::ops::{Outcome, Writable};
 use strata_runtime::model::{
-    self, Change, ChangeSet, CompareOptions, Entry, EntryKind, FileData, Meta, Semantics, Tree,
+    self, Change, ChangeSet, CompareOptions, Entry, EntryKind, FileData, Meta, MtimeCompare,
+    Semantics, Tree,
 };
 use strata_runtime::store::{Store, StoredLayer};
 use strata_runtime::{fsutil, mounts, ops_exec, sandbox, scan};
 
 use super::case::{Case, Step};
-use super::expect::{self, Sim, StepOut};
+use super::expect::{self, Got, Miss, Sim, StepOut};
 use super::tarlist;
 
 /// The hostname of the init layer in init-layer cases.
@@ -501,86 +503,6 @@ struct CaseCtx<'a> {
     oci: &'a Sim,
 }
 
-/// Every switch of `sem` that differs from the OCI rules, as `name=value` (read from the
-/// Debug form, so a switch added to [`Semantics`] later is listed too).
-fn flag_diffs(sem: &Semantics) -> Vec<String> {
-    fn pairs(s: &Semantics) -> Vec<(String, String)> {
-        let d = format!("{s:?}");
-        let inner = d
-            .split_once('{')
-            .map(|(_, r)| r.trim_end_matches('}'))
-            .unwrap_or("");
-        inner
-            .split(',')
-            .filter_map(|kv| kv.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    }
-    let oci = pairs(&Semantics::oci());
-    pairs(sem)
-        .into_iter()
-        .filter(|kv| !oci.contains(kv))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect()
-}
-
-/// The declared divergences in a driver's semantics, each with what it means.
-fn divergences(sem: &Semantics) -> Vec<(&'static str, &'static str, Semantics)> {
-    let oci = Semantics::oci();
-    let mut v = Vec::new();
-    if sem.dir_rename != oci.dir_rename {
-        v.push((
-            "dir_rename=false",
-            "rename of a lower directory fails with EXDEV",
-            Semantics {
-                dir_rename: sem.dir_rename,
-                ..oci
-            },
-        ));
-    }
-    if sem.hardlinks_kept != oci.hardlinks_kept {
-        v.push((
-            "hardlinks_kept=false",
-            "a hard link to a lower file splits when one name is changed",
-            Semantics {
-                hardlinks_kept: sem.hardlinks_kept,
-                ..oci
-            },
-        ));
-    }
-    if sem.follow_lower_symlinks != oci.follow_lower_symlinks {
-        v.push((
-            "follows_lower_symlinks=false",
-            "a layer's directory hides a lower symlink at the same path",
-            Semantics {
-                follow_lower_symlinks: sem.follow_lower_symlinks,
-                ..oci
-            },
-        ));
-    }
-    if sem.copy_up_keeps_parent_mtime != oci.copy_up_keeps_parent_mtime {
-        v.push((
-            "copy_up_keeps_parent_mtime=false",
-            "a lower directory copied up on the way to a change shows the time of the copy",
-            Semantics {
-                copy_up_keeps_parent_mtime: sem.copy_up_keeps_parent_mtime,
-                ..oci
-            },
-        ));
-    }
-    if sem.implied_dirs_keep_lower_attrs != oci.implied_dirs_keep_lower_attrs {
-        v.push((
-            "implied_dirs_keep_lower_attrs=false",
-            "a directory a layer only implies shows 0755 root, not the lower attributes",
-            Semantics {
-                implied_dirs_keep_lower_attrs: sem.implied_dirs_keep_lower_attrs,
-                ..oci
-            },
-        ));
-    }
-    v
-}
-
 /// At most this many difference lines in a detail.
 const MAX_LINES: usize = 40;
 
@@ -601,9 +523,14 @@ impl CaseCtx<'_> {
         let sem = d.capabilities().semantics();
         let mut model_diffs = Vec::new();
         let mut expect_diffs = Vec::new();
-        if let Err(e) = self.drive(d, &sem, &mut model_diffs, &mut expect_diffs) {
-            model_diffs.push(e);
-        }
+        let view = match self.drive(d, &sem, &mut model_diffs, &mut expect_diffs) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                model_diffs.push(e);
+                None
+            }
+        };
+        let texts = |v: &[Miss]| v.iter().map(Miss::to_string).collect::<Vec<_>>();
         if !model_diffs.is_empty() {
             let mut detail = lines(
                 &format!(
@@ -614,49 +541,101 @@ impl CaseCtx<'_> {
             );
             if !expect_diffs.is_empty() {
                 detail.push('\n');
-                detail.push_str(&lines("and from the case", &expect_diffs));
+                detail.push_str(&lines("and from the case", &texts(&expect_diffs)));
             }
             return (Status::Fail, Some(detail));
         }
         if expect_diffs.is_empty() {
             return (Status::Pass, None);
         }
-        // The driver does what its model says; does a declared divergence explain the rest?
-        // In play: the driver's model of this case differs from the OCI model.
-        let whole = expect::simulate(self.sets, &sem, &self.case.steps)
-            .map(|s| expect::sims_differ(&s, self.oci))
-            .unwrap_or(true);
-        let flags = flag_diffs(&sem);
-        // Named: each known divergence that alone changes the case; any other differing
-        // switch is listed as it is.
-        let mut in_play: Vec<String> = divergences(&sem)
-            .into_iter()
-            .filter(|(_, _, one)| {
-                expect::simulate(self.sets, one, &self.case.steps)
-                    .map(|s| expect::sims_differ(&s, self.oci))
-                    .unwrap_or(true)
-            })
-            .map(|(flag, what, _)| format!("{flag} ({what})"))
-            .collect();
-        if whole && in_play.is_empty() {
-            in_play = flags;
-        }
-        if !whole || in_play.is_empty() {
-            return (
-                Status::Fail,
-                Some(lines(
-                    "matches the driver's model but not the case (no declared divergence in play)",
-                    &expect_diffs,
-                )),
+        let Some(view) = view else {
+            return (Status::Fail, Some(lines("no view", &texts(&expect_diffs))));
+        };
+        // The driver does what its model says. Each miss must be predicted by the OCI model
+        // with one declared capability alone switched to the driver's value.
+        let (named, unexplained) = self.explain(d, &expect_diffs, &view);
+        if !unexplained.is_empty() {
+            let mut detail = lines(
+                "matches the driver's model but not the case, and no single declared \
+                 capability explains",
+                &texts(&unexplained),
             );
+            if !named.is_empty() {
+                let explained: Vec<Miss> = expect_diffs
+                    .iter()
+                    .filter(|m| !unexplained.iter().any(|u| u.text == m.text))
+                    .cloned()
+                    .collect();
+                detail.push('\n');
+                detail.push_str(&lines(
+                    &format!("the rest is explained by {}", named.join("; ")),
+                    &texts(&explained),
+                ));
+            }
+            return (Status::Fail, Some(detail));
         }
         (
             Status::Declared,
             Some(lines(
-                &format!("declared: {}", in_play.join("; ")),
-                &expect_diffs,
+                &format!("declared: {}", named.join("; ")),
+                &texts(&expect_diffs),
             )),
         )
+    }
+
+    /// Which of `d`'s declared capabilities explain the misses (each named once, in
+    /// declaration order), and the misses none explains. A capability explains a miss when
+    /// the OCI model with only that capability switched predicts it: the same miss of an
+    /// action or view check; for a commit check, the view's state at every path the miss is
+    /// about, where the OCI model's differs.
+    fn explain(
+        &self,
+        d: &'static dyn Driver,
+        misses: &[Miss],
+        view: &Tree,
+    ) -> (Vec<String>, Vec<Miss>) {
+        let runs: Vec<(String, Option<Sim>, Vec<Miss>)> = switches(&d.capabilities())
+            .into_iter()
+            .map(|sw| {
+                let sim = expect::simulate(self.sets, &sw.semantics, &self.case.steps).ok();
+                let ms = sim
+                    .as_ref()
+                    .map(|s| expect::misses(self.case, s))
+                    .unwrap_or_default();
+                (sw.describe(), sim, ms)
+            })
+            .collect();
+        let mut used = vec![false; runs.len()];
+        let mut unexplained = Vec::new();
+        for m in misses {
+            let mut any = false;
+            for (i, (_, sim, ms)) in runs.iter().enumerate() {
+                let Some(sim) = sim else { continue };
+                let yes = match &m.got {
+                    Got::Commit(paths) => {
+                        !paths.is_empty()
+                            && paths
+                                .iter()
+                                .all(|p| predicts_at(&sim.after, &self.oci.after, view, p))
+                    }
+                    _ => ms.iter().any(|x| m.predicted_by(x)),
+                };
+                if yes {
+                    used[i] = true;
+                    any = true;
+                }
+            }
+            if !any {
+                unexplained.push(m.clone());
+            }
+        }
+        let named = runs
+            .into_iter()
+            .zip(used)
+            .filter(|(_, u)| *u)
+            .map(|((n, _, _), _)| n)
+            .collect();
+        (named, unexplained)
     }
 
     /// Mounts, acts, scans, commits; pushes differences from the model and from the case.
@@ -665,8 +644,8 @@ impl CaseCtx<'_> {
         d: &'static dyn Driver,
         sem: &Semantics,
         model_diffs: &mut Vec<String>,
-        expect_diffs: &mut Vec<String>,
-    ) -> Result<(), String> {
+        expect_diffs: &mut Vec<Miss>,
+    ) -> Result<Tree, String> {
         let name = d.name();
         let fresh_model =
             model::apply_with(self.sets, sem).map_err(|e| format!("model of {name}: {e}"))?;
@@ -760,7 +739,7 @@ impl CaseCtx<'_> {
             );
         }
         let _ = std::fs::remove_dir(&target);
-        Ok(())
+        Ok(view)
     }
 
     /// model(layers + commit) == the view (init-layer files aside: never committed).
@@ -800,26 +779,16 @@ impl CaseCtx<'_> {
     }
 }
 
-fn push_diffs(out: &mut Vec<String>, what: &str, diffs: &[model::Mismatch]) {
-    out.extend(diffs.iter().map(|m| format!("{what}: {m}")));
+/// True when `model` predicts `view`'s state at `path` (the subtree there, times aside: the
+/// view's were checked against the driver's model) and the OCI model `oci` does not.
+fn predicts_at(model: &Tree, oci: &Tree, view: &Tree, path: &str) -> bool {
+    let at =
+        |diffs: Vec<model::Mismatch>| diffs.into_iter().any(|m| model::is_within(&m.path, path));
+    let mut no_times = expect::after_ops(Vec::new());
+    no_times.mtime = MtimeCompare::Ignore;
+    at(model.compare(oci, &CompareOptions::default())) && !at(model.compare(view, &no_times))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_differing_switch_is_named() {
-        assert!(flag_diffs(&Semantics::oci()).is_empty());
-        let sem = Semantics {
-            dir_rename: false,
-            hardlinks_kept: false,
-            ..Semantics::oci()
-        };
-        assert_eq!(
-            flag_diffs(&sem),
-            vec!["dir_rename=false", "hardlinks_kept=false"]
-        );
-        assert_eq!(divergences(&sem).len(), 2);
-    }
+fn push_diffs(out: &mut Vec<String>, what: &str, diffs: &[model::Mismatch]) {
+    out.extend(diffs.iter().map(|m| format!("{what}: {m}")));
 }

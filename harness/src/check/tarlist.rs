@@ -11,6 +11,7 @@ use strata_runtime::model::Timespec;
 use tar::EntryType;
 
 use super::case::{CommitCheck, DetailCheck, KindCheck};
+use super::expect::{Got, Miss};
 use super::show_bytes;
 
 /// One entry of a tar, as written.
@@ -137,42 +138,102 @@ pub fn duplicates(items: &[TarItem]) -> Vec<String> {
     dup.into_iter().collect()
 }
 
-/// Every way `items` misses the case's commit expectation, one line each.
-pub fn check(c: &CommitCheck, items: &[TarItem]) -> Vec<String> {
+/// The view path a rendered commit entry is about: `d/.wh.x` -> `d/x`, `d/.wh..wh..opq` ->
+/// `d`, `l -> t` -> `l`, `d/` -> `d`.
+pub fn entry_path(rendered: &str) -> String {
+    let name = [" -> ", " link to ", " ("]
+        .iter()
+        .filter_map(|sep| rendered.find(sep))
+        .min()
+        .map_or(rendered, |i| &rendered[..i]);
+    let name = name.trim_end_matches('/');
+    let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
+    let join = |b: &str| {
+        if dir.is_empty() {
+            b.to_string()
+        } else if b.is_empty() {
+            dir.to_string()
+        } else {
+            format!("{dir}/{b}")
+        }
+    };
+    if base == ".wh..wh..opq" {
+        dir.to_string()
+    } else if let Some(b) = base.strip_prefix(".wh.") {
+        join(b)
+    } else {
+        join(base)
+    }
+}
+
+/// Every way `items` misses the case's commit expectation, each with the view paths it is
+/// about.
+pub fn check(c: &CommitCheck, items: &[TarItem]) -> Vec<Miss> {
     let mut out = Vec::new();
+    let mut push = |key: &str, paths: Vec<String>, text: String| {
+        out.push(Miss {
+            key: format!("commit {key}"),
+            got: Got::Commit(paths),
+            text,
+        })
+    };
     let rendered: Vec<String> = items.iter().map(TarItem::render).collect();
     if let Some(want) = &c.entries
         && *want != rendered
     {
-        out.push(format!(
-            "commit entries: expected [{}] got [{}]",
-            want.join(", "),
-            rendered.join(", ")
-        ));
+        // The entries one side has and the other lacks (none: only the order differs).
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter()
+                .filter(|x| !b.contains(x))
+                .map(|x| entry_path(x))
+                .collect()
+        };
+        let mut paths = only(want, &rendered);
+        paths.extend(only(&rendered, want));
+        paths.sort();
+        paths.dedup();
+        push(
+            "entries",
+            paths,
+            format!(
+                "commit entries: expected [{}] got [{}]",
+                want.join(", "),
+                rendered.join(", ")
+            ),
+        );
     }
     let names: BTreeSet<&str> = items.iter().map(|i| i.name.as_str()).collect();
     for n in &c.includes {
         if !names.contains(n.as_str()) {
-            out.push(format!(
-                "commit: {n} missing (entries: [{}])",
-                rendered.join(", ")
-            ));
+            push(
+                n,
+                vec![entry_path(n)],
+                format!("commit: {n} missing (entries: [{}])", rendered.join(", ")),
+            );
         }
     }
     for n in &c.excludes {
         if names.contains(n.as_str()) {
-            out.push(format!("commit: {n} must not be in the layer"));
+            push(
+                n,
+                vec![entry_path(n)],
+                format!("commit: {n} must not be in the layer"),
+            );
         }
     }
     for d in &c.details {
+        let mut bad = Vec::new();
         match items.iter().find(|i| i.name == d.name) {
             None if d.optional => {}
-            None => out.push(format!(
+            None => bad.push(format!(
                 "commit: {} missing (entries: [{}])",
                 d.name,
                 rendered.join(", ")
             )),
-            Some(i) => detail(d, i, &mut out),
+            Some(i) => detail(d, i, &mut bad),
+        }
+        for text in bad {
+            push(&d.name, vec![entry_path(&d.name)], text);
         }
     }
     out
@@ -273,6 +334,17 @@ mod tests {
             }],
         };
         assert!(check(&ok, &items).is_empty(), "{:?}", check(&ok, &items));
+        for (r, p) in [
+            (".wh.gone", "gone"),
+            ("d/", "d"),
+            ("d/g link to d/f", "d/g"),
+            ("l -> ../x", "l"),
+            ("c (char 1:3)", "c"),
+            ("d/.wh..wh..opq", "d"),
+            ("d/.wh.x", "d/x"),
+        ] {
+            assert_eq!(entry_path(r), p);
+        }
         let bad = CommitCheck {
             entries: Some(vec!["d/".into()]),
             includes: vec!["x".into()],
