@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use strata_runtime::layer::tarread::{TarKind, TarReader};
 use strata_runtime::model::Timespec;
-use tar::EntryType;
 
 use super::case::{CommitCheck, DetailCheck, KindCheck};
 use super::expect::{Got, Miss};
@@ -45,84 +45,43 @@ impl TarItem {
     }
 }
 
-/// Reads every entry of an uncompressed tar.
+/// Reads every entry of an uncompressed tar, with strata's own reader (the one import uses:
+/// PAX records hold any bytes, newlines included).
 pub fn list(tar_bytes: &[u8]) -> Result<Vec<TarItem>, String> {
-    let mut a = tar::Archive::new(tar_bytes);
+    let mut r = TarReader::new(tar_bytes);
     let mut out = Vec::new();
-    let entries = a.entries().map_err(|e| format!("commit tar: {e}"))?;
-    for e in entries {
-        let mut e = e.map_err(|e| format!("commit tar: {e}"))?;
-        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        let h = e.header().clone();
-        let link = e
-            .link_name_bytes()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let dev = || {
-            Some((
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            ))
+    while let Some(m) = r.next_member().map_err(|e| format!("commit tar: {e}"))? {
+        let name = String::from_utf8_lossy(&m.name).into_owned();
+        let link = Some(String::from_utf8_lossy(&m.link).into_owned());
+        let dev = Some((m.dev_major, m.dev_minor));
+        let kind = match m.kind {
+            TarKind::Regular => KindCheck::File,
+            TarKind::Directory => KindCheck::Dir,
+            TarKind::Symlink => KindCheck::Symlink(link),
+            TarKind::HardLink => KindCheck::HardLink(link),
+            TarKind::CharDev => KindCheck::CharDev(dev),
+            TarKind::BlockDev => KindCheck::BlockDev(dev),
+            TarKind::Fifo => KindCheck::Fifo,
         };
-        let kind = match h.entry_type() {
-            EntryType::Regular | EntryType::Continuous => KindCheck::File,
-            EntryType::Directory => KindCheck::Dir,
-            EntryType::Symlink => KindCheck::Symlink(link),
-            EntryType::Link => KindCheck::HardLink(link),
-            EntryType::Char => KindCheck::CharDev(dev()),
-            EntryType::Block => KindCheck::BlockDev(dev()),
-            EntryType::Fifo => KindCheck::Fifo,
-            other => {
-                return Err(format!(
-                    "commit tar: {name}: unexpected entry type {other:?}"
-                ));
-            }
-        };
-        let mut mtime = Timespec::new(h.mtime().unwrap_or(0) as i64, 0);
-        let mut xattrs = BTreeMap::new();
-        if let Ok(Some(pax)) = e.pax_extensions() {
-            for x in pax.flatten() {
-                let (Ok(k), v) = (x.key(), x.value_bytes()) else {
-                    continue;
-                };
-                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                    xattrs.insert(name.to_string(), v.to_vec());
-                } else if k == "mtime"
-                    && let Some(t) = x.value().ok().and_then(parse_pax_time)
-                {
-                    mtime = t;
-                }
-            }
-        }
         let mut data = Vec::new();
         if kind == KindCheck::File {
-            e.read_to_end(&mut data)
+            r.data()
+                .read_to_end(&mut data)
                 .map_err(|err| format!("commit tar: {name}: {err}"))?;
         }
         out.push(TarItem {
             name,
             kind,
-            mode: h.mode().unwrap_or(0) & 0o7777,
-            uid: h.uid().unwrap_or(0) as u32,
-            gid: h.gid().unwrap_or(0) as u32,
-            size: h.size().unwrap_or(0),
-            mtime,
-            xattrs,
+            mode: m.mode & 0o7777,
+            uid: m.uid as u32,
+            gid: m.gid as u32,
+            size: m.size,
+            mtime: m.mtime,
+            xattrs: m.xattrs,
             data,
         });
     }
     Ok(out)
-}
-
-fn parse_pax_time(v: &str) -> Option<Timespec> {
-    let (s, ns) = v.split_once('.').unwrap_or((v, ""));
-    let sec = s.parse().ok()?;
-    let ns: String = ns.chars().take(9).collect();
-    let nsec = if ns.is_empty() {
-        0
-    } else {
-        format!("{ns:0<9}").parse().ok()?
-    };
-    Some(Timespec::new(sec, nsec))
 }
 
 /// Names a tar holds more than once (OCI forbids it: X-13).
@@ -365,5 +324,24 @@ mod tests {
         let misses = check(&bad, &items);
         assert_eq!(misses.len(), 4, "{misses:#?}");
         assert!(duplicates(&items).is_empty());
+    }
+
+    #[test]
+    fn pax_records_holding_newlines_are_read_whole() {
+        // The tar crate's PAX parser split records at newlines; strata's reader does not.
+        let tar = Layer::new()
+            .file("f", "x")
+            .xattr("user.note", "line one\nline two\n")
+            .mtime(1_600_000_000, 250_000_000)
+            .to_tar()
+            .unwrap();
+        let items = list(&tar).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items[0].xattrs.get("user.note").map(Vec::as_slice),
+            Some(&b"line one\nline two\n"[..])
+        );
+        assert_eq!(items[0].mtime, Timespec::new(1_600_000_000, 250_000_000));
+        assert_eq!(items[0].data, b"x");
     }
 }
