@@ -13,9 +13,10 @@
 use std::fmt;
 use std::os::fd::AsFd;
 
+use strata_runtime::conformance::{Clocked, round_trip_diffs, scan_layer};
 use strata_runtime::driver::{self, Driver};
-use strata_runtime::model::ops::{Op, Outcome, Writable};
-use strata_runtime::model::{self, ChangeSet, CompareOptions, MtimeCompare, Tree};
+use strata_runtime::model::ops::{Op, Outcome};
+use strata_runtime::model::{self, ChangeSet, CompareOptions, Mismatch, MtimeCompare, Tree};
 use strata_runtime::mounts;
 use strata_runtime::ops_exec as exec;
 
@@ -69,7 +70,16 @@ pub fn same_tree(
     actual: &Tree,
     opts: &CompareOptions,
 ) -> Result<(), String> {
-    let diffs = expected.compare(actual, opts);
+    no_diffs(what, expected, actual, &expected.compare(actual, opts))
+}
+
+/// Ok when `diffs` (between `expected` and `actual`) is empty; else the error lists them.
+pub fn no_diffs(
+    what: &str,
+    expected: &Tree,
+    actual: &Tree,
+    diffs: &[Mismatch],
+) -> Result<(), String> {
     if diffs.is_empty() {
         return Ok(());
     }
@@ -92,8 +102,19 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
     }
 }
 
+/// Views after operations: everything, every mtime included (an operation's stamps are
+/// checked against its clock window by [`Clocked::compare`]).
 const AFTER_OPS: CompareOptions = CompareOptions {
-    mtime: MtimeCompare::NonDirs,
+    mtime: MtimeCompare::All,
+    xattrs: true,
+    hardlinks: true,
+    ignore: Vec::new(),
+};
+
+/// Two drivers' views: the times operations stamped differ from mount to mount (each view's
+/// were checked against its own clock windows), the rest must not.
+const NO_TIMES: CompareOptions = CompareOptions {
+    mtime: MtimeCompare::Ignore,
     xattrs: true,
     hardlinks: true,
     ignore: Vec::new(),
@@ -117,7 +138,7 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
     let sets: Vec<ChangeSet> = stack.fixtures().iter().map(|l| l.changeset()).collect();
     let lowers_before: Vec<Tree> = layers
         .iter()
-        .map(|l| scan(&l.fs()))
+        .map(|l| scan_layer(&l.fs()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let mut runs = Vec::new();
     for d in drivers(w) {
@@ -128,7 +149,7 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
         same_tree(
             &format!("property 2: layer {i} changed"),
             before,
-            &scan(&l.fs())?,
+            &scan_layer(&l.fs()).map_err(|e| e.to_string())?,
             &CompareOptions::default(),
         )?;
     }
@@ -145,7 +166,7 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
                 ),
                 va,
                 vb,
-                &AFTER_OPS,
+                &NO_TIMES,
             )?;
             let expected = a.expected_outcomes.iter().zip(&b.expected_outcomes);
             for (i, ((ea, eb), (oa, ob))) in
@@ -202,34 +223,27 @@ fn run_driver(
         &CompareOptions::default(),
     )?;
     // 1. Each operation does on the view what it does on the model.
-    let mut model = Writable::new(expected.clone(), sem);
+    let mut model = Clocked::new(expected.clone(), sem);
     let root = open_root(a.target())?;
     let mut outcomes = Vec::new();
     let mut expected_outcomes = Vec::new();
     for (i, op) in ops.0.iter().enumerate() {
-        let want = model.apply(op);
-        let got = exec::run(root.as_fd(), op);
+        let (want, got) = model.run(i, op, || exec::run(root.as_fd(), op));
         if !same_outcome(&want, &got) {
             return Err(format!(
                 "property 1: {name}: op {i} ({op}): the model says {want:?}, the kernel did {got:?}"
             ));
-        }
-        if let Outcome::Done { touched: Some(p) } = &want
-            && let Some(t) = exec::mtime(root.as_fd(), p)
-            && let Some(inode) = model.tree.get_mut(p)
-        {
-            inode.meta.mtime = t; // the kernel's "now"
         }
         outcomes.push(got);
         expected_outcomes.push(want);
     }
     drop(root); // an open directory would keep the mount busy
     let view = scan(a.target())?;
-    same_tree(
+    no_diffs(
         &format!("property 1: {name}'s view after the operations is not the model's"),
-        &model.tree,
+        model.tree(),
         &view,
-        &AFTER_OPS,
+        &model.compare(&view, &AFTER_OPS),
     )?;
     // 3. The second mount saw none of it.
     same_tree(
@@ -249,28 +263,30 @@ fn run_driver(
     with_commit.push(committed.changes().map_err(|e| e.to_string())?);
     let remodel = model::apply_with(&with_commit, &sem)
         .map_err(|e| format!("{name}: model of the commit: {e}"))?;
-    same_tree(
+    let rt = |e: strata_runtime::Error| format!("{name}: {e}");
+    no_diffs(
         &format!("property 4: {name}: model(lower layers + commit) is not the view"),
         &remodel,
         &view,
-        &AFTER_OPS,
+        &round_trip_diffs(&remodel, &view, &tar, &AFTER_OPS).map_err(rt)?,
     )?;
     let mut stack = layers.to_vec();
     stack.push(committed);
     let again = mounts::mount(&w.store, d, stack, &w.target())
         .map_err(|e| format!("{name}: remount with the commit: {e}"))?;
-    same_tree(
+    let again_view = scan(again.target())?;
+    no_diffs(
         &format!("property 4: {name}: a mount of lower layers + commit is not the view"),
         &view,
-        &scan(again.target())?,
-        &AFTER_OPS,
+        &again_view,
+        &round_trip_diffs(&view, &again_view, &tar, &AFTER_OPS).map_err(rt)?,
     )?;
     for m in [again, a, b] {
         m.unmount().map_err(|e| format!("{name}: unmount: {e}"))?;
     }
     Ok(DriverRun {
         driver: name,
-        model: Some(model.tree),
+        model: Some(model.tree().clone()),
         view: Some(view),
         expected_outcomes,
         outcomes,

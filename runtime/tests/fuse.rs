@@ -9,14 +9,17 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
+use strata_runtime::conformance::{Clocked, round_trip_diffs};
 use strata_runtime::driver::{self, fuse};
 use strata_runtime::fixture::Layer;
-use strata_runtime::model::ops::{Op, Outcome, Writable};
+use strata_runtime::model::ops::{Op, Outcome};
 use strata_runtime::model::{self, ChangeSet, CompareOptions, MtimeCompare, Timespec};
 use strata_runtime::{fsutil, mounts, ops_exec};
 
+/// Every mtime compared: the model's where it knows it, the clock window of the operation
+/// that stamped it otherwise.
 const AFTER_OPS: CompareOptions = CompareOptions {
-    mtime: MtimeCompare::NonDirs,
+    mtime: MtimeCompare::All,
     xattrs: true,
     hardlinks: true,
     ignore: Vec::new(),
@@ -45,35 +48,29 @@ fn case(e: &common::Env, what: &str, layers: &[Layer], ops: &[Op]) {
         let view = |w: &str| strata_runtime::scan::scan(t).map_err(|e| format!("{w}: {e}"));
         let diffs = expected.compare(&view("fresh").unwrap(), &CompareOptions::default());
         assert!(diffs.is_empty(), "{name}: fresh view: {diffs:?}");
-        let mut w = Writable::new(expected, sem);
+        let mut w = Clocked::new(expected, sem);
         let root = fsutil::open_dir(t).unwrap();
-        for op in ops {
-            let want = w.apply(op);
-            let got = ops_exec::run(root.as_fd(), op);
+        for (i, op) in ops.iter().enumerate() {
+            let (want, got) = w.run(i, op, || ops_exec::run(root.as_fd(), op));
             match (&want, &got) {
                 (Outcome::Done { .. }, Outcome::Done { .. }) => {}
                 _ => assert_eq!(want, got, "{name}: {op}"),
             }
-            if let Outcome::Done { touched: Some(p) } = &want
-                && let Some(ts) = ops_exec::mtime(root.as_fd(), p)
-                && let Some(i) = w.tree.get_mut(p)
-            {
-                i.meta.mtime = ts;
-            }
         }
         drop(root);
         let after = view("after").unwrap();
-        let diffs = w.tree.compare(&after, &AFTER_OPS);
+        let diffs = w.compare(&after, &AFTER_OPS);
         assert!(
             diffs.is_empty(),
             "{name}: after the operations: {diffs:?}\n{}",
             after.render()
         );
-        let committed = e.reimport(&common::commit(&m));
+        let tar = common::commit(&m);
+        let committed = e.reimport(&tar);
         let mut with = sets.clone();
         with.push(committed.changes().unwrap());
         let remodel = model::apply_with(&with, &sem).unwrap();
-        let diffs = remodel.compare(&after, &AFTER_OPS);
+        let diffs = round_trip_diffs(&remodel, &after, &tar, &AFTER_OPS).unwrap();
         assert!(diffs.is_empty(), "{name}: commit round trip: {diffs:?}");
         m.unmount().unwrap();
     }

@@ -44,11 +44,12 @@ impl StepOut {
     }
 }
 
-/// Compare options for views after operations: a directory's mtime moves with every change
-/// inside it, so only non-directories are compared by mtime.
+/// Compare options for views after operations: everything, every mtime included (the times
+/// an operation stamps are checked against its clock window by
+/// [`strata_runtime::conformance::Clocked::compare`]).
 pub fn after_ops(ignore: Vec<String>) -> CompareOptions {
     CompareOptions {
-        mtime: MtimeCompare::NonDirs,
+        mtime: MtimeCompare::All,
         xattrs: true,
         hardlinks: true,
         ignore,

@@ -18,12 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_reports::record::Status;
 use strata_runtime::commit::CommitOptions;
-use strata_runtime::conformance::switches;
+use strata_runtime::conformance::{Clocked, round_trip_diffs, scan_layer, switches};
 use strata_runtime::container::InitLayer;
 use strata_runtime::container::init_layer::FILES as INIT_FILES;
 use strata_runtime::driver::Driver;
 use strata_runtime::loopfs::{self, FsType, LoopFs};
-use strata_runtime::model::ops::{Outcome, Writable};
 use strata_runtime::model::{
     self, Change, ChangeSet, CompareOptions, Entry, EntryKind, FileData, Meta, MtimeCompare,
     Semantics, Tree,
@@ -662,17 +661,21 @@ impl CaseCtx<'_> {
             "fresh view",
             &fresh_model.compare(&fresh, &CompareOptions::default()),
         );
-        // 2. The actions, on the view and on the model.
-        let mut w = Writable::new(fresh_model, *sem);
+        // 2. The actions, on the view and on the model; the clock read around each one
+        //    bounds the times it stamps.
+        let mut w = Clocked::new(fresh_model, *sem);
         let root = fsutil::open_dir(m.target()).map_err(|e| e.to_string())?;
         let mut outs = Vec::new();
         for (i, step) in self.case.steps.iter().enumerate() {
-            let want = expect::model_step(&mut w, step);
-            let got = match step {
-                Step::Op { op, .. } => StepOut::Op(ops_exec::run(root.as_fd(), op)),
-                Step::Read { path, .. } => {
-                    StepOut::Read(ops_exec::read(root.as_fd(), path).map(Some))
+            let (want, got) = match step {
+                Step::Op { op, .. } => {
+                    let (want, got) = w.run(i, op, || ops_exec::run(root.as_fd(), op));
+                    (StepOut::Op(want), StepOut::Op(got))
                 }
+                Step::Read { path, .. } => (
+                    expect::model_step(&mut w.model, step),
+                    StepOut::Read(ops_exec::read(root.as_fd(), path).map(Some)),
+                ),
             };
             if !want.same(&got) {
                 model_diffs.push(format!(
@@ -680,12 +683,6 @@ impl CaseCtx<'_> {
                     want.show(),
                     got.show()
                 ));
-            }
-            if let StepOut::Op(Outcome::Done { touched: Some(p) }) = &want
-                && let Some(t) = ops_exec::mtime(root.as_fd(), p)
-                && let Some(inode) = w.tree.get_mut(p)
-            {
-                inode.meta.mtime = t; // the kernel's "now"
             }
             outs.push(got);
         }
@@ -695,7 +692,7 @@ impl CaseCtx<'_> {
         push_diffs(
             model_diffs,
             "view after the actions",
-            &w.tree.compare(&view, &expect::after_ops(Vec::new())),
+            &w.compare(&view, &expect::after_ops(Vec::new())),
         );
         let read = |p: &str| ops_exec::read(root.as_fd(), p).ok();
         expect_diffs.extend(expect::check_view(&self.case.view, &view, &read));
@@ -763,10 +760,12 @@ impl CaseCtx<'_> {
         } else {
             Vec::new()
         };
+        let diffs = round_trip_diffs(&remodel, view, tar, &expect::after_ops(ignore))
+            .map_err(|e| e.to_string())?;
         push_diffs(
             model_diffs,
             "commit round trip: model(layers + commit) vs the view",
-            &remodel.compare(view, &expect::after_ops(ignore)),
+            &diffs,
         );
         Ok(())
     }
@@ -774,7 +773,7 @@ impl CaseCtx<'_> {
     fn scan_lowers(&self) -> Result<Vec<Tree>, String> {
         self.layers
             .iter()
-            .map(|l| scan::scan(&l.fs()).map_err(|e| format!("scan lower layer: {e}")))
+            .map(|l| scan_layer(&l.fs()).map_err(|e| format!("scan lower layer: {e}")))
             .collect()
     }
 }
