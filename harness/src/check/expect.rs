@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use strata_runtime::Digest;
+use strata_runtime::conformance::Action;
 use strata_runtime::model::ops::{Outcome, Writable, errno};
 use strata_runtime::model::{
     self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Timespec, Tree, join,
@@ -13,17 +14,17 @@ use strata_runtime::model::{
 use super::case::{Case, KindCheck, Step, ViewCheck, errno_name};
 use super::show_bytes;
 
-/// What one step did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StepOut {
-    Op(Outcome),
-    /// A read: the bytes (`None`: a file whose bytes the model does not hold), or the errno.
-    Read(Result<Option<Vec<u8>>, i32>),
+/// What one step did (the engine's [`ActionOut`]).
+pub use strata_runtime::conformance::ActionOut as StepOut;
+
+/// A step's result as a message shows it.
+pub trait Show {
+    /// Short text: `success`, `EXDEV`, `content "abc"`.
+    fn show(&self) -> String;
 }
 
-impl StepOut {
-    /// Short text: `ok`, `EXDEV`, `read "abc"`.
-    pub fn show(&self) -> String {
+impl Show for StepOut {
+    fn show(&self) -> String {
         match self {
             StepOut::Op(Outcome::Done { .. }) => "success".into(),
             StepOut::Op(Outcome::Failed(e)) | StepOut::Read(Err(e)) => errno_name(*e),
@@ -32,15 +33,13 @@ impl StepOut {
             StepOut::Read(Ok(None)) => "content (unknown to the model)".into(),
         }
     }
+}
 
-    /// Same result, ignoring which path an operation touched and bytes the model lacks.
-    pub fn same(&self, other: &StepOut) -> bool {
-        match (self, other) {
-            (StepOut::Op(Outcome::Done { .. }), StepOut::Op(Outcome::Done { .. })) => true,
-            (StepOut::Read(Ok(None)), StepOut::Read(Ok(_)))
-            | (StepOut::Read(Ok(_)), StepOut::Read(Ok(None))) => true,
-            _ => self == other,
-        }
+/// The engine's action for a case's step.
+pub fn action(s: &Step) -> Action {
+    match s {
+        Step::Op { op, .. } => Action::Op(op.clone()),
+        Step::Read { path, .. } => Action::Read(path.clone()),
     }
 }
 

@@ -11,14 +11,14 @@
 //!    model differs from the OCI model for this case, and question 1 passed): **declared**.
 //!    Otherwise **fail**.
 
-use std::os::fd::AsFd;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_reports::record::Status;
 use strata_runtime::commit::CommitOptions;
-use strata_runtime::conformance::{Clocked, round_trip_diffs, scan_layer, switches};
+use strata_runtime::conformance::{self, Checked, Finding, Options, switches};
 use strata_runtime::container::InitLayer;
 use strata_runtime::container::init_layer::FILES as INIT_FILES;
 use strata_runtime::driver::Driver;
@@ -28,10 +28,10 @@ use strata_runtime::model::{
     Semantics, Tree,
 };
 use strata_runtime::store::{Store, StoredLayer};
-use strata_runtime::{fsutil, mounts, ops_exec, sandbox, scan};
+use strata_runtime::{fsutil, ops_exec, sandbox};
 
-use super::case::{Case, Step};
-use super::expect::{self, Got, Miss, Sim, StepOut};
+use super::case::Case;
+use super::expect::{self, Got, Miss, Show, Sim};
 use super::tarlist;
 
 /// The hostname of the init layer in init-layer cases.
@@ -519,10 +519,9 @@ fn lines(title: &str, v: &[String]) -> String {
 
 impl CaseCtx<'_> {
     fn run_driver(&self, d: &'static dyn Driver) -> (Status, Option<String>) {
-        let sem = d.capabilities().semantics();
         let mut model_diffs = Vec::new();
         let mut expect_diffs = Vec::new();
-        let view = match self.drive(d, &sem, &mut model_diffs, &mut expect_diffs) {
+        let view = match self.drive(d, &mut model_diffs, &mut expect_diffs) {
             Ok(v) => Some(v),
             Err(e) => {
                 model_diffs.push(e);
@@ -637,144 +636,85 @@ impl CaseCtx<'_> {
         (named, unexplained)
     }
 
-    /// Mounts, acts, scans, commits; pushes differences from the model and from the case.
+    /// Runs the engine; pushes differences from the model and from the case; returns the
+    /// view after the actions.
     fn drive(
         &self,
         d: &'static dyn Driver,
-        sem: &Semantics,
         model_diffs: &mut Vec<String>,
         expect_diffs: &mut Vec<Miss>,
     ) -> Result<Tree, String> {
         let name = d.name();
-        let fresh_model =
-            model::apply_with(self.sets, sem).map_err(|e| format!("model of {name}: {e}"))?;
-        let lowers_before = self.scan_lowers()?;
-        let target = self.dir.join(format!("mnt-{name}"));
-        std::fs::create_dir_all(&target)
-            .map_err(|e| format!("{}: create: {e}", target.display()))?;
-        let m = mounts::mount(self.store, d, self.layers.to_vec(), &target)
-            .map_err(|e| format!("mount: {e}"))?;
-        // 1. The fresh view.
-        let fresh = scan::scan(m.target()).map_err(|e| format!("scan: {e}"))?;
-        push_diffs(
-            model_diffs,
-            "fresh view",
-            &fresh_model.compare(&fresh, &CompareOptions::default()),
-        );
-        // 2. The actions, on the view and on the model; the clock read around each one
-        //    bounds the times it stamps.
-        let mut w = Clocked::new(fresh_model, *sem);
-        let root = fsutil::open_dir(m.target()).map_err(|e| e.to_string())?;
-        let mut outs = Vec::new();
-        for (i, step) in self.case.steps.iter().enumerate() {
-            let (want, got) = match step {
-                Step::Op { op, .. } => {
-                    let (want, got) = w.run(i, op, || ops_exec::run(root.as_fd(), op));
-                    (StepOut::Op(want), StepOut::Op(got))
-                }
-                Step::Read { path, .. } => (
-                    expect::model_step(&mut w.model, step),
-                    StepOut::Read(ops_exec::read(root.as_fd(), path).map(Some)),
-                ),
-            };
-            if !want.same(&got) {
-                model_diffs.push(format!(
-                    "action {i} ({step}): the model says {}, the view did {}",
-                    want.show(),
-                    got.show()
-                ));
+        let steps = &self.case.steps;
+        let actions: Vec<_> = steps.iter().map(expect::action).collect();
+        let main = self.dir.join(format!("mnt-{name}"));
+        let target = |what: &str| -> Result<PathBuf, String> {
+            if what != "main" {
+                return Err(format!("strata check makes no {what} mount"));
             }
-            outs.push(got);
-        }
-        expect_diffs.extend(expect::check_steps(&self.case.steps, &outs));
-        // 3. The view after.
-        let view = scan::scan(m.target()).map_err(|e| format!("scan: {e}"))?;
-        push_diffs(
-            model_diffs,
-            "view after the actions",
-            &w.compare(&view, &expect::after_ops(Vec::new())),
-        );
-        let read = |p: &str| ops_exec::read(root.as_fd(), p).ok();
-        expect_diffs.extend(expect::check_view(&self.case.view, &view, &read));
-        drop(root); // an open directory keeps the mount busy
-        // 4. The commit: as the case says, read back onto the layers it is the view.
-        let opts = CommitOptions {
-            exclude: if self.case.init_layer {
-                InitLayer::excluded()
+            std::fs::create_dir_all(&main)
+                .map_err(|e| format!("{}: create: {e}", main.display()))?;
+            Ok(main.clone())
+        };
+        let mut view_misses = Vec::new();
+        let mut on_view = |view: &Tree, root: BorrowedFd<'_>| {
+            let read = |p: &str| ops_exec::read(root, p).ok();
+            view_misses = expect::check_view(&self.case.view, view, &read);
+        };
+        let opts = Options {
+            commit: CommitOptions {
+                exclude: if self.case.init_layer {
+                    InitLayer::excluded()
+                } else {
+                    Vec::new()
+                },
+            },
+            // Init-layer files are never committed.
+            round_trip_ignore: if self.case.init_layer {
+                INIT_FILES.iter().map(|s| s.to_string()).collect()
             } else {
                 Vec::new()
             },
+            isolation: false,
+            remount: false,
+            model_read: &expect::model_read,
+            target: &target,
+            on_view: Some(&mut on_view),
         };
-        let mut tar = Vec::new();
-        let committed = m.commit_with(&opts, &mut tar);
-        let unmounted = m.unmount();
-        if unmounted.is_err() {
-            // Leave nothing mounted: the failure is reported all the same.
-            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+        let checked = conformance::check(self.store, d, self.layers, self.sets, &actions, opts);
+        let _ = std::fs::remove_dir(&main);
+        let run = match checked? {
+            Checked::Ran(run) => run,
+            Checked::Refused { model, .. } => {
+                return Err(format!("model of {name}: {model}"));
+            }
+        };
+        for f in &run.findings {
+            match f {
+                Finding::Tree { stage, diffs, .. } => {
+                    push_diffs(model_diffs, &stage.to_string(), diffs)
+                }
+                Finding::Action {
+                    index, want, got, ..
+                } => model_diffs.push(format!(
+                    "action {index} ({}): the model says {}, the view did {}",
+                    steps[*index],
+                    want.show(),
+                    got.show()
+                )),
+                Finding::Duplicates(d) => model_diffs.push(format!(
+                    "commit: names more than once (X-13): {}",
+                    d.join(", ")
+                )),
+            }
         }
-        committed.map_err(|e| format!("commit: {e}"))?;
-        unmounted.map_err(|e| format!("unmount: {e}"))?;
-        let items = tarlist::list(&tar)?;
-        let dups = tarlist::duplicates(&items);
-        if !dups.is_empty() {
-            model_diffs.push(format!(
-                "commit: names more than once (X-13): {}",
-                dups.join(", ")
-            ));
-        }
+        expect_diffs.extend(expect::check_steps(steps, &run.outs));
+        expect_diffs.extend(view_misses);
         if let Some(c) = &self.case.commit {
+            let items = tarlist::list(&run.tar)?;
             expect_diffs.extend(tarlist::check(c, &items));
         }
-        self.round_trip(sem, &tar, &view, model_diffs)?;
-        // 5. The lower layers never change.
-        let lowers_after = self.scan_lowers()?;
-        for (i, (a, b)) in lowers_before.iter().zip(&lowers_after).enumerate() {
-            push_diffs(
-                model_diffs,
-                &format!("lower layer {i} changed"),
-                &a.compare(b, &CompareOptions::default()),
-            );
-        }
-        let _ = std::fs::remove_dir(&target);
-        Ok(view)
-    }
-
-    /// model(layers + commit) == the view (init-layer files aside: never committed).
-    fn round_trip(
-        &self,
-        sem: &Semantics,
-        tar: &[u8],
-        view: &Tree,
-        model_diffs: &mut Vec<String>,
-    ) -> Result<(), String> {
-        let imported = self
-            .store
-            .import_reader(tar, Path::new("commit.tar"))
-            .map_err(|e| format!("the commit does not import: {e}"))?;
-        let mut with_commit = self.sets.to_vec();
-        with_commit.push(imported.layer.changes().map_err(|e| e.to_string())?);
-        let remodel = model::apply_with(&with_commit, sem)
-            .map_err(|e| format!("model of the commit: {e}"))?;
-        let ignore = if self.case.init_layer {
-            INIT_FILES.iter().map(|s| s.to_string()).collect()
-        } else {
-            Vec::new()
-        };
-        let diffs = round_trip_diffs(&remodel, view, tar, &expect::after_ops(ignore))
-            .map_err(|e| e.to_string())?;
-        push_diffs(
-            model_diffs,
-            "commit round trip: model(layers + commit) vs the view",
-            &diffs,
-        );
-        Ok(())
-    }
-
-    fn scan_lowers(&self) -> Result<Vec<Tree>, String> {
-        self.layers
-            .iter()
-            .map(|l| scan_layer(&l.fs()).map_err(|e| format!("scan lower layer: {e}")))
-            .collect()
+        Ok(run.view)
     }
 }
 
