@@ -11,16 +11,15 @@
 //! 5. driver equivalence: where the models of two drivers agree, their views agree.
 
 use std::fmt;
-use std::os::fd::AsFd;
 
+use strata_runtime::commit::CommitOptions;
+use strata_runtime::conformance::{self, Action, ActionOut, Checked, Finding, Options};
 use strata_runtime::driver::{self, Driver};
-use strata_runtime::model::ops::{Op, Outcome, Writable};
-use strata_runtime::model::{self, ChangeSet, CompareOptions, MtimeCompare, Tree};
-use strata_runtime::mounts;
-use strata_runtime::ops_exec as exec;
+use strata_runtime::model::ops::{Op, Outcome};
+use strata_runtime::model::{ChangeSet, CompareOptions, Mismatch, MtimeCompare, Tree};
 
 use crate::stack::Stack;
-use crate::world::{World, open_root, scan};
+use crate::world::World;
 
 /// An operation sequence that prints one operation a line.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,7 +68,16 @@ pub fn same_tree(
     actual: &Tree,
     opts: &CompareOptions,
 ) -> Result<(), String> {
-    let diffs = expected.compare(actual, opts);
+    no_diffs(what, expected, actual, &expected.compare(actual, opts))
+}
+
+/// Ok when `diffs` (between `expected` and `actual`) is empty; else the error lists them.
+pub fn no_diffs(
+    what: &str,
+    expected: &Tree,
+    actual: &Tree,
+    diffs: &[Mismatch],
+) -> Result<(), String> {
     if diffs.is_empty() {
         return Ok(());
     }
@@ -92,8 +100,19 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
     }
 }
 
+/// Views after operations: everything, every mtime included (an operation's stamps are
+/// checked against its clock window by [`Clocked::compare`]).
 const AFTER_OPS: CompareOptions = CompareOptions {
-    mtime: MtimeCompare::NonDirs,
+    mtime: MtimeCompare::All,
+    xattrs: true,
+    hardlinks: true,
+    ignore: Vec::new(),
+};
+
+/// Two drivers' views: the times operations stamped differ from mount to mount (each view's
+/// were checked against its own clock windows), the rest must not.
+const NO_TIMES: CompareOptions = CompareOptions {
+    mtime: MtimeCompare::Ignore,
     xattrs: true,
     hardlinks: true,
     ignore: Vec::new(),
@@ -115,22 +134,10 @@ pub struct DriverRun {
 pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), String> {
     let layers = w.import(stack)?;
     let sets: Vec<ChangeSet> = stack.fixtures().iter().map(|l| l.changeset()).collect();
-    let lowers_before: Vec<Tree> = layers
-        .iter()
-        .map(|l| scan(&l.fs()))
-        .collect::<Result<_, _>>()?;
+    // 1 to 4, for each driver (the lower layers are checked around each run).
     let mut runs = Vec::new();
     for d in drivers(w) {
         runs.push(run_driver(w, d, &layers, &sets, ops)?);
-    }
-    // 2. The lower layers never change.
-    for (i, (l, before)) in layers.iter().zip(&lowers_before).enumerate() {
-        same_tree(
-            &format!("property 2: layer {i} changed"),
-            before,
-            &scan(&l.fs())?,
-            &CompareOptions::default(),
-        )?;
     }
     // 5. Where the models agree (no declared divergence came into play), the views agree.
     for pair in runs.windows(2) {
@@ -145,7 +152,7 @@ pub fn union_properties(w: &World, stack: &Stack, ops: &Ops) -> Result<(), Strin
                 ),
                 va,
                 vb,
-                &AFTER_OPS,
+                &NO_TIMES,
             )?;
             let expected = a.expected_outcomes.iter().zip(&b.expected_outcomes);
             for (i, ((ea, eb), (oa, ob))) in
@@ -172,107 +179,77 @@ fn run_driver(
     ops: &Ops,
 ) -> Result<DriverRun, String> {
     let name = d.name();
-    let sem = d.capabilities().semantics();
-    let expected = match model::apply_with(sets, &sem) {
-        Ok(t) => t,
-        Err(e) => {
-            // A stack the model cannot apply (a symlink loop under a new entry) must not mount.
-            let r = mounts::mount(&w.store, d, layers.to_vec(), &w.target());
-            return match r {
-                Ok(_) => Err(format!("{name}: mounted a stack the model refuses ({e})")),
-                Err(_) => Ok(DriverRun {
-                    driver: name,
-                    model: None,
-                    view: None,
-                    expected_outcomes: Vec::new(),
-                    outcomes: Vec::new(),
-                }),
-            };
+    let actions: Vec<Action> = ops.0.iter().cloned().map(Action::Op).collect();
+    let target = |_: &str| -> Result<std::path::PathBuf, String> { Ok(w.target()) };
+    // The properties make no reads: a read would be answered from the model's bytes.
+    let model_read = |_: &Tree, _: &str| -> Result<Option<Vec<u8>>, i32> { Ok(None) };
+    let opts = Options {
+        commit: CommitOptions::default(),
+        round_trip_ignore: Vec::new(),
+        isolation: true,
+        remount: true,
+        model_read: &model_read,
+        target: &target,
+        on_view: None,
+    };
+    let run = match conformance::check(&w.store, d, layers, sets, &actions, opts)? {
+        Checked::Ran(run) => run,
+        // A stack the model cannot apply (a symlink loop under a new entry) did not mount.
+        Checked::Refused { .. } => {
+            return Ok(DriverRun {
+                driver: name,
+                model: None,
+                view: None,
+                expected_outcomes: Vec::new(),
+                outcomes: Vec::new(),
+            });
         }
     };
-    let a = mounts::mount(&w.store, d, layers.to_vec(), &w.target())
-        .map_err(|e| format!("{name}: mount: {e}"))?;
-    let b = mounts::mount(&w.store, d, layers.to_vec(), &w.target())
-        .map_err(|e| format!("{name}: second mount: {e}"))?;
-    // 1. The fresh view is the model's.
-    same_tree(
-        &format!("property 1: {name}'s fresh view is not the model's"),
-        &expected,
-        &scan(a.target())?,
-        &CompareOptions::default(),
-    )?;
-    // 1. Each operation does on the view what it does on the model.
-    let mut model = Writable::new(expected.clone(), sem);
-    let root = open_root(a.target())?;
-    let mut outcomes = Vec::new();
-    let mut expected_outcomes = Vec::new();
-    for (i, op) in ops.0.iter().enumerate() {
-        let want = model.apply(op);
-        let got = exec::run(root.as_fd(), op);
-        if !same_outcome(&want, &got) {
-            return Err(format!(
-                "property 1: {name}: op {i} ({op}): the model says {want:?}, the kernel did {got:?}"
-            ));
-        }
-        if let Outcome::Done { touched: Some(p) } = &want
-            && let Some(t) = exec::mtime(root.as_fd(), p)
-            && let Some(inode) = model.tree.get_mut(p)
-        {
-            inode.meta.mtime = t; // the kernel's "now"
-        }
-        outcomes.push(got);
-        expected_outcomes.push(want);
+    if let Some(f) = run.findings.first() {
+        return Err(describe(name, f));
     }
-    drop(root); // an open directory would keep the mount busy
-    let view = scan(a.target())?;
-    same_tree(
-        &format!("property 1: {name}'s view after the operations is not the model's"),
-        &model.tree,
-        &view,
-        &AFTER_OPS,
-    )?;
-    // 3. The second mount saw none of it.
-    same_tree(
-        &format!("property 3: {name}'s second mount sees the first one's writes"),
-        &expected,
-        &scan(b.target())?,
-        &CompareOptions::default(),
-    )?;
-    // 4. Commit round trip, through the model and through a fresh mount.
-    let mut tar = Vec::new();
-    a.commit_to(&mut tar)
-        .map_err(|e| format!("{name}: commit: {e}"))?;
-    let committed = w
-        .import_tar(&tar)
-        .map_err(|e| format!("{name}: the commit does not import: {e}"))?;
-    let mut with_commit = sets.to_vec();
-    with_commit.push(committed.changes().map_err(|e| e.to_string())?);
-    let remodel = model::apply_with(&with_commit, &sem)
-        .map_err(|e| format!("{name}: model of the commit: {e}"))?;
-    same_tree(
-        &format!("property 4: {name}: model(lower layers + commit) is not the view"),
-        &remodel,
-        &view,
-        &AFTER_OPS,
-    )?;
-    let mut stack = layers.to_vec();
-    stack.push(committed);
-    let again = mounts::mount(&w.store, d, stack, &w.target())
-        .map_err(|e| format!("{name}: remount with the commit: {e}"))?;
-    same_tree(
-        &format!("property 4: {name}: a mount of lower layers + commit is not the view"),
-        &view,
-        &scan(again.target())?,
-        &AFTER_OPS,
-    )?;
-    for m in [again, a, b] {
-        m.unmount().map_err(|e| format!("{name}: unmount: {e}"))?;
-    }
+    let outcome = |o: &ActionOut| match o {
+        ActionOut::Op(o) => o.clone(),
+        ActionOut::Read(_) => Outcome::Skipped,
+    };
     Ok(DriverRun {
         driver: name,
-        model: Some(model.tree),
-        view: Some(view),
-        expected_outcomes,
-        outcomes,
+        model: Some(run.model.clone()),
+        view: Some(run.view.clone()),
+        expected_outcomes: run.model_outs.iter().map(outcome).collect(),
+        outcomes: run.outs.iter().map(outcome).collect(),
     })
+}
+
+/// A finding of the engine as the property it breaks.
+fn describe(name: &str, f: &Finding) -> String {
+    let n = f.property();
+    match f {
+        Finding::Tree {
+            stage,
+            diffs,
+            expected,
+            actual,
+        } => match no_diffs(
+            &format!("property {n}: {name}: {stage}"),
+            expected,
+            actual,
+            diffs,
+        ) {
+            Err(e) => e,
+            Ok(()) => format!("property {n}: {name}: {stage}"),
+        },
+        Finding::Action {
+            index,
+            action,
+            want,
+            got,
+        } => format!(
+            "property {n}: {name}: op {index} ({action}): the model says {want:?}, the kernel did {got:?}"
+        ),
+        Finding::Duplicates(d) => format!(
+            "property {n}: {name}: the commit names more than once: {}",
+            d.join(", ")
+        ),
+    }
 }

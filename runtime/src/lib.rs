@@ -7,6 +7,7 @@
 //! - [`driver`]: one storage driver per file behind the [`driver::Driver`] trait.
 //! - [`diff`]: a writable layer's changes, by tree compare or from an upper directory.
 //! - [`commit`]: the writable layer of a mount as an OCI layer tar.
+//! - [`conformance`]: the conformance engine behind `strata check` and the property tests.
 //! - [`loopfs`]: loop-mounted btrfs and xfs images (for the btrfs driver and reflinks).
 //! - [`scan`]: a real directory read into the model's [`model::Tree`].
 //! - [`ops_exec`]: the model's operations done for real on a mounted view.
@@ -16,6 +17,7 @@
 //! - [`require`]: what a test skips without, and `STRATA_REQUIRE`, which makes a skip fail.
 
 pub mod commit;
+pub mod conformance;
 pub mod container;
 pub mod diff;
 pub mod digest;

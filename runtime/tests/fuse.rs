@@ -6,76 +6,52 @@
 mod common;
 
 use std::fs;
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
+use strata_runtime::commit::CommitOptions;
+use strata_runtime::conformance::{self, Action, Checked, Finding, Options};
 use strata_runtime::driver::{self, fuse};
 use strata_runtime::fixture::Layer;
-use strata_runtime::model::ops::{Op, Outcome, Writable};
-use strata_runtime::model::{self, ChangeSet, CompareOptions, MtimeCompare, Timespec};
-use strata_runtime::{fsutil, mounts, ops_exec};
+use strata_runtime::model::ops::Op;
+use strata_runtime::model::{ChangeSet, Timespec, Tree};
+use strata_runtime::mounts;
 
-const AFTER_OPS: CompareOptions = CompareOptions {
-    mtime: MtimeCompare::NonDirs,
-    xattrs: true,
-    hardlinks: true,
-    ignore: Vec::new(),
-};
-
-/// Mounts `layers` with every driver, checks the fresh view, runs `ops` on it and on the
-/// model, checks each outcome and the view after, then that the commit gives the same view.
+/// Runs the conformance loop on every driver: the fresh view, each operation's outcome, the
+/// view after (every mtime: the model's, or the clock window of the operation that stamped
+/// it), a second mount seeing none of it, the commit read back onto the layers and mounted
+/// with them, the lower layers untouched. A stack the model refuses must not mount.
 fn case(e: &common::Env, what: &str, layers: &[Layer], ops: &[Op]) {
     let stored = e.import_all(layers);
     let sets: Vec<ChangeSet> = layers.iter().map(|l| l.changeset()).collect();
+    let actions: Vec<Action> = ops.iter().cloned().map(Action::Op).collect();
     for d in common::drivers() {
         let name = format!("{what} on {}", d.name());
-        let sem = d.capabilities().semantics();
-        let expected = match model::apply_with(&sets, &sem) {
-            Ok(t) => t,
-            Err(why) => {
-                // A stack the model refuses (a symlink loop on the way) must not mount.
-                let target = e.fresh_dir("refused");
-                let r = mounts::mount(&e.store, d, stored.clone(), &target);
-                assert!(r.is_err(), "{name}: mounted what the model refuses: {why}");
-                continue;
-            }
+        let target = |w: &str| Ok(e.fresh_dir(&format!("mnt-{}-{w}", d.name())));
+        let no_reads = |_: &Tree, _: &str| Ok(None);
+        let opts = Options {
+            commit: CommitOptions::default(),
+            round_trip_ignore: Vec::new(),
+            isolation: true,
+            remount: true,
+            model_read: &no_reads,
+            target: &target,
+            on_view: None,
         };
-        let m = e.mount(d, &stored);
-        let t = m.target();
-        let view = |w: &str| strata_runtime::scan::scan(t).map_err(|e| format!("{w}: {e}"));
-        let diffs = expected.compare(&view("fresh").unwrap(), &CompareOptions::default());
-        assert!(diffs.is_empty(), "{name}: fresh view: {diffs:?}");
-        let mut w = Writable::new(expected, sem);
-        let root = fsutil::open_dir(t).unwrap();
-        for op in ops {
-            let want = w.apply(op);
-            let got = ops_exec::run(root.as_fd(), op);
-            match (&want, &got) {
-                (Outcome::Done { .. }, Outcome::Done { .. }) => {}
-                _ => assert_eq!(want, got, "{name}: {op}"),
+        match conformance::check(&e.store, d, &stored, &sets, &actions, opts) {
+            Ok(Checked::Ran(run)) => {
+                let found: Vec<String> = run
+                    .findings
+                    .iter()
+                    .map(|f| match f {
+                        Finding::Tree { stage, diffs, .. } => format!("{stage}: {diffs:?}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                assert!(found.is_empty(), "{name}:\n{}", found.join("\n"));
             }
-            if let Outcome::Done { touched: Some(p) } = &want
-                && let Some(ts) = ops_exec::mtime(root.as_fd(), p)
-                && let Some(i) = w.tree.get_mut(p)
-            {
-                i.meta.mtime = ts;
-            }
+            Ok(Checked::Refused { .. }) => {}
+            Err(why) => panic!("{name}: {why}"),
         }
-        drop(root);
-        let after = view("after").unwrap();
-        let diffs = w.tree.compare(&after, &AFTER_OPS);
-        assert!(
-            diffs.is_empty(),
-            "{name}: after the operations: {diffs:?}\n{}",
-            after.render()
-        );
-        let committed = e.reimport(&common::commit(&m));
-        let mut with = sets.clone();
-        with.push(committed.changes().unwrap());
-        let remodel = model::apply_with(&with, &sem).unwrap();
-        let diffs = remodel.compare(&after, &AFTER_OPS);
-        assert!(diffs.is_empty(), "{name}: commit round trip: {diffs:?}");
-        m.unmount().unwrap();
     }
 }
 

@@ -2,23 +2,26 @@
 //! run of a case (no I/O), under any semantics.
 
 use strata_runtime::Digest;
+use strata_runtime::conformance::Action;
 use strata_runtime::model::ops::{Outcome, Writable};
-use strata_runtime::model::{self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Tree};
+use strata_runtime::model::{
+    self, ChangeSet, CompareOptions, Kind, MtimeCompare, Semantics, Timespec, Tree,
+};
 
 use super::case::{Case, KindCheck, Step, ViewCheck, errno_name};
 use super::show_bytes;
 
-/// What one step did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StepOut {
-    Op(Outcome),
-    /// A read: the bytes (`None`: a file whose bytes the model does not hold), or the errno.
-    Read(Result<Option<Vec<u8>>, i32>),
+/// What one step did (the engine's [`ActionOut`]).
+pub use strata_runtime::conformance::ActionOut as StepOut;
+
+/// A step's result as a message shows it.
+pub trait Show {
+    /// Short text: `success`, `EXDEV`, `content "abc"`.
+    fn show(&self) -> String;
 }
 
-impl StepOut {
-    /// Short text: `ok`, `EXDEV`, `read "abc"`.
-    pub fn show(&self) -> String {
+impl Show for StepOut {
+    fn show(&self) -> String {
         match self {
             StepOut::Op(Outcome::Done { .. }) => "success".into(),
             StepOut::Op(Outcome::Failed(e)) | StepOut::Read(Err(e)) => errno_name(*e),
@@ -27,33 +30,31 @@ impl StepOut {
             StepOut::Read(Ok(None)) => "content (unknown to the model)".into(),
         }
     }
+}
 
-    /// Same result, ignoring which path an operation touched and bytes the model lacks.
-    pub fn same(&self, other: &StepOut) -> bool {
-        match (self, other) {
-            (StepOut::Op(Outcome::Done { .. }), StepOut::Op(Outcome::Done { .. })) => true,
-            (StepOut::Read(Ok(None)), StepOut::Read(Ok(_)))
-            | (StepOut::Read(Ok(_)), StepOut::Read(Ok(None))) => true,
-            _ => self == other,
-        }
+/// The engine's action for a case's step.
+pub fn action(s: &Step) -> Action {
+    match s {
+        Step::Op { op, .. } => Action::Op(op.clone()),
+        Step::Read { path, .. } => Action::Read(path.clone()),
     }
 }
 
-/// Compare options for views after operations: a directory's mtime moves with every change
-/// inside it, so only non-directories are compared by mtime.
+/// Compare options for views after operations: everything, every mtime included (the times
+/// an operation stamps are checked against its clock window by
+/// [`strata_runtime::conformance::Clocked::compare`]).
 pub fn after_ops(ignore: Vec<String>) -> CompareOptions {
     CompareOptions {
-        mtime: MtimeCompare::NonDirs,
+        mtime: MtimeCompare::All,
         xattrs: true,
         hardlinks: true,
         ignore,
     }
 }
 
-/// The model's run of a case: the fresh view, each step's result, the view after.
+/// The model's run of a case: each step's result, the view after.
 #[derive(Clone, Debug)]
 pub struct Sim {
-    pub fresh: Tree,
     pub out: Vec<StepOut>,
     pub after: Tree,
 }
@@ -61,13 +62,9 @@ pub struct Sim {
 /// Runs the case's steps on the model of `sets` under `sem`.
 pub fn simulate(sets: &[ChangeSet], sem: &Semantics, steps: &[Step]) -> Result<Sim, String> {
     let fresh = model::apply_with(sets, sem).map_err(|e| e.to_string())?;
-    let mut w = Writable::new(fresh.clone(), *sem);
+    let mut w = Writable::new(fresh, *sem);
     let out = steps.iter().map(|s| model_step(&mut w, s)).collect();
-    Ok(Sim {
-        fresh,
-        out,
-        after: w.tree,
-    })
+    Ok(Sim { out, after: w.tree })
 }
 
 /// One step on the model.
@@ -78,22 +75,60 @@ pub fn model_step(w: &mut Writable, s: &Step) -> StepOut {
     }
 }
 
-/// True when two runs differ anywhere a case could see. Two model runs of the same steps
-/// stamp the same directory times, so those are compared too: a case can name one.
-pub fn sims_differ(a: &Sim, b: &Sim) -> bool {
-    let all = CompareOptions::default();
-    !a.fresh.compare(&b.fresh, &all).is_empty()
-        || !a.after.compare(&b.after, &all).is_empty()
-        || a.out.iter().zip(&b.out).any(|(x, y)| !x.same(y))
-}
-
 /// Reads `path` in the model as `ops_exec::read` does on a view: every symlink followed
 /// inside the root.
 pub fn model_read(t: &Tree, path: &str) -> Result<Option<Vec<u8>>, i32> {
     model::ops::read(t, path)
 }
 
-pub fn check_steps(steps: &[Step], out: &[StepOut]) -> Vec<String> {
+/// One way a run misses what the case expects: where, what was seen there, the message.
+#[derive(Clone, Debug)]
+pub struct Miss {
+    /// Where: `action 3`, `etc/hosts: mode`, `commit entries`.
+    pub key: String,
+    /// What was seen there.
+    pub got: Got,
+    /// The message, one line.
+    pub text: String,
+}
+
+/// What a miss saw, in a form two runs (a view and a model) can be compared by.
+#[derive(Clone, Debug)]
+pub enum Got {
+    /// A step's result.
+    Step(StepOut),
+    /// A value as text.
+    Text(String),
+    /// A time the model cannot know (the time of a copy): any time.
+    AnyTime,
+    /// The commit differs at these paths of the view (none: it differs in order only).
+    Commit(Vec<String>),
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Miss {
+    /// True when `model`'s miss (the same check on a model's run) predicts this one: same
+    /// place, same result. Commit misses are matched by the caller (they need the trees).
+    pub fn predicted_by(&self, model: &Miss) -> bool {
+        if self.key != model.key {
+            return false;
+        }
+        match (&self.got, &model.got) {
+            (Got::Step(a), Got::Step(b)) => a.same(b),
+            (Got::Text(a), Got::Text(b)) => a == b,
+            (Got::Text(_) | Got::AnyTime, Got::AnyTime) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where the steps' results miss what the case says they must be.
+pub fn check_steps(steps: &[Step], out: &[StepOut]) -> Vec<Miss> {
     let mut bad = Vec::new();
     for (i, (s, o)) in steps.iter().zip(out).enumerate() {
         let ok = match (s, o) {
@@ -116,10 +151,11 @@ pub fn check_steps(steps: &[Step], out: &[StepOut]) -> Vec<String> {
                 }
                 Step::Read { expect: Ok(c), .. } => format!("content {}", show_bytes(c)),
             };
-            bad.push(format!(
-                "action {i} ({s}): expected {want}, got {}",
-                o.show()
-            ));
+            bad.push(Miss {
+                key: format!("action {i}"),
+                got: Got::Step(o.clone()),
+                text: format!("action {i} ({s}): expected {want}, got {}", o.show()),
+            });
         }
     }
     bad
@@ -130,7 +166,7 @@ pub fn check_view(
     checks: &[ViewCheck],
     t: &Tree,
     content: &dyn Fn(&str) -> Option<Vec<u8>>,
-) -> Vec<String> {
+) -> Vec<Miss> {
     let mut bad = Vec::new();
     for c in checks {
         let shown = if c.path.is_empty() {
@@ -141,18 +177,34 @@ pub fn check_view(
         let node = t.get(&c.path);
         let Some(kind) = &c.kind else {
             if let Some(n) = node {
-                bad.push(format!("{shown}: expected absent, got a {}", n.kind.name()));
+                bad.push(Miss {
+                    key: format!("{shown}: kind"),
+                    got: Got::Text(n.kind.name().into()),
+                    text: format!("{shown}: expected absent, got a {}", n.kind.name()),
+                });
             }
             continue;
         };
         let Some(n) = node else {
             let k = kind.as_ref().map_or("path", |k| k.name());
-            bad.push(format!("{shown}: expected a {k}, got nothing"));
+            bad.push(Miss {
+                key: format!("{shown}: kind"),
+                got: Got::Text("nothing".into()),
+                text: format!("{shown}: expected a {k}, got nothing"),
+            });
             continue;
         };
         let mut miss = |field: &str, want: String, got: String| {
             if want != got {
-                bad.push(format!("{shown}: {field} expected {want} got {got}"));
+                bad.push(Miss {
+                    key: format!("{shown}: {field}"),
+                    got: if field == "mtime" && n.meta.mtime == Timespec::UNKNOWN {
+                        Got::AnyTime
+                    } else {
+                        Got::Text(got.clone())
+                    },
+                    text: format!("{shown}: {field} expected {want} got {got}"),
+                });
             }
         };
         if let Some(k) = kind {
@@ -230,9 +282,17 @@ pub fn check_view(
 /// The case's own checks against the OCI model: a case the model contradicts is a catalog
 /// (or model) error, reported on every driver.
 pub fn self_check(case: &Case, oci: &Sim) -> Vec<String> {
-    let mut bad = check_steps(&case.steps, &oci.out);
-    let lookup = |p: &str| model_read(&oci.after, p).ok().flatten();
-    bad.extend(check_view(&case.view, &oci.after, &lookup));
+    let mut bad = misses(case, oci);
+    bad.retain(|m| !matches!(m.got, Got::Commit(_)));
+    bad.iter().map(Miss::to_string).collect()
+}
+
+/// Where a model's run misses the case's action and view expectations (a model makes no
+/// commit).
+pub fn misses(case: &Case, sim: &Sim) -> Vec<Miss> {
+    let mut bad = check_steps(&case.steps, &sim.out);
+    let lookup = |p: &str| model_read(&sim.after, p).ok().flatten();
+    bad.extend(check_view(&case.view, &sim.after, &lookup));
     bad
 }
 
@@ -258,5 +318,36 @@ mod tests {
         assert_eq!(model_read(&t, "usr"), Err(errno::EISDIR));
         assert_eq!(model_read(&t, "nope"), Err(errno::ENOENT));
         assert_eq!(model_read(&t, "loop"), Err(errno::ELOOP));
+    }
+
+    #[test]
+    fn a_miss_is_predicted_only_by_the_same_miss_of_a_model() {
+        let m = |key: &str, got: Got| Miss {
+            key: key.into(),
+            got,
+            text: String::new(),
+        };
+        let exdev = m(
+            "action 0",
+            Got::Step(StepOut::Op(Outcome::Failed(errno::EXDEV))),
+        );
+        assert!(exdev.predicted_by(&exdev.clone()));
+        let enoent = m(
+            "action 0",
+            Got::Step(StepOut::Op(Outcome::Failed(errno::ENOENT))),
+        );
+        assert!(!exdev.predicted_by(&enoent));
+        assert!(!exdev.predicted_by(&m("action 1", exdev.got.clone())));
+        let mode = m("d: mode", Got::Text("0755".into()));
+        assert!(mode.predicted_by(&mode.clone()));
+        assert!(!mode.predicted_by(&m("d: mode", Got::Text("0700".into()))));
+        let time = m("d: mtime", Got::Text("5.000000000".into()));
+        assert!(time.predicted_by(&m("d: mtime", Got::AnyTime)));
+        assert!(!time.predicted_by(&m("d: mode", Got::AnyTime)));
+        let commit = m("commit entries", Got::Commit(vec!["d".into()]));
+        assert!(
+            !commit.predicted_by(&commit.clone()),
+            "commit misses need the trees"
+        );
     }
 }

@@ -7,10 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use strata_runtime::layer::tarread::{TarKind, TarReader};
 use strata_runtime::model::Timespec;
-use tar::EntryType;
 
 use super::case::{CommitCheck, DetailCheck, KindCheck};
+use super::expect::{Got, Miss};
 use super::show_bytes;
 
 /// One entry of a tar, as written.
@@ -44,135 +45,141 @@ impl TarItem {
     }
 }
 
-/// Reads every entry of an uncompressed tar.
+/// Reads every entry of an uncompressed tar, with strata's own reader (the one import uses:
+/// PAX records hold any bytes, newlines included).
 pub fn list(tar_bytes: &[u8]) -> Result<Vec<TarItem>, String> {
-    let mut a = tar::Archive::new(tar_bytes);
+    let mut r = TarReader::new(tar_bytes);
     let mut out = Vec::new();
-    let entries = a.entries().map_err(|e| format!("commit tar: {e}"))?;
-    for e in entries {
-        let mut e = e.map_err(|e| format!("commit tar: {e}"))?;
-        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        let h = e.header().clone();
-        let link = e
-            .link_name_bytes()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let dev = || {
-            Some((
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            ))
+    while let Some(m) = r.next_member().map_err(|e| format!("commit tar: {e}"))? {
+        let name = String::from_utf8_lossy(&m.name).into_owned();
+        let link = Some(String::from_utf8_lossy(&m.link).into_owned());
+        let dev = Some((m.dev_major, m.dev_minor));
+        let kind = match m.kind {
+            TarKind::Regular => KindCheck::File,
+            TarKind::Directory => KindCheck::Dir,
+            TarKind::Symlink => KindCheck::Symlink(link),
+            TarKind::HardLink => KindCheck::HardLink(link),
+            TarKind::CharDev => KindCheck::CharDev(dev),
+            TarKind::BlockDev => KindCheck::BlockDev(dev),
+            TarKind::Fifo => KindCheck::Fifo,
         };
-        let kind = match h.entry_type() {
-            EntryType::Regular | EntryType::Continuous => KindCheck::File,
-            EntryType::Directory => KindCheck::Dir,
-            EntryType::Symlink => KindCheck::Symlink(link),
-            EntryType::Link => KindCheck::HardLink(link),
-            EntryType::Char => KindCheck::CharDev(dev()),
-            EntryType::Block => KindCheck::BlockDev(dev()),
-            EntryType::Fifo => KindCheck::Fifo,
-            other => {
-                return Err(format!(
-                    "commit tar: {name}: unexpected entry type {other:?}"
-                ));
-            }
-        };
-        let mut mtime = Timespec::new(h.mtime().unwrap_or(0) as i64, 0);
-        let mut xattrs = BTreeMap::new();
-        if let Ok(Some(pax)) = e.pax_extensions() {
-            for x in pax.flatten() {
-                let (Ok(k), v) = (x.key(), x.value_bytes()) else {
-                    continue;
-                };
-                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                    xattrs.insert(name.to_string(), v.to_vec());
-                } else if k == "mtime"
-                    && let Some(t) = x.value().ok().and_then(parse_pax_time)
-                {
-                    mtime = t;
-                }
-            }
-        }
         let mut data = Vec::new();
         if kind == KindCheck::File {
-            e.read_to_end(&mut data)
+            r.data()
+                .read_to_end(&mut data)
                 .map_err(|err| format!("commit tar: {name}: {err}"))?;
         }
         out.push(TarItem {
             name,
             kind,
-            mode: h.mode().unwrap_or(0) & 0o7777,
-            uid: h.uid().unwrap_or(0) as u32,
-            gid: h.gid().unwrap_or(0) as u32,
-            size: h.size().unwrap_or(0),
-            mtime,
-            xattrs,
+            mode: m.mode & 0o7777,
+            uid: m.uid as u32,
+            gid: m.gid as u32,
+            size: m.size,
+            mtime: m.mtime,
+            xattrs: m.xattrs,
             data,
         });
     }
     Ok(out)
 }
 
-fn parse_pax_time(v: &str) -> Option<Timespec> {
-    let (s, ns) = v.split_once('.').unwrap_or((v, ""));
-    let sec = s.parse().ok()?;
-    let ns: String = ns.chars().take(9).collect();
-    let nsec = if ns.is_empty() {
-        0
-    } else {
-        format!("{ns:0<9}").parse().ok()?
-    };
-    Some(Timespec::new(sec, nsec))
-}
-
-/// Names a tar holds more than once (OCI forbids it: X-13).
-pub fn duplicates(items: &[TarItem]) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    let mut dup = BTreeSet::new();
-    for i in items {
-        let n = i.name.trim_end_matches('/').to_string();
-        if !seen.insert(n.clone()) {
-            dup.insert(n);
+/// The view path a rendered commit entry is about: `d/.wh.x` -> `d/x`, `d/.wh..wh..opq` ->
+/// `d`, `l -> t` -> `l`, `d/` -> `d`.
+pub fn entry_path(rendered: &str) -> String {
+    let name = [" -> ", " link to ", " ("]
+        .iter()
+        .filter_map(|sep| rendered.find(sep))
+        .min()
+        .map_or(rendered, |i| &rendered[..i]);
+    let name = name.trim_end_matches('/');
+    let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
+    let join = |b: &str| {
+        if dir.is_empty() {
+            b.to_string()
+        } else if b.is_empty() {
+            dir.to_string()
+        } else {
+            format!("{dir}/{b}")
         }
+    };
+    if base == ".wh..wh..opq" {
+        dir.to_string()
+    } else if let Some(b) = base.strip_prefix(".wh.") {
+        join(b)
+    } else {
+        join(base)
     }
-    dup.into_iter().collect()
 }
 
-/// Every way `items` misses the case's commit expectation, one line each.
-pub fn check(c: &CommitCheck, items: &[TarItem]) -> Vec<String> {
+/// Every way `items` misses the case's commit expectation, each with the view paths it is
+/// about.
+pub fn check(c: &CommitCheck, items: &[TarItem]) -> Vec<Miss> {
     let mut out = Vec::new();
+    let mut push = |key: &str, paths: Vec<String>, text: String| {
+        out.push(Miss {
+            key: format!("commit {key}"),
+            got: Got::Commit(paths),
+            text,
+        })
+    };
     let rendered: Vec<String> = items.iter().map(TarItem::render).collect();
     if let Some(want) = &c.entries
         && *want != rendered
     {
-        out.push(format!(
-            "commit entries: expected [{}] got [{}]",
-            want.join(", "),
-            rendered.join(", ")
-        ));
+        // The entries one side has and the other lacks (none: only the order differs).
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter()
+                .filter(|x| !b.contains(x))
+                .map(|x| entry_path(x))
+                .collect()
+        };
+        let mut paths = only(want, &rendered);
+        paths.extend(only(&rendered, want));
+        paths.sort();
+        paths.dedup();
+        push(
+            "entries",
+            paths,
+            format!(
+                "commit entries: expected [{}] got [{}]",
+                want.join(", "),
+                rendered.join(", ")
+            ),
+        );
     }
     let names: BTreeSet<&str> = items.iter().map(|i| i.name.as_str()).collect();
     for n in &c.includes {
         if !names.contains(n.as_str()) {
-            out.push(format!(
-                "commit: {n} missing (entries: [{}])",
-                rendered.join(", ")
-            ));
+            push(
+                n,
+                vec![entry_path(n)],
+                format!("commit: {n} missing (entries: [{}])", rendered.join(", ")),
+            );
         }
     }
     for n in &c.excludes {
         if names.contains(n.as_str()) {
-            out.push(format!("commit: {n} must not be in the layer"));
+            push(
+                n,
+                vec![entry_path(n)],
+                format!("commit: {n} must not be in the layer"),
+            );
         }
     }
     for d in &c.details {
+        let mut bad = Vec::new();
         match items.iter().find(|i| i.name == d.name) {
             None if d.optional => {}
-            None => out.push(format!(
+            None => bad.push(format!(
                 "commit: {} missing (entries: [{}])",
                 d.name,
                 rendered.join(", ")
             )),
-            Some(i) => detail(d, i, &mut out),
+            Some(i) => detail(d, i, &mut bad),
+        }
+        for text in bad {
+            push(&d.name, vec![entry_path(&d.name)], text);
         }
     }
     out
@@ -273,6 +280,17 @@ mod tests {
             }],
         };
         assert!(check(&ok, &items).is_empty(), "{:?}", check(&ok, &items));
+        for (r, p) in [
+            (".wh.gone", "gone"),
+            ("d/", "d"),
+            ("d/g link to d/f", "d/g"),
+            ("l -> ../x", "l"),
+            ("c (char 1:3)", "c"),
+            ("d/.wh..wh..opq", "d"),
+            ("d/.wh.x", "d/x"),
+        ] {
+            assert_eq!(entry_path(r), p);
+        }
         let bad = CommitCheck {
             entries: Some(vec!["d/".into()]),
             includes: vec!["x".into()],
@@ -292,6 +310,24 @@ mod tests {
         };
         let misses = check(&bad, &items);
         assert_eq!(misses.len(), 4, "{misses:#?}");
-        assert!(duplicates(&items).is_empty());
+    }
+
+    #[test]
+    fn pax_records_holding_newlines_are_read_whole() {
+        // The tar crate's PAX parser split records at newlines; strata's reader does not.
+        let tar = Layer::new()
+            .file("f", "x")
+            .xattr("user.note", "line one\nline two\n")
+            .mtime(1_600_000_000, 250_000_000)
+            .to_tar()
+            .unwrap();
+        let items = list(&tar).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items[0].xattrs.get("user.note").map(Vec::as_slice),
+            Some(&b"line one\nline two\n"[..])
+        );
+        assert_eq!(items[0].mtime, Timespec::new(1_600_000_000, 250_000_000));
+        assert_eq!(items[0].data, b"x");
     }
 }

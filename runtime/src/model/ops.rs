@@ -205,17 +205,46 @@ impl Writable {
         {
             return false;
         }
-        let mut paths: Vec<&str> = full.match_indices('/').map(|(i, _)| &full[..i]).collect();
+        let ways = |p: &str| -> Vec<String> {
+            p.match_indices('/')
+                .map(|(i, _)| p[..i].to_string())
+                .collect()
+        };
+        let mut paths = ways(full);
         if itself {
-            paths.push(full);
+            paths.push(full.to_string());
+            // A lower file with several names is copied under each of them (the driver keeps
+            // the hard links): the directories on the way to every name are copied too, and
+            // each name's directory gets the copy.
+            if !self.sem.copy_up_keeps_parent_mtime
+                && self.sem.hardlinks_kept
+                && self
+                    .tree
+                    .ino(full)
+                    .is_some_and(|i| self.lower.contains(&i) && !self.up.contains(&i))
+            {
+                for n in self.tree.links_of(full) {
+                    paths.extend(ways(&n));
+                    let dir = parent_and_name(&n).map_or("", |(d, _)| d).to_string();
+                    if let Some(d) = self.tree.get_mut(&dir) {
+                        d.meta.mtime = Timespec::UNKNOWN;
+                    }
+                }
+            }
         }
         let mut touched = false;
-        for p in paths {
+        for p in paths.iter().map(String::as_str) {
             let Some(ino) = self.tree.ino(p) else {
                 continue;
             };
             if !self.lower.contains(&ino) || !self.up.insert(ino) {
                 continue;
+            }
+            // The copy is made in its parent directory: that directory shows the copy's time.
+            if !self.sem.copy_up_keeps_parent_mtime
+                && let Some(d) = self.tree.get_mut(parent_and_name(p).map_or("", |(d, _)| d))
+            {
+                d.meta.mtime = Timespec::UNKNOWN;
             }
             let Some(i) = self.tree.get_mut(p) else {
                 continue;
