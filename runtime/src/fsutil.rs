@@ -119,24 +119,33 @@ pub fn ctime_of(st: &Stat) -> Timespec {
     Timespec::new(st.st_ctime, st.st_ctime_nsec as u32)
 }
 
+/// The names of every xattr at `path` (not following a symlink); none where the filesystem
+/// has no xattrs.
+fn xattr_names(path: &str) -> io::Result<Vec<String>> {
+    let mut list = vec![0u8; 1024];
+    let n = loop {
+        match rfs::llistxattr(path, &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rfs::llistxattr(path, &mut [0u8; 0][..]).map_err(ioe)?;
+                list.resize(need.max(list.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(ioe(e)),
+        }
+    };
+    Ok(list[..n]
+        .split(|b| *b == 0)
+        .filter(|k| !k.is_empty())
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect())
+}
+
 /// Reads every xattr of `name` in `dir` (not following a symlink), skipping overlayfs's own.
 pub fn read_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let path = proc_path(dir, name);
     let mut out = BTreeMap::new();
-    let mut list = vec![0u8; 1024];
-    let n = loop {
-        match rfs::llistxattr(path.as_str(), &mut list[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => {
-                let need = rfs::llistxattr(path.as_str(), &mut [0u8; 0][..]).map_err(ioe)?;
-                list.resize(need.max(list.len() * 2), 0);
-            }
-            Err(rustix::io::Errno::NOTSUP) => return Ok(out),
-            Err(e) => return Err(ioe(e)),
-        }
-    };
-    for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
-        let key = String::from_utf8_lossy(key).into_owned();
+    for key in xattr_names(&path)? {
         if key.starts_with(OVERLAY_XATTR_PREFIX) || key.starts_with("user.overlay.") {
             continue;
         }
@@ -166,22 +175,9 @@ pub fn read_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<BTreeMap<Strin
 /// itself (origin, impure, uuid) means nothing once that directory is another mount's lower.
 pub fn remove_overlay_xattrs(dir: BorrowedFd<'_>, name: &str, keep: &[&str]) -> io::Result<()> {
     let path = proc_path(dir, name);
-    let mut list = vec![0u8; 1024];
-    let n = loop {
-        match rfs::llistxattr(path.as_str(), &mut list[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => {
-                let need = rfs::llistxattr(path.as_str(), &mut [0u8; 0][..]).map_err(ioe)?;
-                list.resize(need.max(list.len() * 2), 0);
-            }
-            Err(rustix::io::Errno::NOTSUP) => return Ok(()),
-            Err(e) => return Err(ioe(e)),
-        }
-    };
-    for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
-        let key = String::from_utf8_lossy(key);
-        if key.starts_with(OVERLAY_XATTR_PREFIX) && !keep.contains(&key.as_ref()) {
-            match rfs::lremovexattr(path.as_str(), key.as_ref()) {
+    for key in xattr_names(&path)? {
+        if key.starts_with(OVERLAY_XATTR_PREFIX) && !keep.contains(&key.as_str()) {
+            match rfs::lremovexattr(path.as_str(), key.as_str()) {
                 Ok(()) | Err(rustix::io::Errno::NODATA) => {}
                 Err(e) => return Err(ioe(e)),
             }

@@ -22,7 +22,6 @@
 //! the copy driver's tree diff: the snapshot compared with the model of the stack.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -141,7 +140,7 @@ impl Btrfs {
         if record(top).exists() {
             return Ok(path(top));
         }
-        let _lock = Lock::take(&base.join("lock"))?;
+        let _lock = super::StoreLock::take(&base.join("lock"))?;
         // The longest prefix already built (under the lock: no one is building it now).
         let mut have = None;
         for (i, id) in ids.iter().enumerate().rev() {
@@ -290,24 +289,6 @@ impl Driver for Btrfs {
         );
         let items = crate::diff::tree_diff(&lower, &view.root_meta(), &dirs, &snap)?;
         commit::write(items, &snap, opts, out)
-    }
-}
-
-/// An exclusive flock(2) on a file, released when dropped (or when the process dies).
-struct Lock(#[allow(dead_code)] File);
-
-impl Lock {
-    fn take(path: &Path) -> Result<Lock> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open lock", path, e))?;
-        // Waits while another process builds chains in this store.
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock", path, fsutil::ioe(e)))?;
-        Ok(Lock(f))
     }
 }
 

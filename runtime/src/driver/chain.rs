@@ -22,7 +22,7 @@
 //! (by diff-id) stays the source.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,7 @@ pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<Sto
         return Ok((0..layers.len()).map(level).collect());
     }
     std::fs::create_dir_all(&chains).map_err(|e| Error::io("create", &chains, e))?;
-    let _lock = Lock::take(&base.join("lock"))?;
+    let _lock = super::StoreLock::take(&base.join("lock"))?;
     remove_leftovers(&chains)?;
     for i in 1..layers.len() {
         if built(i) {
@@ -281,24 +281,6 @@ impl Drop for Mounted {
     }
 }
 
-/// An exclusive flock(2) on a file, released when dropped (or when the process dies).
-struct Lock(#[allow(dead_code)] File);
-
-impl Lock {
-    fn take(path: &Path) -> Result<Lock> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open lock", path, e))?;
-        // Waits while another process builds chains in this store.
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock", path, fsutil::ioe(e)))?;
-        Ok(Lock(f))
-    }
-}
-
 /// Removes every chain directory no stack in `keep` (each lowest first, by diff-id) uses:
 /// what `image rm` and `image prune` leave no image or live mount needing. Returns the chain
 /// ids removed and the bytes they held.
@@ -309,7 +291,7 @@ pub fn remove_unused(store_root: &Path, keep: &[Vec<Digest>]) -> Result<(Vec<Str
         return Ok((Vec::new(), 0));
     }
     // No chain is built while this runs.
-    let _lock = Lock::take(&base.join("lock"))?;
+    let _lock = super::StoreLock::take(&base.join("lock"))?;
     let used: std::collections::HashSet<String> = keep
         .iter()
         .flat_map(|stack| chain_ids_of(stack))
