@@ -17,9 +17,11 @@ use strata_runtime::{driver, loopfs, sandbox};
 /// (driver, case, capabilities named), every driver's.
 const PINNED: &[(&str, &str, &[&str])] = &[
     ("overlay", "M-13", &["hardlinks_kept=false"]),
+    ("overlay", "M-13c", &["hardlinks_kept=false"]),
     ("overlay", "R-07", &["dir_rename=false"]),
     ("overlay", "R-08", &["dir_rename=false"]),
     ("overlay2", "M-13", &["hardlinks_kept=false"]),
+    ("overlay2", "M-13c", &["hardlinks_kept=false"]),
     ("overlay2", "P-08", &["follows_lower_symlinks=false"]),
     ("overlay2", "R-07", &["dir_rename=false"]),
     ("overlay2", "R-08", &["dir_rename=false"]),

@@ -273,3 +273,58 @@ fn renaming_one_lower_hard_link_over_another_is_as_each_driver_declares() {
         }],
     );
 }
+
+#[test]
+fn removing_a_written_name_of_a_lower_hard_link_keeps_the_other_names_change() {
+    // fuse-overlayfs 1.10 copied `a` up alone; after `unlink a`, `b` showed the lower file
+    // again (0:0) where every other driver shows the chown. The driver now has lower hard
+    // links whole in its writable layer before the mount.
+    holds(
+        "unlink_written_link",
+        vec![vec![
+            file("a"),
+            Item::HardLink {
+                path: "b".into(),
+                nth: 0,
+            },
+        ]],
+        vec![
+            Op::Chown {
+                path: "a".into(),
+                uid: 0,
+                gid: 1,
+            },
+            Op::Unlink { path: "a".into() },
+        ],
+    );
+}
+
+#[test]
+fn renaming_a_setuid_lower_hard_link_keeps_its_bits() {
+    // fuse-overlayfs copies a lower file not owned by 0:0 without setuid (declared), but a
+    // file with several names is whole in its writable layer from the mount: no copy-up, the
+    // bits stay, as the model says.
+    let m = GenMeta {
+        uid: 0,
+        gid: 1,
+        ..meta(0o4755)
+    };
+    holds(
+        "rename_setuid_link",
+        vec![vec![
+            Item::File {
+                path: "c/b/b".into(),
+                content: Content::Bytes(b"x".to_vec()),
+                meta: m,
+            },
+            Item::HardLink {
+                path: "b/a".into(),
+                nth: 0,
+            },
+        ]],
+        vec![Op::Rename {
+            from: "c/b/b".into(),
+            to: "b/b".into(),
+        }],
+    );
+}

@@ -298,6 +298,13 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     pub driver: String,
+    /// The image's layer count (absent in records before the 1- and 10-layer images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<u32>,
+    /// Bytes the first mount of the image made that later mounts share (chain directories,
+    /// subvolumes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_mount: Option<u64>,
     /// Sum of file sizes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apparent: Option<u64>,

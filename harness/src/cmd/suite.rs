@@ -288,11 +288,15 @@ fn phases(store: &Store) -> Vec<Phase> {
     out
 }
 
-/// Each available driver's disk use for one mount of a 4-layer, 32 MiB stack, in a store of
-/// its own (a temp dir, with a loop-mounted btrfs at its `btrfs/` for the btrfs driver, so the
-/// user's store is never touched): the view's apparent bytes, and what a mount really
-/// allocates, measured as the growth of the filesystems holding the store (synced before and
-/// after) on a second mount of the stack; the rest is shared with the layers.
+/// Each available driver's disk use for a 1-layer and a 10-layer image of 32 MiB (1 MiB
+/// files), in a store of its own (a temp dir, with a loop-mounted btrfs at its `btrfs/` for
+/// the btrfs driver, so the user's store is never touched), measured as the growth of the
+/// filesystems holding the store (synced before and after):
+/// - `first_mount`: what the first mount of the image made that every later mount shares
+///   (overlay's and fuse-overlayfs's chain directories, btrfs's subvolume chain), as a
+///   snapshotter would at pull;
+/// - `allocated`: what a second mount allocates; the rest of its `apparent` bytes (the view's
+///   file sizes) is `shared` with the layers.
 fn disk() -> Vec<Disk> {
     let mut rows = Vec::new();
     let Ok(tmp) = tempfile::Builder::new()
@@ -317,63 +321,74 @@ fn disk() -> Vec<Disk> {
         &driver::btrfs::state_dir(store.root()),
     )
     .map_err(|why| eprintln!("strata suite: disk of btrfs SKIPPED: {why}"));
-    let layers: Vec<_> = (0u8..4)
-        .map(|i| {
-            let mut l = Layer::new().dir("data");
-            for f in 0..8u8 {
-                l = l.file(
-                    &format!("data/l{i}-f{f}"),
-                    vec![i.wrapping_mul(31).wrapping_add(f); 1 << 20],
-                );
-            }
-            l
-        })
-        .filter_map(|l| l.to_tar().ok())
-        .filter_map(|t| {
-            store
-                .import_reader(&t[..], Path::new("suite-disk.tar"))
-                .ok()
-        })
-        .map(|i| i.layer)
-        .collect();
-    if layers.len() != 4 {
-        eprintln!("strata suite: disk SKIPPED: the fixture did not import");
-        return rows;
-    }
     let holders = [
         store.root().to_path_buf(),
         driver::btrfs::state_dir(store.root()),
     ];
-    for d in driver::all() {
-        if d.availability_in(store.root()).is_err() {
+    for n in [1u8, 10] {
+        // 32 files of 1 MiB spread over n layers (each file in one layer), distinct content.
+        let per = 32 / usize::from(n);
+        let layers: Vec<_> = (0..n)
+            .map(|i| {
+                let mut l = Layer::new().dir("data");
+                for f in 0..per + usize::from(i < 32 % n) {
+                    let byte = i.wrapping_mul(31).wrapping_add(f as u8).wrapping_add(n);
+                    l = l.file(&format!("data/l{i}-f{f}"), vec![byte; 1 << 20]);
+                }
+                l
+            })
+            .filter_map(|l| l.to_tar().ok())
+            .filter_map(|t| {
+                store
+                    .import_reader(&t[..], Path::new("suite-disk.tar"))
+                    .ok()
+            })
+            .map(|i| i.layer)
+            .collect();
+        if layers.len() != usize::from(n) {
+            eprintln!("strata suite: disk SKIPPED: the {n}-layer fixture did not import");
             continue;
         }
-        let target = tmp.path().join(format!("target-{}", d.name()));
-        if let Err(e) = std::fs::create_dir(&target) {
-            eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name());
-            continue;
-        }
-        // A first mount does what every later one shares (the btrfs driver's subvolume
-        // chain, like a snapshotter's at pull); the second is the one measured.
-        if let Err(e) = mounts::mount(&store, d, layers.clone(), &target).and_then(|m| m.unmount())
-        {
-            eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name());
-            continue;
-        }
-        let before = used_bytes(&holders);
-        match mounts::mount(&store, d, layers.clone(), &target) {
-            Ok(m) => {
-                let allocated = used_bytes(&holders).saturating_sub(before);
-                let apparent = tree_bytes(m.target());
-                rows.push(Disk {
-                    driver: d.name().to_string(),
-                    apparent: Some(apparent),
-                    allocated: Some(allocated),
-                    shared: Some(apparent.saturating_sub(allocated)),
-                });
-                let _ = m.unmount();
+        for d in driver::all() {
+            if d.availability_in(store.root()).is_err() {
+                continue;
             }
-            Err(e) => eprintln!("strata suite: disk of {} SKIPPED: {e}", d.name()),
+            let skipped = |e: &dyn std::fmt::Display| {
+                eprintln!(
+                    "strata suite: disk of {} ({n} layers) SKIPPED: {e}",
+                    d.name()
+                );
+            };
+            let target = tmp.path().join(format!("target-{}-{n}", d.name()));
+            if let Err(e) = std::fs::create_dir(&target) {
+                skipped(&e);
+                continue;
+            }
+            let before = used_bytes(&holders);
+            if let Err(e) =
+                mounts::mount(&store, d, layers.clone(), &target).and_then(|m| m.unmount())
+            {
+                skipped(&e);
+                continue;
+            }
+            let first_mount = used_bytes(&holders).saturating_sub(before);
+            let before = used_bytes(&holders);
+            match mounts::mount(&store, d, layers.clone(), &target) {
+                Ok(m) => {
+                    let allocated = used_bytes(&holders).saturating_sub(before);
+                    let apparent = tree_bytes(m.target());
+                    rows.push(Disk {
+                        driver: d.name().to_string(),
+                        layers: Some(u32::from(n)),
+                        first_mount: Some(first_mount),
+                        apparent: Some(apparent),
+                        allocated: Some(allocated),
+                        shared: Some(apparent.saturating_sub(allocated)),
+                    });
+                    let _ = m.unmount();
+                }
+                Err(e) => skipped(&e),
+            }
         }
     }
     rows

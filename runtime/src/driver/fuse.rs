@@ -55,7 +55,7 @@ use crate::commit::{self, CommitOptions, Item, ItemKind};
 use crate::diff::{UpperForm, upper_items};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, OVERLAY_OPAQUE_XATTR};
-use crate::model::{Change, EntryKind, Kind, RelPath, join, parent_and_name};
+use crate::model::{Change, EntryKind, Kind, Meta, RelPath, join, parent_and_name};
 use crate::store::{StoredLayer, read_json, write_json};
 
 const NAME: &str = "fuse-overlayfs";
@@ -901,12 +901,18 @@ fn lookup(lowers: &[OwnedFd], path: &str) -> Option<Found> {
 }
 
 /// fuse-overlayfs 1.10 copies a device node or fifo up as an empty regular file (and fails
-/// the call that copied it with EIO), and a setuid or setgid directory up without those
-/// bits. So before the mount, every such entry the stack shows is put in the upper directory
-/// as it is, with its parents (attributes as the stack shows them): fuse-overlayfs then
-/// never copies them. Commit leaves out what is still as it was made. Returns what was made.
+/// the call that copied it with EIO), a setuid or setgid directory up without those bits, and
+/// one name of a lower hard-linked file up alone (the view goes on showing the other names as
+/// the same inode until the copied name is removed; then they show the lower file again, its
+/// old owner and mode). So before the mount, every such entry the stack shows -- every name of
+/// a file with several names -- is put in the upper directory as it is, hard links kept, with
+/// its parents (attributes as the stack shows them): fuse-overlayfs then never copies them.
+/// Commit leaves out what is still as it was made. Returns what was made.
 fn precopy(notes: &Notes, paths: &[PathBuf], upper: &Path) -> Result<Vec<Precopied>> {
-    let wanted: BTreeSet<&RelPath> = notes.values().flat_map(|n| &n.precopy).collect();
+    let wanted: BTreeSet<&RelPath> = notes
+        .values()
+        .flat_map(|n| n.precopy.iter().chain(n.links.iter().flatten()))
+        .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -914,23 +920,33 @@ fn precopy(notes: &Notes, paths: &[PathBuf], upper: &Path) -> Result<Vec<Precopi
         .iter()
         .map(|p| fsutil::open_dir(p))
         .collect::<Result<Vec<_>>>()?;
+    let found: Vec<(&RelPath, Found)> = wanted
+        .iter()
+        .filter_map(|&p| lookup(&lowers, p).map(|f| (p, f)))
+        .collect();
+    // The names the stack shows of each lower file: a file the stack shows under one name
+    // only is copied up by fuse-overlayfs as any file is.
+    let mut names: HashMap<(usize, u64), usize> = HashMap::new();
+    for (_, f) in &found {
+        *names.entry((f.layer, f.st.st_ino)).or_default() += 1;
+    }
     let ufd = fsutil::open_dir(upper)?;
     let at = |p: &str| upper.join(p);
     // Directories made, with the layer whose attributes they take.
     let mut dirs: BTreeMap<RelPath, usize> = BTreeMap::new();
     let mut files: Vec<RelPath> = Vec::new();
     let mut first_of: HashMap<(usize, u64), RelPath> = HashMap::new();
-    for &path in &wanted {
-        let Some(found) = lookup(&lowers, path) else {
-            continue;
-        };
+    for (path, found) in found {
         let ft = fsutil::file_type(&found.st);
+        let key = (found.layer, found.st.st_ino);
         let special = matches!(
             ft,
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo
         );
+        let linked = matches!(ft, FileType::RegularFile | FileType::Symlink)
+            && names.get(&key).is_some_and(|&n| n > 1);
         let setid_dir = ft == FileType::Directory && found.st.st_mode & 0o6000 != 0;
-        if !special && !setid_dir {
+        if !special && !linked && !setid_dir {
             continue; // a higher layer shows something else there
         }
         let mut chain = found.parents.clone();
@@ -950,13 +966,12 @@ fn precopy(notes: &Notes, paths: &[PathBuf], upper: &Path) -> Result<Vec<Precopi
             .map_err(|e| Error::io("create", at(&p), fsutil::ioe(e)))?;
             dirs.insert(p, l);
         }
-        if !special {
+        if setid_dir {
             continue;
         }
         let (parent, name) = parent_and_name(path).unwrap_or(("", path));
         let dir = fsutil::open_dir_beneath(ufd.as_fd(), parent)
             .map_err(|e| Error::io("open", at(parent), e))?;
-        let key = (found.layer, found.st.st_ino);
         if let Some(first) = first_of.get(&key) {
             // Another name of the same lower file: a hard link, as below.
             rustix::fs::linkat(
@@ -968,14 +983,11 @@ fn precopy(notes: &Notes, paths: &[PathBuf], upper: &Path) -> Result<Vec<Precopi
             )
             .map_err(|e| Error::io("link", at(path), fsutil::ioe(e)))?;
         } else {
+            let lower = &paths[found.layer];
             let src = fsutil::open_dir_beneath(lowers[found.layer].as_fd(), parent)
-                .map_err(|e| Error::io("open", paths[found.layer].join(parent), e))?;
-            let (kind, meta) = fsutil::read_inode(src.as_fd(), name, &found.st)
-                .map_err(|e| Error::io("read", paths[found.layer].join(path), e))?;
-            // The device or fifo itself, with its attributes.
-            fsutil::mknod_at(dir.as_fd(), name, &kind)
-                .and_then(|()| fsutil::set_meta_at(dir.as_fd(), name, &kind, &meta))
-                .map_err(|e| Error::io("make", at(path), e))?;
+                .map_err(|e| Error::io("open", lower.join(parent), e))?;
+            copy_entry(src.as_fd(), dir.as_fd(), name, &found.st)
+                .map_err(|e| Error::io("copy", at(path), e))?;
             first_of.insert(key, path.clone());
         }
         files.push(path.clone());
@@ -1002,6 +1014,43 @@ fn precopy(notes: &Notes, paths: &[PathBuf], upper: &Path) -> Result<Vec<Precopi
         });
     }
     Ok(made)
+}
+
+/// Makes `name` in `dir` as `name` (stat `st`) in `src` is: a device node or fifo, a
+/// regular file (its data copied, reflinked where the filesystem can) or a symlink, with its
+/// owner, mode, xattrs and mtime.
+fn copy_entry(
+    src: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &str,
+    st: &Stat,
+) -> std::io::Result<()> {
+    let meta = Meta {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: fsutil::mtime_of(st),
+        xattrs: fsutil::read_xattrs(src, name)?,
+    };
+    let kind = match fsutil::file_type(st) {
+        FileType::RegularFile => {
+            let from = fsutil::open_file_at(src, name)?;
+            let to = fsutil::create_file_at(dir, name)?;
+            fsutil::copy_data(&from, &to, st.st_size as u64, true)?;
+            return fsutil::set_meta_fd(to.as_fd(), &meta);
+        }
+        FileType::Symlink => {
+            let target = fsutil::read_link(src, name)?;
+            rustix::fs::symlinkat(target.as_str(), dir, name).map_err(fsutil::ioe)?;
+            Kind::Symlink { target }
+        }
+        _ => {
+            let (kind, _) = fsutil::read_inode(src, name, st)?;
+            fsutil::mknod_at(dir, name, &kind)?;
+            kind
+        }
+    };
+    fsutil::set_meta_at(dir, name, &kind, &meta)
 }
 
 /// Leaves out of `items` the entries [`precopy`] made that are as it made them, then the

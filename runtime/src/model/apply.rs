@@ -17,11 +17,14 @@ pub fn apply(layers: &[ChangeSet]) -> Result<Tree> {
 
 /// The merged view of `layers` as a driver with the given declared semantics shows it.
 pub fn apply_with(layers: &[ChangeSet], sem: &Semantics) -> Result<Tree> {
-    super::semantics::refuse_unmountable(layers, sem)?;
     let mut tree = Tree::default();
+    let mut landed = Vec::with_capacity(layers.len());
     for layer in layers {
-        apply_layer_with(&mut tree, layer, sem)?;
+        landed.push(apply_layer_landed(&mut tree, layer, sem)?.1);
     }
+    // What a driver cannot mount depends on where each layer's entries land (the chain
+    // layout stacks them there), not on the paths its tar names.
+    super::semantics::refuse_unmountable(&landed, sem)?;
     Ok(tree)
 }
 
@@ -43,6 +46,17 @@ pub fn apply_layer_traced(
     layer: &ChangeSet,
     sem: &Semantics,
 ) -> Result<Vec<RelPath>> {
+    apply_layer_landed(tree, layer, sem).map(|(made, _)| made)
+}
+
+/// [`apply_layer_traced`], also returning the layer as it landed: each entry, whiteout and
+/// opaque marker at its real path (resolved through the lower symlinks), in order; what
+/// resolves nowhere is left out.
+fn apply_layer_landed(
+    tree: &mut Tree,
+    layer: &ChangeSet,
+    sem: &Semantics,
+) -> Result<(Vec<RelPath>, ChangeSet)> {
     let explicit_dirs = layer
         .entries()
         .filter(|e| e.kind == EntryKind::Dir)
@@ -55,6 +69,7 @@ pub fn apply_layer_traced(
         mode: OnMissing::Fail,
         own: HashSet::new(),
         made: Vec::new(),
+        landed: Vec::new(),
     };
     // Deletions see only the lower layers: they run before any entry of this layer lands.
     // Where this layer has its own directory on the way (`d/` over a lower symlink `d`),
@@ -66,6 +81,7 @@ pub fn apply_layer_traced(
                     && a.tree.get(&dir).is_some_and(|i| i.kind.is_dir())
                 {
                     a.tree.clear_dir(&dir);
+                    a.landed.push(Change::Opaque { path: dir });
                 }
             }
             Change::Whiteout { path } => {
@@ -73,7 +89,9 @@ pub fn apply_layer_traced(
                     return Err(model_err(path, "a whiteout cannot delete the root"));
                 };
                 if let Some(dir) = a.walk(parent, OnMissing::Fail)? {
-                    a.delete(&join(&dir, name));
+                    let full = join(&dir, name);
+                    a.delete(&full);
+                    a.landed.push(Change::Whiteout { path: full });
                 }
             }
             Change::Entry(_) => {}
@@ -85,16 +103,25 @@ pub fn apply_layer_traced(
     for change in &layer.changes {
         match change {
             Change::Opaque { path } => {
-                a.walk(path, OnMissing::CreateUntilSymlink)?;
+                if let Some(dir) = a.walk(path, OnMissing::CreateUntilSymlink)? {
+                    a.landed.push(Change::Opaque { path: dir });
+                }
             }
             Change::Whiteout { path } => {
-                let (parent, _) = parent_and_name(path).unwrap_or(("", ""));
-                a.walk(parent, OnMissing::CreateUntilSymlink)?;
+                let (parent, name) = parent_and_name(path).unwrap_or(("", ""));
+                if let Some(dir) = a.walk(parent, OnMissing::CreateUntilSymlink)? {
+                    a.landed.push(Change::Whiteout {
+                        path: join(&dir, name),
+                    });
+                }
             }
             Change::Entry(e) => a.put(e)?,
         }
     }
-    Ok(a.made)
+    let landed = ChangeSet {
+        changes: std::mem::take(&mut a.landed),
+    };
+    Ok((a.made, landed))
 }
 
 fn model_err(path: &str, reason: impl Into<String>) -> Error {
@@ -123,6 +150,8 @@ struct Applier<'a> {
     own: HashSet<RelPath>,
     /// The implied directories made, in order.
     made: Vec<RelPath>,
+    /// The layer's changes at their real paths.
+    landed: Vec<Change>,
 }
 
 /// The tree as the layer being applied sees it, for the one resolution rule.
@@ -235,6 +264,10 @@ impl Applier<'_> {
         };
         let dir = self.walk(parent, OnMissing::Create)?.unwrap_or_default();
         let full = join(&dir, name);
+        self.landed.push(Change::Entry(Entry {
+            path: full.clone(),
+            ..e.clone()
+        }));
         match &e.kind {
             EntryKind::HardLink { target } => {
                 let Some((tparent, tname)) = parent_and_name(target) else {

@@ -145,10 +145,21 @@ impl Writable {
     /// The view of `tree` (the merged layers) with a fresh writable layer.
     pub fn new(tree: Tree, sem: Semantics) -> Self {
         let lower = tree.iter().filter_map(|(p, _)| tree.ino(p)).collect();
+        // A driver that keeps hard links through copy-up has every lower file with several
+        // names whole in its writable layer before any change (fuse-overlayfs gets them put
+        // there at mount: it would copy one name up alone), so no change copies them up.
+        let up = if sem.hardlinks_kept {
+            tree.hardlink_groups()
+                .iter()
+                .filter_map(|g| g.first().and_then(|p| tree.ino(p)))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         Writable {
             tree,
             lower,
-            up: HashSet::new(),
+            up,
             sem,
         }
     }
@@ -213,24 +224,6 @@ impl Writable {
         let mut paths = ways(full);
         if itself {
             paths.push(full.to_string());
-            // A lower file with several names is copied under each of them (the driver keeps
-            // the hard links): the directories on the way to every name are copied too, and
-            // each name's directory gets the copy.
-            if !self.sem.copy_up_keeps_parent_mtime
-                && self.sem.hardlinks_kept
-                && self
-                    .tree
-                    .ino(full)
-                    .is_some_and(|i| self.lower.contains(&i) && !self.up.contains(&i))
-            {
-                for n in self.tree.links_of(full) {
-                    paths.extend(ways(&n));
-                    let dir = parent_and_name(&n).map_or("", |(d, _)| d).to_string();
-                    if let Some(d) = self.tree.get_mut(&dir) {
-                        d.meta.mtime = Timespec::UNKNOWN;
-                    }
-                }
-            }
         }
         let mut touched = false;
         for p in paths.iter().map(String::as_str) {

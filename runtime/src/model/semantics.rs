@@ -200,4 +200,28 @@ mod tests {
         ]);
         assert_eq!(symlink_loops(&l), vec!["c", "d", "e", "f", "g", "x/y"]);
     }
+
+    #[test]
+    fn a_loop_under_a_higher_directory_is_judged_where_the_entries_land() {
+        let fuse = Semantics {
+            mounts_symlink_loops_under_dirs: false,
+            ..Semantics::oci()
+        };
+        let dir = |p: &str| ChangeSet {
+            changes: vec![Change::Entry(Entry {
+                path: p.into(),
+                kind: EntryKind::Dir,
+                meta: Meta::mode(0o755),
+            })],
+        };
+        // `c/a/b` lands in the directory under the looping `c`: refused.
+        let stack = [links(&[("c", "../c")]), dir("c/a/b")];
+        assert!(crate::model::apply_with(&stack, &fuse).is_err());
+        assert!(crate::model::apply_with(&stack, &Semantics::oci()).is_err()); // ELOOP to place it
+        // A middle layer makes `c` a symlink to `a`: `c/a/b` lands at `a/a/b`, nowhere near
+        // the loop, and the stack mounts (the chain layout stacks what lands).
+        let stack = [links(&[("c", "../c")]), links(&[("c", "a")]), dir("c/a/b")];
+        let tree = crate::model::apply_with(&stack, &fuse).unwrap();
+        assert!(tree.get("a/a/b").is_some_and(|i| i.kind.is_dir()));
+    }
 }
