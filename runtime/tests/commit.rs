@@ -456,6 +456,81 @@ fn an_entry_under_a_lower_symlink_lands_behind_it() {
     }
 }
 
+/// The chain layout copies a layer only where applying it in context changes it: a layer
+/// whose tar names every directory on the way (as Docker's builder writes them) stacks its
+/// own store directory; one that implies a directory existing below, or writes through a
+/// lower symlink, gets a chain directory. Each view is the image either way.
+#[test]
+fn a_layer_that_lands_as_extracted_stacks_its_own_directory() {
+    let e = need_root!();
+    let overlay = strata_runtime::driver::by_name("overlay").unwrap();
+    let base = || {
+        Layer::new()
+            .dir("d")
+            .mode(0o700)
+            .owner(5, 5)
+            .mtime(1_234_567_890, 0)
+            .file("d/a", "a")
+            .dir("usr")
+            .dir("usr/lib")
+            .symlink("lib", "usr/lib")
+    };
+    let named = Layer::new()
+        .dir("d")
+        .mode(0o700)
+        .owner(5, 5)
+        .mtime(1_234_567_891, 0)
+        .file("d/b", "b")
+        .dir("new")
+        .file("new/c", "c")
+        .whiteout("d/a");
+    let implied = Layer::new().file("d/b", "b");
+    let through_symlink = Layer::new().file("lib/libc.so", "libc");
+    for (what, top, reused) in [
+        ("names its parents", named, true),
+        ("implies d", implied, false),
+        ("writes through lib", through_symlink, false),
+    ] {
+        let stored = e.import_all(&[base(), top]);
+        let id = strata_runtime::driver::btrfs::chain_ids(&stored)[1].hex();
+        let m = e.mount(overlay, &stored);
+        let chain = e.store.root().join("overlay/chains").join(&id);
+        assert!(
+            chain.join("chain.json").is_file(),
+            "{what}: no chain record"
+        );
+        assert_eq!(!chain.join("fs").exists(), reused, "{what}: chain {id}");
+        // The view is the image's.
+        let st = fs::symlink_metadata(m.target().join("d")).unwrap();
+        let mtime = if reused { 1_234_567_891 } else { 1_234_567_890 };
+        assert_eq!(
+            (st.mode() & 0o7777, st.uid(), st.gid(), st.mtime()),
+            (0o700, 5, 5, mtime),
+            "{what}: d"
+        );
+        assert!(
+            fs::symlink_metadata(m.target().join("lib"))
+                .unwrap()
+                .is_symlink()
+        );
+        let listed = |p: &str| {
+            let mut v: Vec<String> = fs::read_dir(m.target().join(p))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let want_d: &[&str] = if reused { &["b"] } else { &["a", "b"] };
+        if what != "writes through lib" {
+            assert_eq!(listed("d"), want_d, "{what}: d/");
+        } else {
+            assert_eq!(listed("usr/lib"), ["libc.so"], "{what}: usr/lib/");
+        }
+        m.unmount().unwrap();
+    }
+}
+
 /// Issue 13: `mkdir d; rmdir d` in a view commits nothing on every driver (fuse-overlayfs
 /// leaves a whiteout of a name nothing below had; overlay a copied-up parent), and a device
 /// node of the image works in every view (a FUSE mount is nodev unless asked).

@@ -20,6 +20,12 @@
 //! made chain). The chain id is the OCI ChainID, so every stack with the same prefix shares
 //! the directories, and a layer reused over a different base gets its own; the store's layer
 //! (by diff-id) stays the source.
+//!
+//! Where applying the layer in context would make exactly the layer's own directory -- no
+//! path of it resolves through a lower symlink, and no directory it only implies exists below
+//! (whose attributes the chain would copy up) -- the chain records that (`chain.json`, no
+//! `fs/`) and the position stacks the layer's store directory, as overlay2 does: a Docker-built
+//! layer, whose tar names every parent, costs no copy.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -66,9 +72,9 @@ struct ChainRecord {
 /// whose `info` is the layer's, but for the diff-id, which is the chain id (so per-directory
 /// caches key on it).
 pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<StoredLayer>> {
-    let Some(bottom) = layers.first() else {
+    if layers.is_empty() {
         return Err(driver_err("overlay", "no layers to mount"));
-    };
+    }
     if layers.len() > MAX_LAYERS {
         return Err(driver_err(
             "overlay",
@@ -83,8 +89,11 @@ pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<Sto
     let ids = chain_ids_of(&layers.iter().map(|l| l.info.diff_id).collect::<Vec<_>>());
     let dir = |id: &Digest| chains.join(id.hex());
     let level = |i: usize| -> StoredLayer {
-        if i == 0 {
-            return bottom.clone();
+        let chain = dir(&ids[i]);
+        // Position 0, and a chain that reuses its layer's own directory (it has no `fs/`),
+        // stack the store's layer directory.
+        if i == 0 || !chain.join("fs").exists() {
+            return layers[i].clone();
         }
         StoredLayer {
             info: LayerInfo {
@@ -94,7 +103,7 @@ pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<Sto
                 root_opaque: false,
                 ..layers[i].info.clone()
             },
-            dir: dir(&ids[i]),
+            dir: chain,
         }
     };
     let built = |i: usize| i == 0 || dir(&ids[i]).join("chain.json").exists();
@@ -127,6 +136,7 @@ fn build(
     layer: &StoredLayer,
     rec: &ChainRecord,
 ) -> Result<()> {
+    let changes = layer.changes()?;
     let lowers: Vec<PathBuf> = below.iter().rev().map(StoredLayer::fs).collect();
     let hex = rec.chain_id.hex();
     let tmp = chains.join(format!(".build-{hex}-{}", std::process::id()));
@@ -140,17 +150,32 @@ fn build(
             scratch: tmp.clone(),
             target: merged.clone(),
         };
-        {
+        let reused = {
             // The chain below, writable: the layer is applied as a container would write it.
             let _mounted = Mounted::new(&lowers, &upper, &work, &merged)?;
-            // A whiteout the kernel lists (in a directory one layer alone holds) would stop
-            // the removal of that directory: merge such directories first, as a mount does.
-            hide_unmerged_whiteouts(&below)?;
-            Copy { reflink: true }.apply_layers(
-                std::slice::from_ref(layer),
-                &merged,
-                Base::Populated,
-            )?;
+            // (Never a directory already in the stack: overlayfs refuses one twice, ELOOP.)
+            let reused = !lowers.contains(&layer.fs()) && lands_as_extracted(&merged, &changes)?;
+            if !reused {
+                // A whiteout the kernel lists (in a directory one layer alone holds) would
+                // stop the removal of that directory: merge such directories first, as a
+                // mount does.
+                hide_unmerged_whiteouts(&below)?;
+                Copy { reflink: true }.apply_layers(
+                    std::slice::from_ref(layer),
+                    &merged,
+                    Base::Populated,
+                )?;
+            }
+            reused
+        };
+        if reused {
+            // The layer's own directory is this position's: nothing to copy.
+            for d in [&upper, &work, &merged] {
+                fsutil::remove_tree(d)?;
+            }
+            write_json(&tmp.join("chain.json"), rec)?;
+            let dest = chains.join(&hex);
+            return std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e));
         }
         for d in [&work, &merged] {
             fsutil::remove_tree(d)?;
@@ -170,6 +195,82 @@ fn build(
         let _ = fsutil::remove_tree(&tmp);
     }
     made
+}
+
+/// True when `layer`, applied onto the view `merged` of the chain below, lands exactly as it
+/// was extracted alone: every directory on the way to its entries, deletions and hard-link
+/// targets is either the layer's own (explicit) directory, or missing below, or below only as
+/// a non-directory the layer replaces. A lower symlink on the way (the path resolves through
+/// it) or a lower directory the layer only implies (the chain copies its attributes up) makes
+/// the chain directory differ from the layer's.
+fn lands_as_extracted(merged: &Path, layer: &ChangeSet) -> Result<bool> {
+    use std::collections::HashSet;
+    let explicit: HashSet<&str> = layer
+        .entries()
+        .filter(|e| e.kind == EntryKind::Dir)
+        .map(|e| e.path.as_str())
+        .collect();
+    // Directories whose lower contents the layer hides (nothing below shows through them).
+    let mut hidden: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    // `dirs`: the directories on the way, shortest first (each resolved only after its
+    // parents are known not to be symlinks, so a plain lstat never follows one).
+    let mut check = |dirs: Vec<&str>| -> Result<bool> {
+        for d in dirs {
+            if d.is_empty() || !seen.insert(d.to_string()) {
+                continue;
+            }
+            if ancestors(d).iter().any(|p| hidden.contains(*p)) {
+                hidden.insert(d.to_string());
+                continue;
+            }
+            let at = merged.join(d);
+            let st = match std::fs::symlink_metadata(&at) {
+                Ok(st) => st,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                    continue;
+                }
+                Err(e) => return Err(Error::io("stat", &at, e)),
+            };
+            let ft = st.file_type();
+            if ft.is_dir() {
+                if !explicit.contains(d) {
+                    return Ok(false); // implied over a lower directory: its attributes
+                }
+            } else if ft.is_symlink() && !explicit.contains(d) {
+                return Ok(false); // the path resolves through the symlink
+            } else {
+                hidden.insert(d.to_string()); // replaced by the layer's directory
+            }
+        }
+        Ok(true)
+    };
+    for c in &layer.changes {
+        let (dirs, more) = match c {
+            Change::Entry(e) => {
+                let target = match &e.kind {
+                    EntryKind::HardLink { target } => Some(target.as_str()),
+                    _ => None,
+                };
+                (ancestors(&e.path), target.map(ancestors))
+            }
+            Change::Whiteout { path } => (ancestors(path), None),
+            Change::Opaque { path } => {
+                let mut d = ancestors(path);
+                d.push(path.as_str());
+                (d, None)
+            }
+        };
+        if !check(dirs)? || !check(more.unwrap_or_default())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The proper ancestors of `path` (not the root), shortest first: `a/b/c` -> `a`, `a/b`.
+fn ancestors(path: &str) -> Vec<&str> {
+    path.match_indices('/').map(|(i, _)| &path[..i]).collect()
 }
 
 /// The change set a chain directory (an overlay upper directory over `below`) holds: its
