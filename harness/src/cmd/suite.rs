@@ -288,10 +288,12 @@ fn phases(store: &Store) -> Vec<Phase> {
     out
 }
 
-/// Each available driver's disk use for a 1-layer and a 10-layer image of 32 MiB (1 MiB
-/// files), in a store of its own (a temp dir, with a loop-mounted btrfs at its `btrfs/` for
-/// the btrfs driver, so the user's store is never touched), measured as the growth of the
-/// filesystems holding the store (synced before and after):
+/// Each available driver's disk use for three images of 32 MiB (1 MiB files): one layer; ten
+/// layers whose tars name the parent directory (as Docker's builder writes them); ten layers
+/// that only imply it (as umoci and others do). Each in a store of its own (a temp dir, with a
+/// loop-mounted btrfs at its `btrfs/` for the btrfs driver, so the user's store is never
+/// touched), measured as the growth of the filesystems holding the store (synced before and
+/// after):
 /// - `first_mount`: what the first mount of the image made that every later mount shares
 ///   (overlay's and fuse-overlayfs's chain directories, btrfs's subvolume chain), as a
 ///   snapshotter would at pull;
@@ -325,14 +327,26 @@ fn disk() -> Vec<Disk> {
         store.root().to_path_buf(),
         driver::btrfs::state_dir(store.root()),
     ];
-    for n in [1u8, 10] {
+    for (image, n, named) in [
+        ("1 layer", 1u8, true),
+        ("10 layers", 10, true),
+        ("10 layers, implied parents", 10, false),
+    ] {
         // 32 files of 1 MiB spread over n layers (each file in one layer), distinct content.
         let per = 32 / usize::from(n);
         let layers: Vec<_> = (0..n)
             .map(|i| {
-                let mut l = Layer::new().dir("data");
+                let mut l = if named || i == 0 {
+                    Layer::new().dir("data")
+                } else {
+                    Layer::new()
+                };
                 for f in 0..per + usize::from(i < 32 % n) {
-                    let byte = i.wrapping_mul(31).wrapping_add(f as u8).wrapping_add(n);
+                    let byte = i
+                        .wrapping_mul(31)
+                        .wrapping_add(f as u8)
+                        .wrapping_add(n)
+                        .wrapping_add(u8::from(named));
                     l = l.file(&format!("data/l{i}-f{f}"), vec![byte; 1 << 20]);
                 }
                 l
@@ -346,7 +360,7 @@ fn disk() -> Vec<Disk> {
             .map(|i| i.layer)
             .collect();
         if layers.len() != usize::from(n) {
-            eprintln!("strata suite: disk SKIPPED: the {n}-layer fixture did not import");
+            eprintln!("strata suite: disk of {image} SKIPPED: the fixture did not import");
             continue;
         }
         for d in driver::all() {
@@ -359,7 +373,7 @@ fn disk() -> Vec<Disk> {
                     d.name()
                 );
             };
-            let target = tmp.path().join(format!("target-{}-{n}", d.name()));
+            let target = tmp.path().join(format!("target-{}-{n}-{named}", d.name()));
             if let Err(e) = std::fs::create_dir(&target) {
                 skipped(&e);
                 continue;
@@ -379,7 +393,7 @@ fn disk() -> Vec<Disk> {
                     let apparent = tree_bytes(m.target());
                     rows.push(Disk {
                         driver: d.name().to_string(),
-                        layers: Some(u32::from(n)),
+                        image: Some(image.to_string()),
                         first_mount: Some(first_mount),
                         apparent: Some(apparent),
                         allocated: Some(allocated),
