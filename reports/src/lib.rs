@@ -89,11 +89,18 @@ pub mod ratios;
 pub mod record;
 pub mod regress;
 mod report;
+pub mod series;
+pub mod tables;
 
 pub use chart::ChartFile;
 pub use criterion::read_criterion_dir;
 pub use error::ReportError;
 pub use report::{DEFAULT_THRESHOLD_PCT, Gate, ReportOptions, ReportSummary, build_report, load};
+
+/// The colour a driver (or peer, root switch, `floor`) has in every chart, as `#RRGGBB`.
+pub fn driver_color_hex(driver: &str) -> String {
+    chart::style::hex(chart::style::driver_color(driver))
+}
 
 /// Writes the short text summary (what `Display` of [`ReportSummary`] prints) to `w`.
 pub fn write_text_summary(
