@@ -472,10 +472,12 @@ fn sweep_range(bs: &[&Benchmark], function: &str, param: &str) -> Option<String>
 }
 
 fn disk_of<'a>(r: &'a RunnerData, driver: &str) -> Option<&'a crate::record::Disk> {
-    r.disk
-        .iter()
-        .filter(|d| d.driver == driver)
-        .max_by_key(|d| d.layers.unwrap_or(0))
+    // The 10-layer image (a typical one) where the record has it, else the last measured.
+    let rows: Vec<&crate::record::Disk> = r.disk.iter().filter(|d| d.driver == driver).collect();
+    rows.iter()
+        .find(|d| d.image.as_deref() == Some("10 layers"))
+        .or(rows.last())
+        .copied()
 }
 
 fn write_heavy(cx: &Ctx<'_>) -> Option<Answer> {
@@ -503,10 +505,9 @@ fn write_heavy(cx: &Ctx<'_>) -> Option<Answer> {
             && let Some(a) = disk.allocated
         {
             figures.push(format!(
-                "{d}: {} allocated per container ({} image)",
+                "{d}: {} allocated per container (image: {})",
                 human_bytes(a),
-                disk.layers
-                    .map_or("the".to_string(), |n| format!("{n}-layer"))
+                disk.image.as_deref().unwrap_or("the measured")
             ));
         }
     }
@@ -680,8 +681,9 @@ fn many_containers(cx: &Ctx<'_>) -> Option<Answer> {
         let mut line = format!(
             "{d}: {} allocated per container{}",
             human_bytes(*a),
-            disk.layers
-                .map_or(String::new(), |n| format!(" ({n}-layer image)"))
+            disk.image
+                .as_deref()
+                .map_or(String::new(), |i| format!(" (image: {i})"))
         );
         if let Some(f) = disk.first_mount {
             line.push_str(&format!(", {} once at the first mount", human_bytes(f)));

@@ -159,7 +159,7 @@ impl Dataset {
             if let Some(old) = data
                 .disk
                 .iter_mut()
-                .find(|o| o.driver == d.driver && o.layers == d.layers)
+                .find(|o| o.driver == d.driver && o.image == d.image)
             {
                 *old = d;
             } else {

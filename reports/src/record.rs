@@ -336,9 +336,10 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     pub driver: String,
-    /// The image's layer count (absent in records before the 1- and 10-layer images).
+    /// The image measured (`1 layer`, `10 layers`, `10 layers, implied parents`); absent in
+    /// records of one image per driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<u32>,
+    pub image: Option<String>,
     /// Bytes the first mount of the image made that later mounts share (chain directories,
     /// subvolumes).
     #[serde(default, skip_serializing_if = "Option::is_none")]

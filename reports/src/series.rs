@@ -318,6 +318,27 @@ pub fn lookup(declared: &[SeriesKind], group: &str, function: &str) -> SeriesKin
         .unwrap_or_else(|| SeriesKind::unknown(group, function))
 }
 
+/// The kinds of every series of `benchmarks` (one entry per group and function), as the
+/// harness records them with a run: the built-in table's, or a subject of its own for a series
+/// the table does not know (listed in the second value, so the harness can say so).
+pub fn declare(benchmarks: &[crate::record::Benchmark]) -> (Vec<SeriesKind>, Vec<String>) {
+    let mut out: Vec<SeriesKind> = Vec::new();
+    let mut unknown = Vec::new();
+    for b in benchmarks {
+        if out
+            .iter()
+            .any(|s| s.group == b.group && s.function == b.driver)
+        {
+            continue;
+        }
+        out.push(builtin(&b.group, &b.driver).unwrap_or_else(|| {
+            unknown.push(format!("{}/{}", b.group, b.driver));
+            SeriesKind::unknown(&b.group, &b.driver)
+        }));
+    }
+    (out, unknown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -384,18 +384,24 @@ pub fn disk(data: &Dataset) -> Option<Table> {
     }
     let b = |v: Option<u64>| v.map_or("-".to_string(), human_bytes);
     for r in &data.runners {
+        // Images in the order the record has them, drivers sorted within each.
+        let mut images: Vec<Option<&String>> = Vec::new();
+        for d in &r.disk {
+            if !images.contains(&d.image.as_ref()) {
+                images.push(d.image.as_ref());
+            }
+        }
         let mut ds: Vec<_> = r.disk.iter().collect();
-        ds.sort_by(|a, b| (a.layers, &a.driver).cmp(&(b.layers, &b.driver)));
+        ds.sort_by_key(|d| {
+            (
+                images.iter().position(|i| *i == d.image.as_ref()),
+                d.driver.clone(),
+            )
+        });
         for d in ds {
             let mut row = vec![
                 d.driver.clone(),
-                d.layers.map_or("-".to_string(), |n| {
-                    if n == 1 {
-                        "1 layer".into()
-                    } else {
-                        format!("{n} layers")
-                    }
-                }),
+                d.image.clone().unwrap_or_else(|| "-".to_string()),
                 b(d.allocated),
                 b(d.first_mount),
                 b(d.apparent),

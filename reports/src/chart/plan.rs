@@ -612,9 +612,8 @@ pub(crate) const DISK_MEASURES: [(&str, &str); 2] = [
 
 /// A disk row's label: `overlay · 10 layers`.
 pub(crate) fn disk_label(d: &crate::record::Disk) -> String {
-    match d.layers {
-        Some(1) => format!("{} · 1 layer", d.driver),
-        Some(n) => format!("{} · {n} layers", d.driver),
+    match &d.image {
+        Some(i) => format!("{} · {i}", d.driver),
         None => d.driver.clone(),
     }
 }
@@ -622,17 +621,21 @@ pub(crate) fn disk_label(d: &crate::record::Disk) -> String {
 /// Bytes allocated per mount and by the first mount, per driver and image, on a log axis (so
 /// 20 KiB and 32 MiB both show), each bar in its driver's colour.
 fn disk(data: &Dataset, multi: bool) -> BarsChart {
-    let mut rows: Vec<(String, Option<u32>)> = Vec::new();
+    let mut rows: Vec<(String, Option<String>)> = Vec::new();
+    let mut images: Vec<Option<String>> = Vec::new();
     for r in &data.runners {
         for d in &r.disk {
-            if !rows.iter().any(|(n, l)| *n == d.driver && *l == d.layers) {
-                rows.push((d.driver.clone(), d.layers));
+            if !rows.iter().any(|(n, l)| *n == d.driver && *l == d.image) {
+                rows.push((d.driver.clone(), d.image.clone()));
+            }
+            if !images.contains(&d.image) {
+                images.push(d.image.clone());
             }
         }
     }
-    rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    rows.sort_by_key(|(d, i)| (images.iter().position(|x| x == i), d.clone()));
     let mut categories: Vec<String> = Vec::new();
-    let mut keys: Vec<(&str, String, Option<u32>)> = Vec::new();
+    let mut keys: Vec<(&str, String, Option<String>)> = Vec::new();
     for (measure, words) in DISK_MEASURES {
         let present = data
             .runners
@@ -645,14 +648,14 @@ fn disk(data: &Dataset, multi: bool) -> BarsChart {
         for (driver, layers) in &rows {
             let d = crate::record::Disk {
                 driver: driver.clone(),
-                layers: *layers,
+                image: layers.clone(),
                 first_mount: None,
                 apparent: None,
                 allocated: None,
                 shared: None,
             };
             categories.push(format!("{words}: {}", disk_label(&d)));
-            keys.push((measure, driver.clone(), *layers));
+            keys.push((measure, driver.clone(), layers.clone()));
         }
     }
     let mut legend: Vec<(String, plotters::style::RGBColor)> = Vec::new();
@@ -675,7 +678,7 @@ fn disk(data: &Dataset, multi: bool) -> BarsChart {
                     let d = r
                         .disk
                         .iter()
-                        .find(|d| d.driver == *driver && d.layers == *layers)?;
+                        .find(|d| d.driver == *driver && d.image == *layers)?;
                     Some(Bar {
                         value: disk_value(d, measure)? as f64,
                         ci: None,
