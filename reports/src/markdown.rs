@@ -244,7 +244,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
     }
 
     if let Some(t) = tables::phases(r.data) {
-        m.push_str("## Phases of a container start\n\nPer phase, over the recorded runs: the median, the lowest and highest run, the first run and the outliers (beyond 1.5 interquartile ranges).\n\n");
+        m.push_str("## Phases of a container start\n\nPer phase, over the recorded runs: the median, the lowest and highest run, the first run and the outliers (beyond 1.5 interquartile ranges and 25% from the median).\n\n");
         m.push_str(&t.markdown());
         m.push('\n');
     }

@@ -219,6 +219,15 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         result.display(),
         summary.index_html.display()
     );
+    for a in summary.advice.iter().filter(|a| !a.answers.is_empty()) {
+        eprintln!("strata suite: which driver: {}", a.verdict);
+    }
+    if summary.beaten_floors > 0 {
+        eprintln!(
+            "strata suite: warning: {} series beat a floor of their mechanism (a bug in the benchmark; flagged in the report)",
+            summary.beaten_floors
+        );
+    }
     match failures(&record, &out.join("check.json")) {
         Some(why) => Err(err(why)),
         None => Ok(ExitCode::SUCCESS),

@@ -21,7 +21,7 @@ pub(crate) struct PhaseStat {
     pub max: f64,
     /// The first run's time (often slower: caches cold).
     pub first: Option<f64>,
-    /// Runs beyond 1.5 interquartile ranges from the quartiles.
+    /// Runs beyond 1.5 interquartile ranges from the quartiles and 25% from the median.
     pub outliers: Vec<f64>,
     pub runs: usize,
 }
@@ -42,16 +42,20 @@ impl PhaseStat {
         };
         let (q1, q3) = (q(0.25), q(0.75));
         let fence = 1.5 * (q3 - q1);
+        let med = q(0.5);
+        // Beyond the fences and a quarter away from the median: with a handful of runs the
+        // quartiles are close, and microsecond jitter is no outlier.
         let outliers = if v.len() >= 4 {
             v.iter()
                 .copied()
                 .filter(|x| *x < q1 - fence || *x > q3 + fence)
+                .filter(|x| (x - med).abs() > 0.25 * med)
                 .collect()
         } else {
             Vec::new()
         };
         Some(PhaseStat {
-            median: q(0.5),
+            median: med,
             min: v[0],
             max: v[v.len() - 1],
             first: if v.len() > 1 { first } else { None },

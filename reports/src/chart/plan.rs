@@ -453,7 +453,7 @@ fn phases(data: &Dataset) -> PhasesChart {
     PhasesChart {
         id: PHASES_ID.to_string(),
         title: "Phases of a container start".to_string(),
-        caption: "Where the time of a container start goes, phase by phase in start order: the bar is the median over the runs, the whisker spans the lowest to the highest run, a triangle marks the first run and a red cross each outlier (beyond 1.5 interquartile ranges).".to_string(),
+        caption: "Where the time of a container start goes, phase by phase in start order: the bar is the median over the runs, the whisker spans the lowest to the highest run, a triangle marks the first run and a red cross each outlier (beyond 1.5 interquartile ranges and 25% from the median).".to_string(),
         phases: order,
         series,
     }
