@@ -62,6 +62,10 @@ pub struct SuiteArgs {
     /// Skip the benchmarks (conformance and report only)
     #[arg(long)]
     pub no_bench: bool,
+    /// Show criterion's and strata check's own output (by default they go to OUT/bench.log
+    /// and OUT/check.txt, and stderr gets one progress line per step, or bars on a terminal)
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +85,9 @@ pub struct ReportArgs {
     /// The report directory (made whole or not at all)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also write the README's measured tables, naming the run, as a Markdown fragment
+    #[arg(long, value_name = "FILE")]
+    pub readme_fragment: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use crate::merge::human_ns;
-use crate::ratios::times;
 use crate::regress::Verdict;
 use crate::report::Report;
 
@@ -65,8 +64,9 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         h.push_str("<a href=\"#regressions\">Regressions</a>");
     }
     h.push_str(
-        "<a href=\"#summary\">Which driver</a><a href=\"#environment\">Environments</a>\
-         <a href=\"#charts\">Charts</a><a href=\"#ratios\">Ratios</a><a href=\"#benchmarks\">Benchmarks</a></nav></header>\n",
+        "<a href=\"#summary\">Which driver</a><a href=\"#environment\">Runners</a>\
+         <a href=\"#charts\">Charts</a><a href=\"#ratios\">Ratios</a><a href=\"#conformance\">Conformance</a>\
+         <a href=\"#tables\">Figures</a><a href=\"#benchmarks\">Benchmarks</a></nav></header>\n",
     );
     gate(&mut h, r);
     summary(&mut h, r);
@@ -74,6 +74,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
     charts(&mut h, r);
     ratios(&mut h, r);
     conformance(&mut h, r);
+    tables(&mut h, r);
     benchmarks(&mut h, r);
     notes(&mut h, r);
     h.push_str(
@@ -155,25 +156,54 @@ fn gate(h: &mut String, r: &Report<'_>) {
 }
 
 fn summary(h: &mut String, r: &Report<'_>) {
-    h.push_str("<section id=\"summary\"><h2>Which driver for this host</h2>\n");
-    if r.advice.iter().all(|a| a.claims.is_empty()) {
-        h.push_str("<p>Not enough measurements for a recommendation (needs union_prepare, copy_up, disk or conformance data).</p>\n");
+    h.push_str("<section id=\"summary\"><h2>Which driver, for what, on this host</h2>\n");
+    if r.advice.iter().all(|a| a.answers.is_empty()) {
+        h.push_str("<p>Not enough measurements to answer (needs container_start, copy_up, commit, union_prepare or disk figures).</p>\n");
     }
-    for a in r.advice.iter().filter(|a| !a.claims.is_empty()) {
-        let _ = write!(
+    let multi = r.advice.len() > 1;
+    for a in r.advice.iter() {
+        if multi {
+            let _ = writeln!(h, "<h3>{}</h3>", escape(&a.runner));
+        }
+        let _ = writeln!(
             h,
-            "<h3>{}</h3>\n<p class=\"verdict\">{}</p>\n<ul>\n",
-            escape(&a.runner),
+            "<p class=\"verdict\">{}</p>\n<dl class=\"answers\">",
             escape(&a.verdict)
         );
-        for c in &a.claims {
+        for ans in &a.answers {
+            let links: Vec<String> = ans
+                .charts
+                .iter()
+                .map(|id| chart_link(r, id, id))
+                .filter(|l| !l.is_empty())
+                .collect();
             let _ = writeln!(
                 h,
-                "<li><b>{}</b>: {} {}</li>",
-                escape(&c.topic),
-                escape(&c.text),
-                chart_link(r, &c.chart, "(chart)")
+                "<dt>{}: <b>{}</b></dt><dd><p>{}</p><p><i>Divergences accepted with it:</i> {}</p><p><i>Figures (median [95% CI]):</i></p><ul>{}</ul><p><small>charts: {}</small></p></dd>",
+                escape(&ans.workload),
+                escape(ans.pick.as_deref().unwrap_or("no pick")),
+                escape(&ans.text),
+                escape(&ans.divergences),
+                ans.figures
+                    .iter()
+                    .map(|f| format!("<li>{}</li>", escape(f)))
+                    .collect::<String>(),
+                links.join(", ")
             );
+        }
+        h.push_str("</dl>\n");
+        let lacks = if a.lacks.is_empty() {
+            "nothing: every driver the harness knows ran.".to_string()
+        } else {
+            a.lacks.join("; ")
+        };
+        let _ = writeln!(h, "<p><b>What this host lacks</b>: {}</p>", escape(&lacks));
+    }
+    let dis = crate::advice::disagreements(&r.advice);
+    if !dis.is_empty() {
+        h.push_str("<p><b>Where the runners disagree</b>:</p><ul>");
+        for d in dis {
+            let _ = write!(h, "<li>{}</li>", escape(&d));
         }
         h.push_str("</ul>\n");
     }
@@ -247,83 +277,110 @@ fn charts(h: &mut String, r: &Report<'_>) {
 }
 
 fn ratios(h: &mut String, r: &Report<'_>) {
-    h.push_str("<section id=\"ratios\"><h2>Ratios against the floors and peers</h2>\n");
+    h.push_str("<section id=\"ratios\"><h2>Ratios to the floors and peers of each series' own mechanism</h2>\n");
     if r.ratios.is_empty() {
-        h.push_str("<p>No floor or peer was measured beside the drivers.</p></section>\n");
+        h.push_str(
+            "<p>No floor or peer of a series' mechanism was measured beside it.</p></section>\n",
+        );
         return;
     }
-    h.push_str("<p>Median time divided by the median of the floor or peer runtime measured on the same runner with the same parameters (1.00× = as fast).</p>\n");
-    h.push_str("<table><tr><th>runner</th><th>group</th><th>driver</th><th>params</th><th>median</th><th>ratios</th></tr>\n");
-    for row in &r.ratios {
-        let rs: Vec<String> = row
-            .ratios
-            .iter()
-            .map(|(d, x)| format!("{} vs {d}", times(*x)))
-            .collect();
+    h.push_str("<p>Median divided by the median of a floor (what nothing doing that work can beat) or a peer (another tool doing the same work) of the series' own mechanism, on the same runner at the same parameters (1.00× = as fast).</p>\n");
+    let beaten: Vec<_> = r.ratios.iter().filter(|x| x.has_beaten_floor()).collect();
+    if !beaten.is_empty() {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<p class=\"gate-fail\">{} series beat a floor beyond both confidence intervals: the floor is no floor, a bug in the benchmark: {}.</p>",
+            beaten.len(),
+            escape(
+                &beaten
+                    .iter()
+                    .map(|x| format!("{}/{} {}", x.group, x.driver, x.params))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        );
+    }
+    h.push_str("<table><tr><th>runner</th><th>group</th><th>series</th><th>params</th><th>median</th><th>ratios</th></tr>\n");
+    for row in &r.ratios {
+        let _ = writeln!(
+            h,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            if row.has_beaten_floor() {
+                " class=\"differs\""
+            } else {
+                ""
+            },
             escape(&row.runner),
             escape(&row.group),
             escape(&row.driver),
             escape(&row.params),
             human_ns(row.median_ns),
-            escape(&rs.join(", "))
+            escape(&row.text())
         );
     }
     h.push_str("</table>\n</section>\n");
 }
 
 fn conformance(h: &mut String, r: &Report<'_>) {
-    let any = r.data.runners.iter().any(|x| !x.conformance.is_empty());
-    if !any {
+    let Some(t) = crate::tables::matrix(r.data) else {
         return;
+    };
+    h.push_str("<section id=\"conformance\"><h2>Conformance matrix</h2>\n");
+    if let Some(s) = crate::tables::matrix_summary(r.data) {
+        let _ = writeln!(
+            h,
+            "<p>{}. See also {}.</p>",
+            escape(&s),
+            chart_link(
+                r,
+                crate::chart::plan::CONFORMANCE_ID,
+                "the conformance chart"
+            )
+        );
     }
-    h.push_str("<section id=\"conformance\"><h2>Conformance details</h2>\n");
-    let _ = writeln!(
-        h,
-        "<p>The matrix as text; see also {}.</p>",
-        chart_link(
-            r,
-            crate::chart::plan::CONFORMANCE_ID,
-            "the conformance chart"
-        )
-    );
-    h.push_str("<details><summary>Every case</summary><table><tr><th>runner</th><th>driver</th><th>case</th><th>status</th><th>detail</th></tr>\n");
+    let d = crate::tables::divergences(r.data);
+    if !d.rows.is_empty() {
+        h.push_str("<h3>Declared divergences, failures and skips</h3>\n<p>Each DECLARED cell is explained by one capability the driver declares (<code>strata drivers</code>).</p>\n");
+        h.push_str(&d.html());
+    }
+    h.push_str("<details><summary>Every case and driver</summary>\n");
+    h.push_str(&t.html());
+    h.push_str("</details>\n</section>\n");
+}
+
+fn tables(h: &mut String, r: &Report<'_>) {
+    h.push_str("<section id=\"tables\"><h2>Figures</h2>\n<p>Median [95% confidence interval] per point; parameters in numeric order; sizes and times in human units.</p>\n");
+    let multi = r.data.runners.len() > 1;
     for x in &r.data.runners {
-        for c in &x.conformance {
+        for (title, t) in crate::tables::sweeps(x, false) {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{s}\">{s}</td><td>{}</td></tr>",
-                escape(&x.runner.id),
-                escape(&c.driver),
-                escape(&c.case),
-                escape(c.detail.as_deref().unwrap_or("")),
-                s = c.status.as_str(),
+                "<h3>{}{}</h3>",
+                escape(&title),
+                if multi {
+                    format!(" on {}", escape(&x.runner.id))
+                } else {
+                    String::new()
+                }
             );
+            h.push_str(&t.html());
         }
     }
-    h.push_str("</table></details>\n</section>\n");
+    if let Some(t) = crate::tables::phases(r.data) {
+        h.push_str("<h3>Phases of a container start</h3>\n");
+        h.push_str(&t.html());
+    }
+    if let Some(t) = crate::tables::disk(r.data) {
+        h.push_str("<h3>Disk</h3>\n");
+        h.push_str(&t.html());
+    }
+    h.push_str("</section>\n");
 }
 
 fn benchmarks(h: &mut String, r: &Report<'_>) {
-    h.push_str("<section id=\"benchmarks\"><h2>Benchmarks</h2>\n<details><summary>Every benchmark (median and 95% CI)</summary>\n");
-    h.push_str("<table><tr><th>runner</th><th>id</th><th>median</th><th>95% CI</th><th>mean</th><th>samples</th></tr>\n");
-    for (run, b) in r.data.benchmarks() {
-        let (lo, hi) = b.ci_or_median();
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} – {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(&run.runner.id),
-            escape(&b.id),
-            human_ns(b.median),
-            human_ns(lo),
-            human_ns(hi),
-            b.mean.map(human_ns).unwrap_or_default(),
-            b.samples.len()
-        );
-    }
-    h.push_str("</table></details>\n</section>\n");
+    h.push_str("<section id=\"benchmarks\"><h2>Benchmarks</h2>\n<details><summary>Every benchmark (median, 95% CI, samples, kind, where it ran)</summary>\n");
+    h.push_str(&crate::tables::every_benchmark(r.data).html());
+    h.push_str("</details>\n</section>\n");
 }
 
 fn notes(h: &mut String, r: &Report<'_>) {

@@ -34,19 +34,30 @@
 //! `OUT/REPORT.md`, and every chart as `OUT/<id>.svg` and `OUT/<id>.png`:
 //!
 //! - `lines-<group>-<param>`: time against a swept parameter (layers, files, bytes, host mounts),
-//!   one line per driver and runner, 95% CI bands, log axes when the data spans a decade, floors
-//!   dashed; layer charts mark the kernel's 500-layer wall and the one-page mount(2) option limit
-//!   (at the runner's `overlay_params.mount_page_layers`, else ~140 layers).
+//!   one line per series and runner, 95% CI bands, log axes (1-2-5 or 1-3 labels per decade)
+//!   when the data spans a decade, floors dashed; layer charts mark the kernel's 500-layer wall
+//!   and, where a runner measured it, the one-page mount(2) option limit (the runner's
+//!   `overlay_params.mount_page_layers`, computed from the store's real layer paths; "not
+//!   measured" otherwise).
 //! - `bars-rootfs_switch`, `bars-container_start` (and `bars-<group>` for any group without a
-//!   sweep): start latency per root switch and per runtime, one bar per runner, CI whiskers.
-//! - `phases`: the phases of a container start, stacked.
+//!   sweep): median per series and point, one bar per runner, CI whiskers, log axis.
+//! - `phases`: per phase of a container start the median over the runs, the spread (lowest to
+//!   highest), the first run and outliers marked.
 //! - `conformance`: the driver x case matrix (pass, fail, declared divergence, skip).
-//! - `disk`: allocated, apparent and shared bytes per driver.
+//! - `disk`: bytes a mount allocates and what the first mount makes, per driver and image, log axis.
 //!
-//! The page also has an environment block per runner (with the properties that differ between
-//! runners highlighted), ratios against floors and peers, a "which driver for this host"
-//! summary whose claims link to their charts, and, with a baseline, the regression table.
+//! Every driver, peer and the floors have one fixed colour in every chart
+//! ([`driver_color_hex`]); a driver's variants are shades of it.
 //!
+//! What a series is (a subject, a floor of its mechanism, a peer) comes from the record's
+//! `series` table, or the built-in one for older records ([`series`]): ratios compare a series
+//! only with the floors and peers of its own mechanism, and a floor a series beats is flagged.
+//!
+//! The page and REPORT.md (the whole report in text: the "which driver" answers per workload,
+//! the runners, the matrix and the declared divergences, every ratio, each sweep, the phases
+//! and the disk as tables) are written from the same data; `ReportOptions::readme_fragment`
+//! also writes the README's measured tables from one record, naming the run.
+
 //! # Inputs
 //!
 //! - A criterion directory: `<group>/<function>/<param>/new/{benchmark,estimates,sample}.json`,
@@ -89,11 +100,18 @@ pub mod ratios;
 pub mod record;
 pub mod regress;
 mod report;
+pub mod series;
+pub mod tables;
 
 pub use chart::ChartFile;
 pub use criterion::read_criterion_dir;
 pub use error::ReportError;
 pub use report::{DEFAULT_THRESHOLD_PCT, Gate, ReportOptions, ReportSummary, build_report, load};
+
+/// The colour a driver (or peer, root switch, `floor`) has in every chart, as `#RRGGBB`.
+pub fn driver_color_hex(driver: &str) -> String {
+    chart::style::hex(chart::style::driver_color(driver))
+}
 
 /// Writes the short text summary (what `Display` of [`ReportSummary`] prints) to `w`.
 pub fn write_text_summary(

@@ -1,15 +1,60 @@
-//! REPORT.md: the same content as index.html for reading in a repository or a CI summary.
+//! REPORT.md: the whole report in text (the page's charts are linked, every figure is also a
+//! table), and the README fragment: the measured tables of one run, named.
 
 use std::fmt::Write;
 
+use crate::advice::disagreements;
 use crate::merge::human_ns;
-use crate::ratios::times;
 use crate::regress::Verdict;
 use crate::report::Report;
+use crate::tables;
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The "which driver" answers as Markdown (`###` per runner when there are several).
+pub(crate) fn which_driver(r: &Report<'_>, m: &mut String, links: bool) {
+    let multi = r.advice.len() > 1;
+    for a in &r.advice {
+        if multi {
+            let _ = writeln!(m, "### {}\n", a.runner);
+        }
+        if a.answers.is_empty() {
+            let _ = writeln!(m, "{}\n", a.verdict);
+        }
+        for ans in &a.answers {
+            let _ = writeln!(m, "- **{}**: {}", ans.workload, ans.text);
+            let _ = writeln!(m, "  - divergences accepted with it: {}", ans.divergences);
+            let _ = writeln!(m, "  - figures: {}", ans.figures.join("; "));
+            if links && !ans.charts.is_empty() {
+                let list: Vec<String> = ans
+                    .charts
+                    .iter()
+                    .filter_map(|id| r.charts.iter().find(|c| c.id == *id))
+                    .map(|c| format!("[{}]({})", c.id, c.svg.display()))
+                    .collect();
+                let _ = writeln!(m, "  - charts: {}", list.join(", "));
+            }
+        }
+        if !a.lacks.is_empty() {
+            let _ = writeln!(m, "- **What this host lacks**: {}", a.lacks.join("; "));
+        } else if !a.answers.is_empty() {
+            m.push_str(
+                "- **What this host lacks**: nothing: every driver the harness knows ran.\n",
+            );
+        }
+        m.push('\n');
+    }
+    let dis = disagreements(&r.advice);
+    if !dis.is_empty() {
+        m.push_str("**Where the runners disagree**:\n\n");
+        for d in dis {
+            let _ = writeln!(m, "- {d}");
+        }
+        m.push('\n');
+    }
 }
 
 pub(crate) fn render(r: &Report<'_>) -> String {
@@ -23,6 +68,10 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         n_bench,
         r.charts.len()
     );
+    for x in &r.data.runners {
+        let _ = writeln!(m, "- The run: {}", tables::run_name(x));
+    }
+    m.push('\n');
 
     if let Some(g) = &r.gate {
         let slower: Vec<_> = g
@@ -73,22 +122,10 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         }
     }
 
-    m.push_str("## Which driver for this host\n\n");
-    for a in r.advice.iter().filter(|a| !a.claims.is_empty()) {
-        let _ = writeln!(m, "### {}\n\n**{}**\n", a.runner, a.verdict);
-        for c in &a.claims {
-            let link = r
-                .charts
-                .iter()
-                .find(|x| x.id == c.chart)
-                .map(|x| format!(" ([chart]({}))", x.svg.display()))
-                .unwrap_or_default();
-            let _ = writeln!(m, "- **{}**: {}{}", c.topic, c.text, link);
-        }
-        m.push('\n');
-    }
+    m.push_str("## Which driver, for what, on this host\n\n");
+    which_driver(r, &mut m, true);
 
-    m.push_str("## Environments\n\n");
+    m.push_str("## The runners\n\nWhere each benchmark ran is its own storage (every benchmark makes a tmpfs of its own, and loop-mounted btrfs or xfs images on it where a series needs them); the store filesystem is that of the `--root` store `strata check`, the disk figures and the phases used.\n\n");
     let differs: Vec<&str> = r
         .env
         .iter()
@@ -126,7 +163,96 @@ pub(crate) fn render(r: &Report<'_>) -> String {
                 .join(" | ")
         );
     }
+    let _ = writeln!(
+        m,
+        "| samples | {} |",
+        r.data
+            .runners
+            .iter()
+            .map(tables::sample_counts)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     m.push('\n');
+
+    if let Some(t) = tables::matrix(r.data) {
+        m.push_str("## Conformance matrix\n\n");
+        if let Some(s) = tables::matrix_summary(r.data) {
+            let _ = writeln!(m, "{s}.\n");
+        }
+        m.push_str(&t.markdown());
+        m.push('\n');
+        let d = tables::divergences(r.data);
+        if !d.rows.is_empty() {
+            m.push_str("### Declared divergences, failures and skips\n\nEach DECLARED cell is explained by one capability the driver declares (`strata drivers`).\n\n");
+            m.push_str(&d.markdown());
+            m.push('\n');
+        }
+    }
+
+    if !r.ratios.is_empty() {
+        m.push_str("## Ratios to the floors and peers of each series' own mechanism\n\nMedian divided by the reference's median, same runner, same parameters. A floor is what nothing doing that work can beat; a ratio below 1.00× against a floor beyond both confidence intervals is flagged as a bug in the benchmark.\n\n");
+        let beaten: Vec<_> = r.ratios.iter().filter(|x| x.has_beaten_floor()).collect();
+        if !beaten.is_empty() {
+            let _ = writeln!(
+                m,
+                "**{} series beat a floor** (the floor or the benchmark is wrong): {}.\n",
+                beaten.len(),
+                beaten
+                    .iter()
+                    .map(|x| format!("{}/{} {}", x.group, x.driver, x.params))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        m.push_str(
+            "| runner | group | series | params | median | ratios |\n|---|---|---|---|---:|---|\n",
+        );
+        for row in &r.ratios {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&row.runner),
+                cell(&row.group),
+                cell(&row.driver),
+                cell(&row.params),
+                human_ns(row.median_ns),
+                cell(&row.text())
+            );
+        }
+        m.push('\n');
+    }
+
+    let multi = r.data.runners.len() > 1;
+    for x in &r.data.runners {
+        let sweeps = tables::sweeps(x, false);
+        if sweeps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            m,
+            "## Benchmarks{}\n\nMedian [95% confidence interval] per point; parameters in numeric order.\n",
+            if multi {
+                format!(" on {}", x.runner.id)
+            } else {
+                String::new()
+            }
+        );
+        for (title, t) in sweeps {
+            let _ = writeln!(m, "### {title}\n\n{}", t.markdown());
+        }
+    }
+
+    if let Some(t) = tables::phases(r.data) {
+        m.push_str("## Phases of a container start\n\nPer phase, over the recorded runs: the median, the lowest and highest run, the first run and the outliers (beyond 1.5 interquartile ranges and 25% from the median).\n\n");
+        m.push_str(&t.markdown());
+        m.push('\n');
+    }
+    if let Some(t) = tables::disk(r.data) {
+        m.push_str("## Disk\n\nWhat a mount of an image adds to the store (allocated blocks, synced), what its first mount made that later mounts share, the view's file sizes, and what is shared with the layers.\n\n");
+        m.push_str(&t.markdown());
+        m.push('\n');
+    }
 
     m.push_str("## Charts\n\n");
     for c in r.charts {
@@ -142,49 +268,50 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         );
     }
 
-    if !r.ratios.is_empty() {
-        m.push_str("## Ratios against the floors and peers\n\n| runner | group | driver | params | median | ratios |\n|---|---|---|---|---:|---|\n");
-        for row in &r.ratios {
-            let rs: Vec<String> = row
-                .ratios
-                .iter()
-                .map(|(d, x)| format!("{} vs {d}", times(*x)))
-                .collect();
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} | {} | {} | {} |",
-                cell(&row.runner),
-                cell(&row.group),
-                cell(&row.driver),
-                cell(&row.params),
-                human_ns(row.median_ns),
-                cell(&rs.join(", "))
-            );
-        }
-        m.push('\n');
-    }
-
-    m.push_str(
-        "## Benchmarks\n\n| runner | id | median | 95% CI | samples |\n|---|---|---:|---:|---:|\n",
-    );
-    for (run, b) in r.data.benchmarks() {
-        let (lo, hi) = b.ci_or_median();
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} – {} | {} |",
-            cell(&run.runner.id),
-            cell(&b.id),
-            human_ns(b.median),
-            human_ns(lo),
-            human_ns(hi),
-            b.samples.len()
-        );
+    let all = tables::every_benchmark(r.data);
+    if !all.rows.is_empty() {
+        m.push_str("## Every benchmark\n\n");
+        m.push_str(&all.markdown());
     }
     if !r.data.notes.is_empty() {
         m.push_str("\n## Notes\n\n");
         for n in &r.data.notes {
             let _ = writeln!(m, "- {n}");
         }
+    }
+    m
+}
+
+/// The README's measured tables from one run, as a Markdown fragment (no top heading): the
+/// run named, the answers, each sweep (medians), the disk and the conformance totals.
+pub(crate) fn readme_fragment(r: &Report<'_>, source: &str) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "<!-- written by `strata report --results {source} --readme-fragment FILE`; do not edit by hand -->\n"
+    );
+    for x in &r.data.runners {
+        let _ = writeln!(
+            m,
+            "These figures are from one recorded run: {}. Medians (the report holds the 95% confidence intervals, the charts and the ratios); every benchmark on a tmpfs of its own, with loop-mounted btrfs or xfs where a series says so.\n",
+            tables::run_name(x)
+        );
+    }
+    if let Some(s) = tables::matrix_summary(r.data) {
+        let _ = writeln!(m, "**Conformance**: {s}.\n");
+    }
+    m.push_str("**Which driver, for what** (from these figures and the conformance matrix):\n\n");
+    which_driver(r, &mut m, false);
+    for x in &r.data.runners {
+        for (title, t) in tables::sweeps(x, true) {
+            let _ = writeln!(m, "**{title}**\n\n{}", t.markdown());
+        }
+    }
+    if let Some(t) = tables::disk(r.data) {
+        let _ = writeln!(m, "**Disk**\n\n{}", t.markdown());
+    }
+    if let Some(t) = tables::phases(r.data) {
+        let _ = writeln!(m, "**Phases of a container start**\n\n{}", t.markdown());
     }
     m
 }

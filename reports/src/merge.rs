@@ -1,12 +1,15 @@
 //! Merging criterion benchmarks and any number of result records into one data set,
 //! one entry per runner (records with the same `runner.id` are the same runner).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::error::ReportError;
 use crate::params;
-use crate::record::{Benchmark, Conformance, Disk, Failed, Phase, ResultRecord, Runner, Tool};
+use crate::record::{
+    Benchmark, Conformance, Disk, DriverInfo, Failed, Phase, ResultRecord, RunInfo, Runner, Tool,
+};
+use crate::series::{self, Kind, SeriesKind};
 
 /// Everything measured on one runner, times in nanoseconds.
 #[derive(Debug, Clone)]
@@ -21,6 +24,24 @@ pub struct RunnerData {
     pub disk: Vec<Disk>,
     /// Parts of a run that failed as a whole (see [`Failed`]).
     pub failed: Vec<Failed>,
+    /// The profile, date and sample count of the runs, when the records say.
+    pub run: Option<RunInfo>,
+    /// The series kinds the records declare (see [`RunnerData::kind`]).
+    pub series: Vec<SeriesKind>,
+    /// The drivers and their availability on this runner's store.
+    pub drivers: Vec<DriverInfo>,
+}
+
+impl RunnerData {
+    /// What the series of `b` is: as declared in the record, else the built-in table.
+    pub fn kind(&self, b: &Benchmark) -> SeriesKind {
+        series::lookup(&self.series, &b.group, &b.driver)
+    }
+
+    /// True when `b` is a floor.
+    pub fn is_floor(&self, b: &Benchmark) -> bool {
+        self.kind(b).kind == Kind::Floor
+    }
 }
 
 /// All runners of a report, in the order they were first seen.
@@ -72,6 +93,9 @@ impl Dataset {
                     phases: Vec::new(),
                     disk: Vec::new(),
                     failed: Vec::new(),
+                    run: None,
+                    series: Vec::new(),
+                    drivers: Vec::new(),
                 });
                 self.runners.len() - 1
             }
@@ -119,8 +143,24 @@ impl Dataset {
             p
         }));
         data.failed.extend(record.failed);
+        if record.run.is_some() {
+            data.run = record.run;
+        }
+        for s in record.series {
+            data.series
+                .retain(|o| !(o.group == s.group && o.function == s.function));
+            data.series.push(s);
+        }
+        for d in record.drivers {
+            data.drivers.retain(|o| o.name != d.name);
+            data.drivers.push(d);
+        }
         for d in record.disk {
-            if let Some(old) = data.disk.iter_mut().find(|o| o.driver == d.driver) {
+            if let Some(old) = data
+                .disk
+                .iter_mut()
+                .find(|o| o.driver == d.driver && o.image == d.image)
+            {
                 *old = d;
             } else {
                 data.disk.push(d);
@@ -197,22 +237,6 @@ fn fill_missing(into: &mut Runner, from: &Runner) {
     }
 }
 
-/// Is this benchmark function a floor (the physical or trivial baseline of its group)?
-pub fn is_floor(driver: &str) -> bool {
-    driver == "floor"
-        || driver.starts_with("floor_")
-        || driver.ends_with("_floor")
-        || driver.contains("_floor_")
-}
-
-/// Is this a peer runtime strata is compared against?
-pub fn is_peer(driver: &str) -> bool {
-    const PEERS: &[&str] = &["crun", "runc", "youki", "runsc", "bwrap"];
-    PEERS
-        .iter()
-        .any(|p| driver == *p || driver.starts_with(&format!("{p}_")))
-}
-
 /// One row of the environment block: a property and its value on each runner.
 #[derive(Debug, Clone)]
 pub struct EnvRow {
@@ -241,11 +265,28 @@ pub fn environment(data: &Dataset) -> Vec<EnvRow> {
     push("cores", &|r| r.runner.cores.map(|c| c.to_string()));
     push("memory", &|r| r.runner.memory.map(human_bytes));
     push("cgroup", &|r| r.runner.cgroup.clone());
-    push("fs type", &|r| {
-        r.runner.fs.as_ref().and_then(|f| f.fs_type.clone())
+    push("profile", &|r| {
+        r.run.as_ref().and_then(|x| x.profile.clone())
     });
-    push("fs options", &|r| {
-        r.runner.fs.as_ref().and_then(|f| f.options.clone())
+    push("samples per benchmark", &|r| {
+        r.run
+            .as_ref()
+            .and_then(|x| x.sample_size)
+            .map(|n| n.to_string())
+    });
+    push("date", &|r| r.run.as_ref().and_then(|x| x.date.clone()));
+    push("benchmarks ran on", &|r| {
+        let s = storage_summary(r);
+        (!s.is_empty()).then_some(s)
+    });
+    push("store fs (strata check, disk, phases)", &|r| {
+        r.runner.fs.as_ref().and_then(|f| {
+            let t = f.fs_type.clone()?;
+            Some(match &f.options {
+                Some(o) => format!("{t} ({o})"),
+                None => t,
+            })
+        })
     });
     push("host mounts", &|r| {
         r.runner.host_mounts.map(|m| m.to_string())
@@ -293,6 +334,32 @@ pub fn environment(data: &Dataset) -> Vec<EnvRow> {
         .collect()
 }
 
+/// Where the benchmarks of a runner ran: `tmpfs: 40 series; loop btrfs: btrfs (union_prepare,
+/// ...)`, from the series kinds.
+pub fn storage_summary(r: &RunnerData) -> String {
+    let mut by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for b in &r.benchmarks {
+        let k = r.kind(b);
+        let storage = k.storage.unwrap_or_else(|| "not recorded".to_string());
+        by.entry(storage)
+            .or_default()
+            .insert(format!("{}/{}", b.group, b.driver));
+    }
+    by.into_iter()
+        .map(|(storage, series)| {
+            if storage == "tmpfs" {
+                format!("tmpfs: {} series", series.len())
+            } else {
+                format!(
+                    "{storage}: {}",
+                    series.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `1.5 GiB` style.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
@@ -335,17 +402,6 @@ pub fn human_ns(ns: f64) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floors_and_peers() {
-        for f in ["floor", "floor_fork_exec", "cp_a_floor", "raw_mount_floor"] {
-            assert!(is_floor(f), "{f}");
-        }
-        for f in ["overlay_mount2", "copy", "floorplan"] {
-            assert!(!is_floor(f), "{f}");
-        }
-        assert!(is_peer("crun") && is_peer("runc") && !is_peer("strata_overlay"));
-    }
 
     #[test]
     fn same_runner_merges_and_units_normalise() {

@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ReportError;
+pub use crate::series::{Kind, SeriesKind};
 
 /// The only schema this crate reads and writes.
 pub const SCHEMA: &str = "strata-result/1";
@@ -39,6 +40,40 @@ pub struct ResultRecord {
     /// `strata check` exiting with an error): each fails the regression gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<Failed>,
+    /// What the run was: profile, date, sample count (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+    /// What each benchmark series is (subject, floor, peer; driver; mechanism; storage), as
+    /// the benchmarks declared it. Older records have none: see [`crate::series::builtin`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesKind>,
+    /// Every driver the harness knows, and why one could not run on this host's store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<DriverInfo>,
+}
+
+/// How a run was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `quick` or `full` (`strata suite --quick`, `STRATA_BENCH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// When the run started, UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Criterion samples per benchmark the profile asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_size: Option<u32>,
+}
+
+/// A driver and whether it can run here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    pub name: String,
+    pub available: bool,
+    /// Why not, when it is not available (one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A part of a run that failed as a whole.
@@ -62,6 +97,9 @@ impl ResultRecord {
             phases: Vec::new(),
             disk: Vec::new(),
             failed: Vec::new(),
+            run: None,
+            series: Vec::new(),
+            drivers: Vec::new(),
         }
     }
 

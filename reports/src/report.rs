@@ -31,6 +31,8 @@ pub struct ReportOptions {
     pub threshold_pct: f64,
     /// The report directory: index.html, REPORT.md and every chart as SVG and PNG.
     pub out: PathBuf,
+    /// Also write the README's measured tables (a Markdown fragment naming the run) here.
+    pub readme_fragment: Option<PathBuf>,
 }
 
 /// The default regression threshold, in percent.
@@ -46,6 +48,7 @@ impl ReportOptions {
             baseline: None,
             threshold_pct: DEFAULT_THRESHOLD_PCT,
             out: out.into(),
+            readme_fragment: None,
         }
     }
 }
@@ -74,6 +77,10 @@ pub struct ReportSummary {
     pub advice: Vec<Advice>,
     /// Present when a baseline was given.
     pub gate: Option<Gate>,
+    /// Ratio rows where a series beat a floor of its mechanism (a bench bug).
+    pub beaten_floors: usize,
+    /// The README fragment written, when asked for.
+    pub readme_fragment: Option<PathBuf>,
 }
 
 impl ReportSummary {
@@ -108,8 +115,18 @@ impl fmt::Display for ReportSummary {
             self.runners.join(", "),
             self.benchmarks
         )?;
-        for a in self.advice.iter().filter(|a| !a.claims.is_empty()) {
+        for a in self.advice.iter().filter(|a| !a.answers.is_empty()) {
             writeln!(f, "which driver: {}", a.verdict)?;
+        }
+        if self.beaten_floors > 0 {
+            writeln!(
+                f,
+                "warning: {} series beat a floor of their mechanism (a bug in the benchmark; flagged in the report)",
+                self.beaten_floors
+            )?;
+        }
+        if let Some(p) = &self.readme_fragment {
+            writeln!(f, "README fragment: {}", p.display())?;
         }
         if let Some(g) = &self.gate {
             let slower = self.regressions();
@@ -229,10 +246,27 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportSummary, ReportError> 
         gate,
     };
     staging.write("REPORT.md", crate::markdown::render(&report).as_bytes())?;
+    let fragment = opts.readme_fragment.as_ref().map(|path| {
+        let source = opts
+            .results
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (path, crate::markdown::readme_fragment(&report, &source))
+    });
+    let beaten_floors = report
+        .ratios
+        .iter()
+        .filter(|x| x.has_beaten_floor())
+        .count();
     // index.html last: a directory with an index.html has every chart it links to.
     staging.write("index.html", crate::html::render(&report).as_bytes())?;
     let Report { advice, gate, .. } = report;
     let out = staging.commit()?;
+    if let Some((path, text)) = fragment {
+        std::fs::write(path, text).map_err(|e| ReportError::write(path, &e))?;
+    }
     Ok(ReportSummary {
         index_html: out.join("index.html"),
         markdown: out.join("REPORT.md"),
@@ -246,5 +280,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportSummary, ReportError> 
             .sum(),
         advice,
         gate,
+        beaten_floors,
+        readme_fragment: opts.readme_fragment.clone(),
     })
 }

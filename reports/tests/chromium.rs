@@ -6,7 +6,9 @@
 //! images the report has and which did not load (`complete && naturalWidth > 0`). Chromium's
 //! `--dump-dom` prints that DOM after the load event, and `--enable-logging=stderr` prints every
 //! console message, which the page (no script of its own) must not produce. A negative control
-//! (one image deleted, one console.error injected) proves the checks can fail.
+//! (one image deleted, one console.error injected) proves the checks can fail. The probe also
+//! reads every chart's SVG and reports the colour of each driver's legend swatch: a driver has
+//! one colour in every chart. REPORT.md must hold the conformance matrix and the disk table.
 //!
 //! Without Chromium the test prints why it is skipped; `STRATA_REQUIRE=chromium` makes that a
 //! failure instead. STRATA_CHROMIUM overrides the binary (default /usr/bin/chromium).
@@ -32,8 +34,32 @@ document.getElementById('report').addEventListener('load', () => {
   const imgs = Array.from(doc.images);
   const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.getAttribute('src'));
   const sizes = imgs.map(i => i.getAttribute('src') + '=' + i.naturalWidth + 'x' + i.naturalHeight);
-  document.getElementById('result').textContent =
-    'IMAGES ' + imgs.length + ' BROKEN [' + broken.join(',') + '] SIZES [' + sizes.join(',') + ']';
+  const head = 'IMAGES ' + imgs.length + ' BROKEN [' + broken.join(',') + '] SIZES [' + sizes.join(',') + ']';
+  // Each chart's SVG: every legend label naming a driver, with the colour of the swatch drawn
+  // just before it (the last filled or stroked shape).
+  const svgs = Array.from(new Set(Array.from(doc.querySelectorAll('figure a[href$=".svg"]')).map(a => a.getAttribute('href'))));
+  Promise.all(svgs.map(src => fetch('/' + src).then(r => r.text()).then(text => {
+    const svg = new DOMParser().parseFromString(text, 'image/svg+xml');
+    const found = [];
+    let last = null;
+    for (const el of svg.querySelectorAll('*')) {
+      const tag = el.tagName.toLowerCase();
+      if (tag === 'text') {
+        const label = el.textContent.trim();
+        const m = label.match(/^([A-Za-z0-9_.-]+)(?: @ .*| \[.*)?$/);
+        if (m && last) found.push(src + ':' + m[1] + '=' + last);
+      } else if (['rect', 'polyline', 'path', 'line', 'circle', 'polygon'].includes(tag)) {
+        const fill = el.getAttribute('fill'), stroke = el.getAttribute('stroke');
+        const c = (fill && fill !== 'none') ? fill : stroke;
+        if (c && c !== 'none') last = c.toUpperCase();
+      }
+    }
+    return found;
+  }))).then(all => {
+    document.getElementById('result').textContent = head + ' COLORS [' + all.flat().join(',') + ']';
+  }, e => {
+    document.getElementById('result').textContent = head + ' COLORS-ERROR ' + e;
+  });
 });
 </script>
 </body></html>
@@ -187,6 +213,9 @@ struct PageCheck {
     sizes: String,
     console: Vec<String>,
     not_found: Vec<String>,
+    /// `chart.svg:label=#RRGGBB` for every legend label that is one word (a driver's name):
+    /// the colour of the swatch drawn before it.
+    colors: Vec<String>,
 }
 
 fn check_page(bin: &Path, dir: &Path) -> PageCheck {
@@ -245,12 +274,26 @@ fn check_page(bin: &Path, dir: &Path) -> PageCheck {
         .filter(|(p, s)| *s != 200 && p != "/favicon.ico")
         .map(|(p, s)| format!("{s} {p}"))
         .collect();
+    assert!(
+        result.contains(" COLORS ["),
+        "the probe read no chart colours: {result}"
+    );
+    let colors = result
+        .split(" COLORS [")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     PageCheck {
         images,
         broken,
         sizes,
         console,
         not_found,
+        colors,
     }
 }
 
@@ -292,6 +335,48 @@ fn report_page_loads_every_image_without_console_errors_in_chromium() {
         page.not_found.is_empty(),
         "failed requests: {:?}",
         page.not_found
+    );
+
+    // One colour per driver in every chart: each legend swatch of a driver (and of a peer,
+    // and of the floors) has that driver's fixed colour, in every chart that shows it.
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in &page.colors {
+        let (chart, rest) = c.split_once(':').unwrap();
+        let (driver, color) = rest.split_once('=').unwrap();
+        let want = strata_reports::driver_color_hex(driver);
+        // The matrix's column heads are drivers on the status colours, not swatches.
+        if chart != "conformance.svg"
+            && ["copy", "overlay", "crun", "runc", "cp_a", "floor"].contains(&driver)
+        {
+            assert_eq!(color, want, "{driver} in {chart}: {:?}", page.colors);
+            seen.entry(driver.to_string())
+                .or_default()
+                .push(chart.to_string());
+        }
+    }
+    let copy_charts = seen.get("copy").cloned().unwrap_or_default();
+    assert!(
+        copy_charts.len() >= 3,
+        "copy's colour checked in too few charts: {copy_charts:?} ({:?})",
+        page.colors
+    );
+    assert!(
+        seen.contains_key("overlay") && seen.contains_key("crun"),
+        "{seen:?}"
+    );
+    // REPORT.md is the report in text: the matrix and the disk table.
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(
+        md.contains("## Conformance matrix\n"),
+        "no matrix in REPORT.md"
+    );
+    assert!(
+        md.contains("| case | overlay @ runner-a |") && md.contains("| dir_rename | DECLARED |"),
+        "matrix rows missing from REPORT.md"
+    );
+    assert!(
+        md.contains("## Disk\n") && md.contains("| runner-b | copy | - | 248 MiB |"),
+        "disk table missing from REPORT.md"
     );
 
     // Screenshot of the page itself.
@@ -346,8 +431,18 @@ fn chromium_check_catches_a_missing_image_and_a_console_error() {
         "<script>console.error('injected failure')</script></body>",
     );
     std::fs::write(out.join("index.html"), html).unwrap();
+    // copy's swatch in the disk chart repainted: the colour check must see it.
+    let svg = std::fs::read_to_string(out.join("disk.svg")).unwrap();
+    let copy = strata_reports::driver_color_hex("copy");
+    assert!(svg.contains(&copy));
+    std::fs::write(out.join("disk.svg"), svg.replace(&copy, "#123456")).unwrap();
 
     let page = check_page(&bin, &out);
+    assert!(
+        page.colors.iter().any(|c| c == "disk.svg:copy=#123456"),
+        "{:?}",
+        page.colors
+    );
     assert_eq!(page.broken, vec![victim.display().to_string()]);
     assert!(
         page.console.iter().any(|l| l.contains("injected failure")),

@@ -99,7 +99,8 @@ fn sweep_chart_has_runners_floors_log_axes_and_kernel_walls() {
         "overlay_mount2 @ runner-b",
         "overlay_lowerdir_plus @ runner-b",
         "copy @ runner-b",
-        "cp_a_floor (floor) @ runner-b",
+        // Declared a peer in runner-b's record, whatever its name says.
+        "cp_a_floor (peer) @ runner-b",
         "kernel wall: 500 lower layers (OVL_MAX_STACK)",
         "mount(2) one-page option limit: 122 layers on runner-b",
         "mount(2) one-page option limit: 140 layers on runner-a",
@@ -172,17 +173,20 @@ fn bars_phases_matrix_and_disk_show_their_labels() {
 
     let (c, t) = texts("bars-container_start");
     assert_eq!(c.title, "Start latency per runtime");
-    assert_eq!(c.series, vec!["runner-a", "runner-b"]);
+    // The legend is the drivers' colours; bars per runner in shades.
+    assert_eq!(c.series, vec!["copy", "overlay", "crun", "runc", "floor"]);
+    // (subjects by driver, then peers, then floors: the order of the categories)
     for cat in [
-        "crun",
-        "runc",
+        "crun (peer)",
+        "runc (peer)",
         "floor (floor)",
         "strata_overlay_mount_uts_ipc_pid",
     ] {
         assert!(t.iter().any(|x| x == cat), "category {cat} missing: {t:?}");
     }
     assert!(
-        t.iter().any(|x| x == "median time, whiskers = 95% CI"),
+        t.iter()
+            .any(|x| x == "median time (log scale), whiskers = 95% CI"),
         "{t:?}"
     );
 
@@ -194,15 +198,17 @@ fn bars_phases_matrix_and_disk_show_their_labels() {
     );
 
     let (c, t) = texts("phases");
+    // Median per phase with its spread, one series per runner (not one bar per run).
     assert_eq!(
         c.series,
-        vec!["prepare", "mount", "namespaces", "pivot_root", "exec"]
+        vec![
+            "overlay: median of 3 runs @ runner-a",
+            "overlay: median of 12 runs @ runner-b"
+        ]
     );
-    assert!(t.iter().any(|x| x == "runner-a · run 1"), "{t:?}");
-    assert!(
-        t.iter().any(|x| x == "runner-b · median of 12 runs"),
-        "{t:?}"
-    );
+    for phase in ["prepare", "mount", "namespaces", "pivot_root", "exec"] {
+        assert!(t.iter().any(|x| x == phase), "{phase}: {t:?}");
+    }
 
     let (c, t) = texts("conformance");
     // runner-b fails a fuse case runner-a skipped: the runners disagree, one column each.
@@ -219,11 +225,10 @@ fn bars_phases_matrix_and_disk_show_their_labels() {
     }
 
     let (c, t) = texts("disk");
-    assert!(
-        c.series.contains(&"allocated @ runner-b".to_string()),
-        "{:?}",
-        c.series
-    );
+    assert_eq!(c.series, vec!["copy", "overlay"]);
+    assert!(t.iter().any(|x| x == "per mount: overlay"), "{t:?}");
+    // 202 MiB to 1.8 GiB spans less than a decade: a linear axis from zero.
+    assert!(t.iter().all(|x| !x.contains("log scale")), "{t:?}");
     assert!(t.iter().any(|x| x.ends_with("GiB")), "byte ticks: {t:?}");
 }
 
@@ -258,13 +263,8 @@ fn page_and_markdown_link_every_chart_and_explain_the_runners() {
             "dangling link #{target}"
         );
     }
-    // "Which driver for this host": claims per runner, linked to their charts.
-    assert!(html.contains("Which driver for this host"));
-    assert!(
-        html.contains("<b>fastest prepare</b>: overlay_mount2 at layers=500")
-            || html.contains("<b>fastest prepare</b>: overlay_lowerdir_plus at layers=500"),
-        "{html}"
-    );
+    // "Which driver": one answer per workload and runner, linked to their charts.
+    assert!(html.contains("Which driver, for what, on this host"));
     assert!(html.contains("<a href=\"#chart-lines-union_prepare-layers\">"));
     assert!(
         html.contains("<a href=\"#chart-disk\">")
@@ -275,25 +275,30 @@ fn page_and_markdown_link_every_chart_and_explain_the_runners() {
         .iter()
         .find(|a| a.runner == "runner-b")
         .unwrap();
-    let topics: Vec<&str> = b.claims.iter().map(|c| c.topic.as_str()).collect();
-    assert_eq!(
-        topics,
-        vec![
-            "fastest prepare",
-            "fastest copy-up",
-            "least disk",
-            "conformance"
-        ]
-    );
+    let workloads: Vec<&str> = b.answers.iter().map(|a| a.workload.as_str()).collect();
+    assert_eq!(workloads, strata_reports::advice::WORKLOADS.to_vec());
+    for a in &b.answers {
+        assert_eq!(a.pick.as_deref(), Some("overlay"), "{a:?}");
+        assert!(a.divergences.contains("dir_rename"), "{a:?}");
+        assert!(a.figures.iter().any(|f| f.contains(" [")), "{a:?}");
+    }
     assert!(
-        b.verdict
-            .contains("not recommended (conformance failures): fuse"),
-        "{}",
-        b.verdict
+        b.lacks
+            .iter()
+            .any(|l| l.starts_with("fuse: fails conformance")),
+        "{:?}",
+        b.lacks
     );
+    assert!(md.contains("## Conformance matrix") && md.contains("## Disk"));
+    assert!(md.contains("| dir_rename | DECLARED |"), "{md}");
 
     // How the environments differ.
-    for field in ["kernel", "cgroup", "fs type", "cores"] {
+    for field in [
+        "kernel",
+        "cgroup",
+        "store fs (strata check, disk, phases)",
+        "cores",
+    ] {
         assert!(
             summary.to_string().contains("runner-a")
                 && html.contains(&format!("<tr class=\"differs\"><th>{field}</th>")),
@@ -301,15 +306,16 @@ fn page_and_markdown_link_every_chart_and_explain_the_runners() {
         );
     }
     assert!(md.contains("The runners differ in: **kernel"), "{md}");
-    // Ratios against the floor and the peers.
-    assert!(
-        html.contains("vs crun") && html.contains("vs runc") && html.contains("vs floor_fork_exec")
-    );
+    // Ratios against the floor and the peers of the series' own mechanism: the library
+    // series are no process, so never against crun or runc.
+    assert!(html.contains("vs floor_fork_exec") && html.contains("vs floor"));
+    assert!(!html.contains("vs crun") && !html.contains("vs runc"));
+    assert!(md.contains("vs cp_a_floor (peer)"), "{md}");
     assert!(md.contains("| runner-b | container_start | strata_overlay_mount_uts_ipc_pid |"));
 }
 
 #[test]
-fn a_conformance_only_record_gets_the_matrix_and_a_claim() {
+fn a_conformance_only_record_gets_the_matrix_and_names_the_failing_driver() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("check.json");
     std::fs::write(
@@ -326,13 +332,14 @@ fn a_conformance_only_record_gets_the_matrix_and_a_claim() {
     let s = strata_reports::build_report(&opts).unwrap();
     let ids: Vec<&str> = s.charts.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, vec!["conformance"]);
-    assert_eq!(s.advice[0].claims.len(), 1);
+    assert!(s.advice[0].answers.is_empty());
     assert!(
         s.advice[0]
-            .verdict
-            .contains("not recommended (conformance failures): copy"),
-        "{}",
-        s.advice[0].verdict
+            .lacks
+            .iter()
+            .any(|l| l.starts_with("copy: fails conformance")),
+        "{:?}",
+        s.advice[0].lacks
     );
     let html = std::fs::read_to_string(s.out.join("index.html")).unwrap();
     // Text from records is escaped in the page.

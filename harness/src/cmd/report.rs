@@ -24,6 +24,11 @@ struct Written {
     regressions: Vec<Slower>,
     /// Each loss, one line: conformance cells, missing benchmarks, failed parts of the run.
     losses: Vec<String>,
+    /// The README fragment, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readme_fragment: Option<String>,
+    /// Ratio rows where a series beat a floor of its mechanism (a bug in the benchmark).
+    beaten_floors: usize,
 }
 
 #[derive(Serialize)]
@@ -39,6 +44,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> CmdResult<ExitCode> {
     opts.criterion = a.criterion;
     opts.results = a.results;
     opts.baseline = a.baseline;
+    opts.readme_fragment = a.readme_fragment;
     if let Some(t) = a.threshold {
         opts.threshold_pct = t;
     }
@@ -65,6 +71,11 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> CmdResult<ExitCode> {
             })
             .collect(),
         losses: summary.losses().iter().map(|l| l.to_string()).collect(),
+        readme_fragment: summary
+            .readme_fragment
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        beaten_floors: summary.beaten_floors,
     };
     emit(ctx.json, &json, |_| summary.to_string())?;
     if regressions > 0 || losses > 0 {

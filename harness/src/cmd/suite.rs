@@ -1,7 +1,9 @@
 //! `strata suite`: the main job. Conformance (`strata check`, every available driver), the
 //! criterion benchmarks (`cargo bench`, quick profile with `--quick`), the phases of a
 //! container start, each driver's disk use, one result record, and the report, with
-//! progress bars and an ETA.
+//! progress bars and an ETA on a terminal; without one, one progress line per step on stderr.
+//! criterion's output goes to `OUT/bench.log` and `strata check`'s table to `OUT/check.txt`
+//! (`--verbose`: both on the terminal, as they come).
 //!
 //! The exit status is 1 when a conformance case failed, `strata check` exited with an error,
 //! or a benchmark group failed (or the benchmarks could not be built); each is named on
@@ -10,18 +12,20 @@
 //! ```text
 //! OUT/result.json        the strata-result/1 record of this runner
 //! OUT/check.json         the conformance record `strata check` wrote
+//! OUT/check.txt          its table (unless --verbose)
+//! OUT/bench.log          criterion's own output (unless --verbose)
 //! OUT/criterion/         criterion's output of this run (CRITERION_HOME)
 //! OUT/report/            index.html, REPORT.md and every chart (SVG and PNG)
 //! ```
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_reports::record::{
-    Benchmark, Conformance, Disk, Failed, Phase, ResultRecord, Status, Tool,
+    Benchmark, Conformance, Disk, DriverInfo, Failed, Phase, ResultRecord, RunInfo, Status, Tool,
 };
 use strata_reports::{ReportOptions, build_report, read_criterion_dir};
 use strata_runtime::container::{self, ContainerSpec, Namespace, Namespaces};
@@ -49,6 +53,47 @@ fn err(msg: impl Into<String>) -> strata_runtime::Error {
     strata_runtime::Error::Usage(msg.into())
 }
 
+/// How the suite talks: bars on a terminal, one line per step otherwise; tools' own output
+/// in log files unless verbose.
+#[derive(Clone, Copy)]
+struct Ui {
+    tty: bool,
+    verbose: bool,
+}
+
+impl Ui {
+    /// A progress line, when no bar shows it (stderr is no terminal).
+    fn step(&self, msg: &str) {
+        if !self.tty {
+            eprintln!("strata suite: {msg}");
+        }
+    }
+}
+
+/// Now, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
@@ -70,7 +115,27 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     let out =
         std::fs::canonicalize(out).map_err(|e| strata_runtime::Error::io("resolve", out, e))?;
     let store = ctx.store()?;
+    let ui = Ui {
+        tty: std::io::stderr().is_terminal(),
+        verbose: a.verbose,
+    };
     let mut record = ResultRecord::new(crate::runner::runner(store.root()));
+    record.run = Some(RunInfo {
+        profile: Some(if a.quick { "quick" } else { "full" }.to_string()),
+        date: Some(utc_now()),
+        sample_size: (!a.no_bench).then_some(if a.quick { 10 } else { 30 }),
+    });
+    record.drivers = driver::all()
+        .iter()
+        .map(|d| {
+            let why = d.availability_in(store.root()).err();
+            DriverInfo {
+                name: d.name().to_string(),
+                available: why.is_none(),
+                reason: why.map(|e| e.to_string()),
+            }
+        })
+        .collect();
     record.tool = Some(Tool {
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
         commit: git_commit(),
@@ -83,7 +148,8 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     );
 
     // 1. Conformance: `strata check` in a process of its own.
-    let (cells, check_failed) = conformance(ctx, &out)?;
+    ui.step("conformance: strata check, every catalog case on every available driver");
+    let (cells, check_failed) = conformance(ctx, &out, ui)?;
     record.conformance = cells;
     let failed = record
         .conformance
@@ -102,7 +168,9 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     }
 
     // 2. The phases of a container start, and each driver's disk use.
+    ui.step("phases of a container start (5 runs)");
     record.phases = phases(&store);
+    ui.step("disk per driver");
     record.disk = disk();
 
     // 3. Benchmarks.
@@ -110,8 +178,16 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
     if a.no_bench {
         eprintln!("strata suite: benchmarks skipped (--no-bench)");
     } else {
-        match benches(a.quick, &criterion_out) {
+        match benches(a.quick, &criterion_out, &out, ui) {
             Ok((b, failed_groups)) => {
+                let (series, unknown) = strata_reports::series::declare(&b);
+                if !unknown.is_empty() {
+                    eprintln!(
+                        "strata suite: note: no series kind known for {} (recorded as subjects of their own; add them to strata_reports::series::builtin)",
+                        unknown.join(", ")
+                    );
+                }
+                record.series = series;
                 record.benchmarks = b;
                 record.failed.extend(failed_groups);
             }
@@ -143,6 +219,15 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         result.display(),
         summary.index_html.display()
     );
+    for a in summary.advice.iter().filter(|a| !a.answers.is_empty()) {
+        eprintln!("strata suite: which driver: {}", a.verdict);
+    }
+    if summary.beaten_floors > 0 {
+        eprintln!(
+            "strata suite: warning: {} series beat a floor of their mechanism (a bug in the benchmark; flagged in the report)",
+            summary.beaten_floors
+        );
+    }
     match failures(&record, &out.join("check.json")) {
         Some(why) => Err(err(why)),
         None => Ok(ExitCode::SUCCESS),
@@ -196,7 +281,7 @@ fn workspace() -> Option<PathBuf> {
 
 /// Runs `strata check --json OUT/check.json` and returns its conformance entries, and why it
 /// failed when it exited with an error.
-fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<(Vec<Conformance>, Option<String>)> {
+fn conformance(ctx: &Ctx, out: &Path, ui: Ui) -> CmdResult<(Vec<Conformance>, Option<String>)> {
     let exe = std::env::current_exe().map_err(|e| err(format!("where is strata? {e}")))?;
     let file = out.join("check.json");
     let pb = ProgressBar::new_spinner();
@@ -213,7 +298,20 @@ fn conformance(ctx: &Ctx, out: &Path) -> CmdResult<(Vec<Conformance>, Option<Str
         .output()
         .map_err(|e| err(format!("strata check: {e}")))?;
     pb.finish_and_clear();
-    eprint!("{}", String::from_utf8_lossy(&o.stdout));
+    let table = String::from_utf8_lossy(&o.stdout);
+    if ui.verbose {
+        eprint!("{table}");
+    } else {
+        let txt = out.join("check.txt");
+        std::fs::write(&txt, table.as_bytes())
+            .map_err(|e| strata_runtime::Error::io("write", &txt, e))?;
+        let last = table.lines().rev().find(|l| !l.trim().is_empty());
+        eprintln!(
+            "strata suite: conformance: {} (the table: {})",
+            last.unwrap_or("no summary").trim(),
+            txt.display()
+        );
+    }
     if !file.exists() {
         return Err(err(format!(
             "strata check wrote no record: {}",
@@ -456,10 +554,16 @@ fn tree_bytes(dir: &Path) -> u64 {
 /// Builds and runs the criterion benchmarks of the source tree with their output in
 /// `criterion_out` (emptied first, so only this run's benchmarks are in it), and returns them
 /// as record benchmarks, with each group whose benchmark binary failed.
-fn benches(quick: bool, criterion_out: &Path) -> Result<(Vec<Benchmark>, Vec<Failed>), String> {
+fn benches(
+    quick: bool,
+    criterion_out: &Path,
+    out: &Path,
+    ui: Ui,
+) -> Result<(Vec<Benchmark>, Vec<Failed>), String> {
     let ws = workspace().ok_or("the benchmarks need strata's source tree (cargo bench), which is not where this binary was built")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let profile = if quick { "quick" } else { "full" };
+    ui.step("benchmarks: building (cargo bench --no-run; a few minutes the first time)");
     let build = ProgressBar::new_spinner();
     build.set_prefix("benchmarks");
     build.set_message("building (cargo bench --no-run; a few minutes the first time)");
@@ -488,38 +592,80 @@ fn benches(quick: bool, criterion_out: &Path) -> Result<(Vec<Benchmark>, Vec<Fai
         .map_err(|e| format!("create {}: {e}", criterion_out.display()))?;
     let weight = |&(_, q, f): &(&str, u64, u64)| if quick { q } else { f };
     let pb = bar(BENCHES.iter().map(weight).sum(), "benchmarks");
+    let log_path = out.join("bench.log");
+    let log = if ui.verbose {
+        None
+    } else {
+        Some(
+            std::fs::File::create(&log_path)
+                .map_err(|e| format!("create {}: {e}", log_path.display()))?,
+        )
+    };
+    let where_output = if ui.verbose {
+        "its output is above".to_string()
+    } else {
+        format!("its output is in {}", log_path.display())
+    };
     let mut failed = Vec::new();
-    for bench in BENCHES {
+    for (i, bench) in BENCHES.iter().enumerate() {
         let name = bench.0;
+        let started = Instant::now();
         pb.set_message(name.to_string());
+        let stderr = match &log {
+            Some(f) => Stdio::from(f.try_clone().map_err(|e| format!("bench.log: {e}"))?),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(&cargo)
             .current_dir(&ws)
             .args(["bench", "-q", "-p", "strata-benches", "--bench", name])
             .env("STRATA_BENCH", profile)
             .env("CRITERION_HOME", criterion_out)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cargo bench: {e}"))?;
+        let mut measured = 0;
         if let Some(stdout) = child.stdout.take() {
+            let mut log = log.as_ref();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(f) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
                 if let Some(id) = line
                     .strip_prefix("Benchmarking ")
                     .and_then(|l| l.split(':').next())
                 {
                     pb.set_message(id.to_string());
                 }
+                if line.contains("time:   [") {
+                    measured += 1;
+                }
             }
         }
         let status = child.wait().map_err(|e| format!("cargo bench: {e}"))?;
-        if !status.success() {
+        if status.success() {
+            ui.step(&format!(
+                "benchmarks [{}/{}] {name}: {measured} measured in {:.0?}",
+                i + 1,
+                BENCHES.len(),
+                started.elapsed()
+            ));
+        } else {
             pb.println(format!("strata suite: benchmark {name} failed ({status})"));
+            if !ui.tty {
+                eprintln!(
+                    "strata suite: benchmarks [{}/{}] {name}: FAILED ({status}; {where_output})",
+                    i + 1,
+                    BENCHES.len()
+                );
+            }
             failed.push(Failed {
                 what: format!("benchmark group {name}"),
-                reason: format!("cargo bench --bench {name}: {status} (its output is above)"),
+                reason: format!("cargo bench --bench {name}: {status} ({where_output})"),
             });
         }
-        pb.inc(weight(&bench));
+        pb.inc(weight(bench));
     }
     pb.finish_and_clear();
     let benchmarks = read_criterion_dir(criterion_out).map_err(|e| e.to_string())?;

@@ -103,14 +103,17 @@ impl Axis {
 
     fn major_ticks(&self, max_points: usize) -> Vec<f64> {
         if self.log && self.format == Format::Bytes {
-            binary_ticks(self.lo, self.hi, max_points.clamp(2, 8))
+            binary_ticks(self.lo, self.hi, max_points.clamp(4, 10))
         } else if self.log {
             let mut out = Vec::new();
             let (a, b) = (
                 self.lo.log10().floor() as i32,
                 self.hi.log10().ceil() as i32,
             );
-            for mult in [&[1.0][..], &[1.0, 5.0], &[1.0, 2.0, 5.0]] {
+            // The densest of 1-2-5, 1-3, 1 per decade that fits: a few decades get a label
+            // every 1, 2, 5 (so a reader never has to count unlabelled grid lines).
+            let limit = max_points.clamp(4, 12);
+            for mult in [&[1.0, 2.0, 5.0][..], &[1.0, 3.0], &[1.0]] {
                 out.clear();
                 for e in a..=b {
                     for m in mult {
@@ -120,11 +123,11 @@ impl Axis {
                         }
                     }
                 }
-                if out.len() >= 4 {
+                if out.len() <= limit {
                     break;
                 }
             }
-            thin(out, max_points)
+            thin(out, max_points.max(4))
         } else if self.format == Format::Bytes {
             // Nice steps in the binary unit of the range: 0, 0.5 GiB, 1 GiB, ...
             let unit = 1024f64.powi((self.hi.max(1.0).log2() / 10.0).floor() as i32);
@@ -374,7 +377,13 @@ mod tests {
         assert!(!Axis::auto(100.0, 400.0, Format::Count).is_log());
         assert!(!Axis::auto(0.0, 400.0, Format::Count).is_log());
         let a = Axis::auto(30.0, 3000.0, Format::Count);
-        assert_eq!(a.major_ticks(10), vec![50.0, 100.0, 500.0, 1000.0]);
+        assert_eq!(
+            a.major_ticks(10),
+            vec![50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+        );
+        // Five decades: one label per decade would be too few to read; 1-3 fits.
+        let t = Axis::auto(1e4, 1e9, Format::Time).major_ticks(12);
+        assert!(t.len() >= 8, "{t:?}");
     }
 
     #[test]

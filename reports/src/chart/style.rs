@@ -47,6 +47,71 @@ pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The fixed colour of each driver, peer, root switch and of the floors, the same in every
+/// chart of every report (the README and the Chromium test name them).
+pub(crate) const DRIVER_COLORS: &[(&str, RGBColor)] = &[
+    ("overlay", RGBColor(31, 119, 180)),
+    ("overlay2", RGBColor(23, 190, 207)),
+    ("copy", RGBColor(255, 127, 14)),
+    ("btrfs", RGBColor(44, 160, 44)),
+    ("fuse-overlayfs", RGBColor(148, 103, 189)),
+    ("crun", RGBColor(140, 86, 75)),
+    ("runc", RGBColor(227, 119, 194)),
+    ("cp_a", RGBColor(188, 189, 34)),
+    ("floor", RGBColor(110, 110, 110)),
+    ("chroot", RGBColor(57, 59, 121)),
+    ("pivot_root", RGBColor(99, 121, 57)),
+    ("move_chroot", RGBColor(132, 60, 57)),
+];
+
+/// Colours for series no table names, picked by a hash of the name (stable across charts).
+const EXTRA: [RGBColor; 4] = [
+    RGBColor(82, 84, 163),
+    RGBColor(140, 109, 49),
+    RGBColor(123, 65, 115),
+    RGBColor(206, 109, 189),
+];
+
+/// The colour of `driver` (a driver, peer, root switch or `floor`) in every chart.
+pub(crate) fn driver_color(driver: &str) -> RGBColor {
+    DRIVER_COLORS
+        .iter()
+        .find(|(d, _)| *d == driver)
+        .map(|(_, c)| *c)
+        .unwrap_or_else(|| {
+            let h = driver.bytes().fold(2166136261u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(16777619)
+            });
+            EXTRA[h as usize % EXTRA.len()]
+        })
+}
+
+/// The `n`th variant of a driver's colour: the colour itself, then darker and lighter shades.
+pub(crate) fn shade(c: RGBColor, n: usize) -> RGBColor {
+    let f: f64 = match n {
+        0 => return c,
+        1 => 0.62,
+        2 => 1.45,
+        3 => 0.4,
+        _ => 1.8,
+    };
+    let ch = |v: u8| -> u8 {
+        let v = f64::from(v);
+        let out = if f < 1.0 {
+            v * f
+        } else {
+            v + (255.0 - v) * (f - 1.0)
+        };
+        out.round().clamp(0.0, 255.0) as u8
+    };
+    RGBColor(ch(c.0), ch(c.1), ch(c.2))
+}
+
+/// `#rrggbb`, as the SVG files write colours.
+pub(crate) fn hex(c: RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
 /// The colour of the kernel's hard walls.
 pub(crate) const WALL: RGBColor = RGBColor(200, 30, 30);
 /// The colour of limits that depend on the setup (the mount(2) option page).
