@@ -8,6 +8,10 @@
 //! group, the raw overlay mount syscalls (+ umount) without any strata bookkeeping; and the
 //! peer `cp_a`, `cp -a` (+ `rm -rf`) of the same merged tree on the same tmpfs (two
 //! processes: compared with whole processes, never with a library call).
+//! The sweep's layers name their parent directories (as Docker's builder writes them), so
+//! overlay's chains stack the layers' own directories; `implied_layers=10` is 10 layers that
+//! only imply them (as umoci writes them), where the chains are copies: overlay's first mount,
+//! a mount sharing the chains, and overlay2.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -111,24 +115,7 @@ fn series(
             })
         });
     }
-    // overlay's first mount of a stack: its chain directories made, then the mount.
-    let chains = env.store.root().join("overlay/chains");
-    let target = env.fresh_dir("target-first");
-    g.bench_function(BenchmarkId::new("overlay_first_mount", param), |b| {
-        b.iter_batched(
-            || {
-                if chains.exists() {
-                    std::fs::remove_dir_all(&chains).unwrap_or_else(|e| panic!("{e}"));
-                }
-            },
-            |()| {
-                let m = mounts::mount(&env.store, &OVERLAY_AUTO, fx.layers.clone(), &target)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                m.unmount().unwrap_or_else(|e| panic!("{e}"));
-            },
-            criterion::BatchSize::PerIteration,
-        )
-    });
+    first_mount(g, env, fx, param);
     match xfs {
         Some((lfs, xfx)) => {
             let target = lfs.dir.join(format!("t-{param}"));
@@ -176,6 +163,61 @@ fn series(
     g.bench_function(BenchmarkId::new("floor_raw_overlay_mount", param), |b| {
         b.iter(|| raw_overlay(&lowers, &upper, &work, &target))
     });
+}
+
+/// overlay's first mount of a stack: its chain directories made, then the mount.
+fn first_mount(g: &mut BenchmarkGroup<WallTime>, env: &BenchEnv, fx: &Fixture, param: &str) {
+    let chains = env.store.root().join("overlay/chains");
+    let target = env.fresh_dir("target-first");
+    g.bench_function(BenchmarkId::new("overlay_first_mount", param), |b| {
+        b.iter_batched(
+            || {
+                if chains.exists() {
+                    std::fs::remove_dir_all(&chains).unwrap_or_else(|e| panic!("{e}"));
+                }
+            },
+            |()| {
+                let m = mounts::mount(&env.store, &OVERLAY_AUTO, fx.layers.clone(), &target)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                m.unmount().unwrap_or_else(|e| panic!("{e}"));
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+}
+
+/// What the chain layout costs where it must copy: 10 layers that only imply their parent
+/// directory (as umoci writes them; the sweep's layers name theirs, as Docker's builder does,
+/// and their chains stack the layers' own directories). overlay's first mount (chains made),
+/// a mount sharing the chains, and overlay2 over the per-layer directories.
+fn implied_parents(g: &mut BenchmarkGroup<WallTime>, env: &BenchEnv) {
+    let param = "implied_layers=10";
+    let layers = fixtures::stack_implied(3000, 10, 1000, 4096);
+    let sets: Vec<ChangeSet> = layers.iter().map(|l| l.changeset()).collect();
+    let fx = fixtures::import(env, &layers);
+    for (name, d) in [
+        ("overlay", &OVERLAY_AUTO as &'static dyn Driver),
+        ("overlay2", &OVERLAY2),
+    ] {
+        let target = env.fresh_dir("target-implied");
+        if let Err(e) =
+            mounts::mount(&env.store, d, fx.layers.clone(), &target).and_then(|m| m.unmount())
+        {
+            skip(&format!("union_prepare/{name}/{param}"), &e.to_string());
+            return;
+        }
+        if name == "overlay" {
+            fixtures::check_view(env, &fx, d, &sets);
+        }
+        g.bench_function(BenchmarkId::new(name, param), |b| {
+            b.iter(|| {
+                let m = mounts::mount(&env.store, d, fx.layers.clone(), &target)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                m.unmount().unwrap_or_else(|e| panic!("{e}"));
+            })
+        });
+    }
+    first_mount(g, env, &fx, param);
 }
 
 fn prepare(
@@ -269,6 +311,7 @@ fn bench(c: &mut criterion::Criterion) {
     for &n in profile.byte_counts() {
         sweep(format!("bytes={n}"), fixtures::one_layer(2000 + n, 16, n));
     }
+    implied_parents(&mut g, &env);
     g.finish();
 }
 

@@ -42,6 +42,29 @@ pub fn stack(seed: u64, layers: usize, files: usize, file_size: usize) -> Vec<La
     out
 }
 
+/// [`stack`], but only the bottom layer names the directories: the layers above only imply
+/// them (as umoci and other diff-based builders write layers), so the chain layout copies
+/// each such layer into a chain directory to give those directories their lower attributes.
+pub fn stack_implied(seed: u64, layers: usize, files: usize, file_size: usize) -> Vec<Layer> {
+    let mut rng = Seed::new(seed);
+    let mut out: Vec<Layer> = (0..layers)
+        .map(|i| {
+            let l = if i == 0 {
+                (0..32).fold(Layer::new().dir("etc"), |l, d| l.dir(&format!("d{d:02}")))
+            } else {
+                Layer::new()
+            };
+            l.file("etc/shared", format!("{i}\n"))
+        })
+        .collect();
+    for f in 0..files {
+        let l = f % layers;
+        let layer = std::mem::take(&mut out[l]);
+        out[l] = layer.file(&format!("d{:02}/f{f:06}", f % 32), rng.bytes(file_size));
+    }
+    out
+}
+
 /// One layer of `files` files holding `bytes` bytes in all.
 pub fn one_layer(seed: u64, files: usize, bytes: u64) -> Vec<Layer> {
     let mut rng = Seed::new(seed);

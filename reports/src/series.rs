@@ -205,6 +205,13 @@ pub fn builtin(group: &str, function: &str) -> Option<SeriesKind> {
             "tmpfs",
             "overlay mount + unmount, its chain directories made first",
         ),
+        ("union_prepare", "overlay") => s(
+            Subject,
+            "overlay",
+            &[OVERLAY_MOUNT],
+            "tmpfs",
+            "overlay mount + unmount over chain directories already made",
+        ),
         ("union_prepare", "overlay2") => s(
             Subject,
             "overlay2",
