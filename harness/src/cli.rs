@@ -41,7 +41,7 @@ pub enum Command {
     #[command(subcommand)]
     Rootfs(RootfsCmd),
     /// Run a command in a container over layers (lowest first); exit status = the command's
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The conformance matrix: every catalog case on every available driver
     Check(CheckArgs),
     /// The main job: conformance check, benchmarks (quick profile with --quick) and the
@@ -227,9 +227,25 @@ pub struct RunArgs {
     /// Mount the root filesystem here (empty or missing directory) [default: under --root]
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
-    /// Set an environment variable in the container
-    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    /// Set an environment variable in the container (NAME alone: its value here, if set);
+    /// wins over the image's Env and --env-file
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
+    /// Read environment variables from a file: NAME=VALUE lines (NAME alone: its value
+    /// here); blank lines and lines starting with # are skipped
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory in the container, created when missing [default: the image's
+    /// WorkingDir, else /]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as: UID[:GID] or NAME[:GROUP] (names from the image's /etc/passwd and
+    /// /etc/group) [default: the image's User, else root]
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Replace the image's Entrypoint (and its Cmd); "" for none
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
     /// Layers, lowest first: tar, directory (imported each time: slow) or digest
     #[arg(value_name = "LAYER")]
     pub layers: Vec<String>,

@@ -64,3 +64,242 @@ fn run_accepts_an_image_reference() {
         "hello from strata"
     );
 }
+
+/// `strata` with `--root DIR/root`.
+fn strata_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(dir.join("root"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout_ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// An umoci layout under `dir` whose `base` tag holds a from-host rootfs (sh, id, echo,
+/// cat, touch), an /etc/passwd with root and app (1000) and an /etc/group where app is
+/// also in `extra` (2000). Returns the layout.
+fn base_image(dir: &Path) -> Umoci {
+    let rootfs = dir.join("rootfs");
+    let o = strata_in(
+        dir,
+        &[
+            "rootfs",
+            "from-host",
+            "--out",
+            &rootfs.display().to_string(),
+            "/bin/sh",
+            "id",
+            "echo",
+            "cat",
+            "touch",
+        ],
+    );
+    stdout_ok(&o);
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    let u = Umoci::init(&dir.join("layout"), &dir.join("work"));
+    u.layer("empty", "base", |r: &Path| {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", rootfs.display()))
+            .arg(r));
+        image_util::write(
+            &r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+            0o644,
+        );
+        image_util::write(
+            &r.join("etc/group"),
+            "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+            0o644,
+        );
+    });
+    u
+}
+
+/// `umoci config` of `from` into `to` with `args`.
+fn umoci_config(u: &Umoci, from: &str, to: &str, args: &[&str]) {
+    run(Command::new("umoci")
+        .args(["config", "--image"])
+        .arg(u.image(from))
+        .args(["--tag", to])
+        .args(args));
+}
+
+const REPORT: &str = "echo \"$GREETING|$(pwd)|$(id -u):$(id -g)|$(id -G)|$HOME\"";
+
+#[test]
+fn run_applies_the_image_config_with_overrides() {
+    if !strata_runtime::require::root() || !tools(&["umoci"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = |args: &[&str]| strata_in(dir.path(), args);
+    let u = base_image(dir.path());
+    umoci_config(
+        &u,
+        "base",
+        "cfg",
+        &[
+            "--config.env",
+            "GREETING=hello",
+            "--config.workingdir",
+            "/srv/app",
+            "--config.user",
+            "1000:1000",
+            "--config.cmd",
+            "/bin/sh",
+            "--config.cmd",
+            "-c",
+            "--config.cmd",
+            REPORT,
+        ],
+    );
+    umoci_config(
+        &u,
+        "base",
+        "ep",
+        &[
+            "--config.entrypoint",
+            "echo",
+            "--config.entrypoint",
+            "ep",
+            "--config.cmd",
+            "a",
+            "--config.cmd",
+            "b",
+        ],
+    );
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("cfg"),
+        "--name",
+        "cfg:v1",
+    ]));
+    stdout_ok(&s(&["image", "import", &u.image("ep"), "--name", "ep:v1"]));
+
+    // The image's Cmd, Env, WorkingDir (created: the image has no /srv/app) and User.
+    assert_eq!(
+        stdout_ok(&s(&["run", "cfg:v1"])),
+        "hello|/srv/app|1000:1000|1000|/home/app"
+    );
+    // Each override alone.
+    assert_eq!(
+        stdout_ok(&s(&["run", "-e", "GREETING=bye", "cfg:v1"])),
+        "bye|/srv/app|1000:1000|1000|/home/app"
+    );
+    assert_eq!(
+        stdout_ok(&s(&["run", "-w", "/tmp/w", "cfg:v1"])),
+        "hello|/tmp/w|1000:1000|1000|/home/app"
+    );
+    assert_eq!(
+        stdout_ok(&s(&["run", "-u", "0", "cfg:v1"])),
+        "hello|/srv/app|0:0|0|/root"
+    );
+    // A name: its passwd entry (gid, home) and its supplementary groups from /etc/group.
+    assert_eq!(
+        stdout_ok(&s(&["run", "--user", "app", "cfg:v1"])),
+        "hello|/srv/app|1000:1000|1000 2000|/home/app"
+    );
+    assert_eq!(
+        stdout_ok(&s(&["run", "--user", "app:extra", "cfg:v1"])),
+        "hello|/srv/app|1000:2000|2000|/home/app"
+    );
+    let env_file = dir.path().join("env");
+    std::fs::write(&env_file, "# comment\n\nGREETING=from-file\nOTHER=x\n").unwrap();
+    assert_eq!(
+        stdout_ok(&s(&[
+            "run",
+            "--env-file",
+            &env_file.display().to_string(),
+            "cfg:v1"
+        ])),
+        "from-file|/srv/app|1000:1000|1000|/home/app"
+    );
+    // A command after `--` replaces Cmd, not the rest of the config.
+    assert_eq!(
+        stdout_ok(&s(&[
+            "run",
+            "cfg:v1",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $GREETING; pwd"
+        ])),
+        "hello\n/srv/app"
+    );
+    let o = s(&["run", "-u", "nobody", "cfg:v1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\"nobody\"") && err.contains("/etc/passwd"),
+        "{err}"
+    );
+
+    // Entrypoint + Cmd; a command replaces Cmd; --entrypoint replaces both.
+    assert_eq!(stdout_ok(&s(&["run", "ep:v1"])), "ep a b");
+    assert_eq!(stdout_ok(&s(&["run", "ep:v1", "--", "z"])), "ep z");
+    assert_eq!(
+        stdout_ok(&s(&[
+            "run",
+            "--entrypoint",
+            "echo",
+            "ep:v1",
+            "--",
+            "x",
+            "y"
+        ])),
+        "x y"
+    );
+    // An image with neither says so.
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("base"),
+        "--name",
+        "base:v1",
+    ]));
+    let o = s(&["run", "base:v1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("base:v1 has no Entrypoint or Cmd") && err.contains("--"),
+        "{err}"
+    );
+
+    // image inspect shows the config, in text and JSON.
+    let text = stdout_ok(&s(&["image", "inspect", "cfg:v1"]));
+    assert!(text.contains("user      1000:1000"), "{text}");
+    assert!(
+        text.contains("workdir   /srv/app") && text.contains("env       GREETING=hello"),
+        "{text}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout_ok(&s(&["--json", "image", "inspect", "cfg:v1"]))).unwrap();
+    let c = &j["Config"];
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["WorkingDir"], "/srv/app");
+    assert!(
+        c["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hello")
+    );
+    assert_eq!(c["Cmd"][0], "/bin/sh");
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout_ok(&s(&["--json", "image", "inspect", "ep:v1"]))).unwrap();
+    assert_eq!(j["Config"]["Entrypoint"], serde_json::json!(["echo", "ep"]));
+}

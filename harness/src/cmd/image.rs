@@ -147,6 +147,8 @@ struct Inspect {
     manifest_media_type: String,
     layers: Vec<LayerRow>,
     history: usize,
+    /// How a container of the image runs: User, Env, Entrypoint, Cmd, WorkingDir.
+    config: image::oci::ExecConfig,
 }
 
 fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
@@ -185,6 +187,7 @@ fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
         manifest_media_type: img.manifest.media_type().to_string(),
         layers,
         history: img.config.history.len(),
+        config: img.config.config.clone().unwrap_or_default(),
     };
     emit(ctx.json, &out, |i| {
         let mut s = format!(
@@ -199,6 +202,27 @@ fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
             i.layers.len(),
             human_bytes(i.size)
         );
+        let c = &i.config;
+        let list = |v: &Option<Vec<String>>| match v {
+            Some(v) => serde_json::to_string(v).unwrap_or_default(),
+            None => "-".into(),
+        };
+        s.push_str(&format!(
+            "  user      {}\n  workdir   {}\n  entrypoint {}\n  cmd       {}\n",
+            c.user
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or("- (root)"),
+            c.working_dir
+                .as_deref()
+                .filter(|w| !w.is_empty())
+                .unwrap_or("- (/)"),
+            list(&c.entrypoint),
+            list(&c.cmd),
+        ));
+        for e in c.env.iter().flatten() {
+            s.push_str(&format!("  env       {e}\n"));
+        }
         for (n, l) in i.layers.iter().enumerate() {
             s.push_str(&format!(
                 "  {:>3}  blob {} {:>10}  {}\n       diff {} {:>10}\n",

@@ -32,7 +32,10 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
     spec.commit = a.commit;
     spec.keep = a.keep;
     spec.target = a.target;
-    spec.env = a.env;
+    spec.env = environment(&a.env_file, &a.env)?;
+    spec.workdir = a.workdir;
+    spec.user = a.user;
+    spec.entrypoint = a.entrypoint;
     let driver = strata_runtime::driver::by_name(&spec.driver)?;
     // Before anything else: without root this says why (the drivers mount as root).
     driver
@@ -43,6 +46,46 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
         })?;
     spec.validate()?;
     Ok(spec)
+}
+
+/// `--env-file` entries, then `-e` entries; `NAME` alone takes this process's value (and is
+/// left out when unset), as docker does.
+fn environment(files: &[std::path::PathBuf], flags: &[String]) -> CmdResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut add = |e: &str| {
+        if e.contains('=') {
+            out.push(e.to_string());
+        } else if let Some(v) = std::env::var_os(e) {
+            out.push(format!("{e}={}", v.to_string_lossy()));
+        }
+    };
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| strata_runtime::Error::io("read --env-file", f, e))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with('=') {
+                return Err(strata_runtime::Error::Usage(format!(
+                    "{}:{}: {line:?} has no variable name",
+                    f.display(),
+                    n + 1
+                )));
+            }
+            add(line);
+        }
+    }
+    for e in flags {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(strata_runtime::Error::Usage(format!(
+                "--env {e:?}: not NAME=VALUE or NAME"
+            )));
+        }
+        add(e);
+    }
+    Ok(out)
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {

@@ -23,6 +23,7 @@
 //! the host's mount table never changes at all (unless `--keep` asks for the mount to stay).
 
 pub mod cgroup;
+pub mod exec_config;
 pub mod init_layer;
 pub mod namespaces;
 pub mod process;
@@ -47,6 +48,7 @@ use crate::commit::CommitOptions;
 use crate::digest::Digest;
 use crate::driver;
 use crate::error::{Error, Result};
+use crate::image::oci::ExecConfig;
 use crate::mounts::{self, Mount};
 use crate::store::{self, MountRecord, Store};
 use process::{ChildPlan, Report, Status, Step};
@@ -73,11 +75,22 @@ pub struct ContainerSpec {
     /// With the uts namespace; default [`DEFAULT_HOSTNAME`].
     pub hostname: Option<String>,
     pub limits: Limits,
-    /// The command and its arguments.
+    /// The command and its arguments (empty: the image's Cmd, see [`exec_config::argv`]).
     pub command: Vec<String>,
-    /// `NAME=value` pairs added to (or replacing) the defaults: PATH, HOME, HOSTNAME,
-    /// container=strata and the caller's TERM.
+    /// Replaces the image's Entrypoint (and drops its Cmd); `""`: no entrypoint.
+    pub entrypoint: Option<String>,
+    /// `NAME=value` pairs added to (or replacing) the defaults (PATH, HOSTNAME,
+    /// container=strata, the caller's TERM) and the image's Env; HOME comes from the user's
+    /// passwd entry unless set.
     pub env: Vec<String>,
+    /// The working directory (absolute; created when missing) [default: the image's
+    /// WorkingDir, else /].
+    pub workdir: Option<String>,
+    /// `uid[:gid]` or `name[:group]`, resolved in the image's /etc/passwd and /etc/group
+    /// [default: the image's User, else root].
+    pub user: Option<String>,
+    /// Apply the config of the image the top layer reference names (default true).
+    pub image_config: bool,
     /// Write the writable layer (init layer files left out) here after the command exits.
     pub commit: Option<PathBuf>,
     /// Leave the union mount and the writable layer in place (recorded in the store, for
@@ -105,7 +118,11 @@ impl ContainerSpec {
             hostname: None,
             limits: Limits::default(),
             command,
+            entrypoint: None,
             env: Vec::new(),
+            workdir: None,
+            user: None,
+            image_config: true,
             commit: None,
             keep: false,
             target: None,
@@ -122,10 +139,12 @@ impl ContainerSpec {
                     .into(),
             ));
         }
-        if self.command.is_empty() {
-            return Err(Error::Usage(
-                "no command: give LAYER... -- CMD ARG...".into(),
-            ));
+        if let Some(w) = &self.workdir
+            && !w.starts_with('/')
+        {
+            return Err(Error::Usage(format!(
+                "--workdir {w:?}: the working directory must be an absolute path"
+            )));
         }
         if !self.namespaces.contains(Namespace::Mount) {
             return Err(Error::Usage(format!(
@@ -191,27 +210,34 @@ impl ContainerSpec {
         }
     }
 
-    /// The defaults (PATH, HOME, HOSTNAME, container=strata, the caller's TERM), with
-    /// [`ContainerSpec::env`] replacing or adding entries.
-    fn environment(&self, hostname: &str) -> Vec<String> {
+    /// The defaults (PATH, HOSTNAME, container=strata, the caller's TERM), then the image's
+    /// Env, then [`ContainerSpec::env`], each replacing or adding entries; HOME last when
+    /// none of them set it.
+    fn environment(&self, hostname: &str, image: Option<&ExecConfig>, home: &str) -> Vec<String> {
         let mut env = vec![
             format!("PATH={DEFAULT_PATH}"),
-            "HOME=/root".to_string(),
             format!("HOSTNAME={hostname}"),
             "container=strata".to_string(),
         ];
         if let Some(t) = std::env::var_os("TERM") {
             env.push(format!("TERM={}", t.to_string_lossy()));
         }
-        for e in &self.env {
-            let name = e.split('=').next().unwrap_or(e);
-            match env.iter_mut().find(|x| x.split('=').next() == Some(name)) {
-                Some(x) => x.clone_from(e),
-                None => env.push(e.clone()),
-            }
+        let image_env = image.and_then(|c| c.env.clone()).unwrap_or_default();
+        let mut env = exec_config::merge_env(env, image_env.iter().chain(&self.env));
+        if !exec_config::has_var(&env, "HOME") {
+            env.push(format!("HOME={home}"));
         }
         env
     }
+}
+
+/// What the container's command is, resolved from the spec and the image config.
+#[derive(Debug)]
+struct ProcessSpec {
+    argv: Vec<String>,
+    env: Vec<String>,
+    cwd: Option<String>,
+    ids: Option<exec_config::Ids>,
 }
 
 /// How the command ended.
@@ -339,8 +365,43 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     })?;
     let t = tm.origin;
     let driver = driver::by_name(&spec.driver)?;
+    if spec.command.is_empty() && spec.entrypoint.is_none() {
+        // Only an image brings a command: refuse before importing anything.
+        let top = spec.layers.last().map(String::as_str).unwrap_or("");
+        let top_is_image = !top.starts_with('/')
+            && !top.starts_with('.')
+            && crate::image::find(store, top).ok().flatten().is_some();
+        if !top_is_image || !spec.image_config {
+            return Err(Error::Usage(format!(
+                "no command: give LAYER... -- CMD ARG... (the command comes after `--`; only an image reference brings a default command){}",
+                if spec.layers.len() > 1 {
+                    format!("; {top:?} was read as a layer")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
     // Layer references: tars, directories, digests, or an image reference (its layers).
-    let mut layers = store.resolve_stack(&spec.layers)?;
+    let (mut layers, image) = store.resolve_stack_image(&spec.layers)?;
+    let image_config = image
+        .as_ref()
+        .filter(|_| spec.image_config)
+        .and_then(|i| i.config.config.clone());
+    let argv = exec_config::argv(
+        image_config.as_ref(),
+        spec.entrypoint.as_deref(),
+        &spec.command,
+    );
+    if argv.is_empty() {
+        return Err(Error::Usage(match &image {
+            Some(i) => format!(
+                "no command: the image {} has no Entrypoint or Cmd; give one after `--` (strata run IMAGE -- CMD ARG...)",
+                i.record.reference()
+            ),
+            None => "no command: give LAYER... -- CMD ARG...".into(),
+        }));
+    }
     let t = tm.since("layers", t);
     let hostname = spec.hostname();
     if spec.init_layer {
@@ -351,6 +412,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     let id = store::unique_id();
     let target = Target::make(store, spec.target.as_deref(), &id)?;
     let mount = mounts::mount(store, driver, layers, &target.path)?;
+    let process = process_spec(&spec, image_config.as_ref(), argv, &hostname, &target.path)?;
     let t = tm.since("union_mount", t);
     let cgroup = if spec.limits.is_empty() {
         None
@@ -374,8 +436,59 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
         target: Some(target),
         cgroup,
     };
-    c.launch(&mut spec, &hostname)?;
+    c.launch(&mut spec, &process, &hostname)?;
     Ok(c)
+}
+
+/// A user namespace made by a caller who is not root: one id mapped, setgroups denied.
+fn unprivileged_userns(spec: &ContainerSpec) -> bool {
+    spec.namespaces.contains(Namespace::User) && !crate::sandbox::is_root()
+}
+
+/// The user (resolved in the mounted root filesystem's /etc/passwd and /etc/group), the
+/// working directory (created when missing) and the environment.
+fn process_spec(
+    spec: &ContainerSpec,
+    image: Option<&ExecConfig>,
+    argv: Vec<String>,
+    hostname: &str,
+    root: &Path,
+) -> Result<ProcessSpec> {
+    let root_fd = crate::fsutil::open_dir(root)?;
+    let user = spec
+        .user
+        .clone()
+        .or_else(|| image.and_then(|c| c.user.clone()).filter(|u| !u.is_empty()));
+    let ids = match &user {
+        Some(u) => {
+            let passwd = exec_config::read_in_root(root_fd.as_fd(), "etc/passwd", root)?;
+            let group = exec_config::read_in_root(root_fd.as_fd(), "etc/group", root)?;
+            let ids = exec_config::resolve_user(u, passwd.as_deref(), group.as_deref())?;
+            if unprivileged_userns(spec) && (ids.uid != 0 || ids.gid != 0) {
+                return Err(Error::Usage(format!(
+                    "user {u:?} ({}:{}): without root, the container's user namespace maps only its root (run strata as root for other users)",
+                    ids.uid, ids.gid
+                )));
+            }
+            Some(ids)
+        }
+        None => None,
+    };
+    let cwd = spec
+        .workdir
+        .clone()
+        .or_else(|| image.and_then(|c| c.working_dir.clone()))
+        .filter(|w| !w.is_empty() && w != "/");
+    if let Some(w) = &cwd {
+        exec_config::make_dir_in_root(root_fd.as_fd(), w, root)?;
+    }
+    let home = ids.as_ref().map_or("/root", |i| i.home.as_str());
+    Ok(ProcessSpec {
+        env: spec.environment(hostname, image, home),
+        argv,
+        cwd,
+        ids,
+    })
 }
 
 /// [`start`], then [`Container::wait`].
@@ -412,14 +525,19 @@ impl Container {
     }
 
     /// The child's plan, and the PATH its command is searched in.
-    fn plan(&self, spec: &mut ContainerSpec, hostname: &str) -> Result<(ChildPlan, String)> {
+    fn plan(
+        &self,
+        spec: &mut ContainerSpec,
+        process: &ProcessSpec,
+        hostname: &str,
+    ) -> Result<(ChildPlan, String)> {
         let target = self
             .target
             .as_ref()
             .map(|t| t.path.clone())
             .unwrap_or_default();
         let ns = spec.namespaces;
-        let env = spec.environment(hostname);
+        let env = &process.env;
         let path_var = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
@@ -450,16 +568,31 @@ impl Container {
                 None => Vec::new(),
             },
             stdio: std::mem::take(&mut spec.stdio),
-            argv: process::CArray::new(to_c("argument", &spec.command)?),
-            envp: process::CArray::new(to_c("environment entry", &env)?),
-            exec_paths: process::exec_candidates(&spec.command[0], &path_var)?,
+            argv: process::CArray::new(to_c("argument", &process.argv)?),
+            envp: process::CArray::new(to_c("environment entry", env)?),
+            exec_paths: process::exec_candidates(&process.argv[0], &path_var)?,
+            cwd: match &process.cwd {
+                Some(w) => Some(process::cstr("working directory", w)?),
+                None => None,
+            },
+            ids: process.ids.as_ref().map(|i| process::ChildIds {
+                uid: i.uid,
+                gid: i.gid,
+                groups: i.groups.clone(),
+                set_groups: !unprivileged_userns(spec),
+            }),
         };
         Ok((plan, path_var))
     }
 
     /// Clones the child and waits until it has exec'd.
-    fn launch(&mut self, spec: &mut ContainerSpec, hostname: &str) -> Result<()> {
-        let (plan, path_var) = self.plan(spec, hostname)?;
+    fn launch(
+        &mut self,
+        spec: &mut ContainerSpec,
+        process: &ProcessSpec,
+        hostname: &str,
+    ) -> Result<()> {
+        let (plan, path_var) = self.plan(spec, process, hostname)?;
         let target = self.target().map(Path::to_path_buf).unwrap_or_default();
         let t = now_ns();
         let child = process::spawn(&plan).map_err(|e| Error::io("clone", &target, e))?;
@@ -527,7 +660,7 @@ impl Container {
                 } else {
                     126
                 };
-                let msg = exec_message(&spec.command[0], &path_var, rep.errno, &target);
+                let msg = exec_message(&process.argv[0], &path_var, rep.errno, &target);
                 self.exec_failed = Some((code, msg));
                 self.timings
                     .record("exec", "child", last_child, self.exec_end);

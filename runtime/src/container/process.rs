@@ -53,6 +53,10 @@ pub enum Step {
     VerifyRoot,
     Stdio,
     CloseFds,
+    Chdir,
+    SetGroups,
+    SetGid,
+    SetUid,
     Exec,
 }
 
@@ -103,6 +107,10 @@ impl Step {
             Step::VerifyRoot => "verify that / and the working directory are the new root",
             Step::Stdio => "set up stdin, stdout and stderr",
             Step::CloseFds => "mark every fd above 2 close-on-exec",
+            Step::Chdir => "change to the working directory",
+            Step::SetGroups => "set the supplementary groups (setgroups)",
+            Step::SetGid => "set the group id (setgid)",
+            Step::SetUid => "set the user id (setuid)",
             Step::Exec => "execve",
         }
     }
@@ -295,6 +303,20 @@ pub struct ChildPlan {
     pub envp: CArray,
     /// Paths to try for the command, in order (one when it names a path; PATH search else).
     pub exec_paths: Vec<CString>,
+    /// The working directory, entered after the root switch (None: /).
+    pub cwd: Option<CString>,
+    /// The user and groups the command runs as (None: stay root).
+    pub ids: Option<ChildIds>,
+}
+
+/// Credentials the child takes just before exec.
+pub struct ChildIds {
+    pub uid: u32,
+    pub gid: u32,
+    /// setgroups(2) list.
+    pub groups: Vec<libc::gid_t>,
+    /// False in a user namespace whose setgroups is denied (the group list stays empty).
+    pub set_groups: bool,
 }
 
 /// A failed child step: which, and the errno.
@@ -409,8 +431,15 @@ impl Child<'_> {
         let t = self.span(ChildSpan::RootSwitch, t);
         switch::verify_root(&root)?;
         drop(root);
+        if let Some(cwd) = &plan.cwd {
+            // SAFETY: chdir with a valid C string.
+            ck(Step::Chdir, unsafe { libc::chdir(cwd.as_ptr()) })?;
+        }
         self.stdio()?;
         close_fds_on_exec()?;
+        if let Some(ids) = &plan.ids {
+            set_ids(ids)?;
+        }
         self.span(ChildSpan::PreExec, t);
         Ok(())
     }
@@ -497,6 +526,37 @@ fn child_main(plan: &ChildPlan, report_fd: RawFd, sync_fd: Option<RawFd>) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
+}
+
+/// setgroups, setgid, setuid as raw system calls: the libc wrappers make every thread of
+/// the process change credentials, and this child may share the parent's memory (vfork).
+/// A credential change clears the parent-death signal, so it is set again.
+fn set_ids(ids: &ChildIds) -> Result<(), Fail> {
+    // SAFETY: raw credential system calls with a valid group array; prctl with integers.
+    unsafe {
+        if ids.set_groups
+            && libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) < 0
+        {
+            return Err((Step::SetGroups, errno()));
+        }
+        if libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0 {
+            return Err((Step::SetGid, errno()));
+        }
+        if libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0 {
+            return Err((Step::SetUid, errno()));
+        }
+        ck(
+            Step::SetUid,
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// Before any mount: nothing done from here on may propagate back to the host. Makes /
