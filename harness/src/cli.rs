@@ -107,9 +107,18 @@ pub enum ImageCmd {
         #[arg(required = true, value_name = "REF")]
         references: Vec<String>,
     },
-    /// Remove the blobs no image names and the image layers nothing uses any more (those
-    /// `rm` kept for a mount that has ended since)
+    /// Remove dangling images (those that lost their last tag), then the blobs no image
+    /// names and the image layers nothing uses any more (those `rm` kept for a mount that
+    /// has ended since)
     Prune,
+    /// Give an image another tag (NAME alone: NAME:latest); an image the tag named before
+    /// stays as a dangling image until `image prune`
+    Tag {
+        #[arg(value_name = "SRC")]
+        source: String,
+        #[arg(value_name = "NAME[:TAG]")]
+        target: String,
+    },
     /// Push an image to an OCI layout directory (DIR[:TAG]) or a registry
     /// (docker://HOST:PORT/NAME[:TAG], plain HTTP)
     Push {
@@ -218,6 +227,10 @@ pub struct RunArgs {
     /// Commit the writable layer to this tar after the command exits (init layer left out)
     #[arg(long, value_name = "OUT.tar")]
     pub commit: Option<PathBuf>,
+    /// Commit the writable layer as a new image NAME[:TAG] on top of the image it ran (the
+    /// layers must be one image), its history appended
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub commit_image: Option<String>,
     /// Print per-phase timing spans (JSON, ns) on stderr
     #[arg(long)]
     pub timings: bool,

@@ -303,3 +303,132 @@ fn run_applies_the_image_config_with_overrides() {
         serde_json::from_str(&stdout_ok(&s(&["--json", "image", "inspect", "ep:v1"]))).unwrap();
     assert_eq!(j["Config"]["Entrypoint"], serde_json::json!(["echo", "ep"]));
 }
+
+fn json_of(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout_ok(o)).unwrap()
+}
+
+#[test]
+fn containers_become_images_and_old_images_dangle_until_prune() {
+    if !strata_runtime::require::root() || !tools(&["umoci"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = |args: &[&str]| strata_in(dir.path(), args);
+    let u = base_image(dir.path());
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("base"),
+        "--name",
+        "base:v1",
+    ]));
+    let layers = |r: &str| {
+        json_of(&s(&["--json", "image", "inspect", r]))["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let n = layers("base:v1");
+
+    // run --commit-image: one more layer, the file in it, the history appended.
+    let o = s(&[
+        "run",
+        "--commit-image",
+        "bar/app:v2",
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo hi > /new",
+    ]);
+    stdout_ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("committed image bar/app:v2 on base:v1"));
+    assert_eq!(layers("bar/app:v2"), n + 1);
+    assert_eq!(
+        stdout_ok(&s(&["run", "bar/app:v2", "--", "cat", "/new"])),
+        "hi"
+    );
+    let j = json_of(&s(&["--json", "image", "inspect", "bar/app:v2"]));
+    let h = json_of(&s(&["--json", "image", "inspect", "base:v1"]))["History"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(j["History"].as_u64().unwrap(), h + 1);
+
+    // run --keep, then commit --image (the init layer is not an image layer) and -o (the
+    // init layer's files are left out).
+    let target = dir.path().join("kept");
+    let o = s(&[
+        "run",
+        "--keep",
+        "--target",
+        &target.display().to_string(),
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo k > /kept; echo 1.2.3.4 x >> /etc/hosts",
+    ]);
+    stdout_ok(&o);
+    let t = target.display().to_string();
+    let out_tar = dir.path().join("kept.tar");
+    stdout_ok(&s(&[
+        "commit",
+        &t,
+        "--image",
+        "bar/app:kept",
+        "-o",
+        &out_tar.display().to_string(),
+    ]));
+    let listing = run(Command::new("tar").arg("-tf").arg(&out_tar));
+    assert_eq!(listing.trim(), "kept", "{listing}");
+    stdout_ok(&s(&["umount", &t]));
+    assert_eq!(layers("bar/app:kept"), n + 1);
+    assert_eq!(
+        stdout_ok(&s(&["run", "bar/app:kept", "--", "cat", "/kept"])),
+        "k"
+    );
+
+    // image tag: a second name for the same image.
+    stdout_ok(&s(&["image", "tag", "bar/app:v2", "other"]));
+    let j = json_of(&s(&["--json", "image", "inspect", "other:latest"]));
+    let v2 = json_of(&s(&["--json", "image", "inspect", "bar/app:v2"]));
+    assert_eq!(j["Manifest"], v2["Manifest"]);
+    stdout_ok(&s(&["image", "rm", "other:latest"]));
+
+    // A commit over an existing tag: the old image loses its tag but keeps its layer,
+    // dangling, until prune.
+    let old_id = v2["Id"].as_str().unwrap().to_string();
+    stdout_ok(&s(&[
+        "run",
+        "--commit-image",
+        "bar/app:v2",
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo 2 > /second",
+    ]));
+    assert_eq!(
+        stdout_ok(&s(&["run", "bar/app:v2", "--", "cat", "/second"])),
+        "2"
+    );
+    let ls = json_of(&s(&["--json", "image", "ls"]));
+    assert!(
+        ls.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["Name"] == "<none>" || r["name"] == "<none>"),
+        "{ls}"
+    );
+    assert_eq!(stdout_ok(&s(&["run", &old_id, "--", "cat", "/new"])), "hi");
+    let p = json_of(&s(&["--json", "image", "prune"]));
+    assert_eq!(p["images_removed"].as_array().unwrap().len(), 1, "{p}");
+    assert!(!p["layers_removed"].as_array().unwrap().is_empty(), "{p}");
+    assert!(!s(&["run", &old_id, "--", "cat", "/new"]).status.success());
+    assert_eq!(
+        stdout_ok(&s(&["run", "bar/app:v2", "--", "cat", "/second"])),
+        "2"
+    );
+}

@@ -20,6 +20,17 @@ pub fn run(ctx: &Ctx, cmd: ImageCmd) -> CmdResult<ExitCode> {
         ImageCmd::Inspect { reference } => inspect(ctx, &store, &reference),
         ImageCmd::Rm { references } => rm(ctx, &store, &references),
         ImageCmd::Prune => prune(ctx, &store),
+        ImageCmd::Tag { source, target } => {
+            let t = image::records::tag(&store, &source, &target)?;
+            emit(ctx.json, &t, |t| match &t.replaced {
+                Some(old) => format!(
+                    "tagged {} {} (it named {old} before: that image stays, dangling, until `strata image prune`)",
+                    t.reference, t.manifest
+                ),
+                None => format!("tagged {} {}", t.reference, t.manifest),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         ImageCmd::Push { reference, dest } => push(ctx, &store, &reference, &dest),
         ImageCmd::Export {
             reference,
@@ -82,7 +93,11 @@ fn ls(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
         .into_iter()
         .map(|i| Row {
             name: i.record.name.clone(),
-            tag: i.record.tag.clone(),
+            tag: if i.record.is_dangling() {
+                image::records::DANGLING.to_string()
+            } else {
+                i.record.tag.clone()
+            },
             id: i.record.config.to_string(),
             manifest: i.record.manifest.to_string(),
             layers: i.manifest.layers.len(),
@@ -266,7 +281,8 @@ fn prune(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
     let r = image::prune(store)?;
     emit(ctx.json, &r, |r| {
         format!(
-            "pruned {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed",
+            "pruned {} dangling image(s), {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed",
+            r.images_removed.len(),
             r.blobs_removed.len(),
             r.layers_removed.len(),
             r.chains_removed.len(),
@@ -359,7 +375,7 @@ pub fn commit(
 ) -> CmdResult<ExitCode> {
     let rep = image::commit_image(store, m, new_ref)?;
     if let Some(out) = out {
-        m.commit_file(out)?;
+        m.commit_file_with(&image::commit::commit_options(store, m)?, out)?;
     }
     emit(ctx.json, &rep, |r| {
         format!(

@@ -110,7 +110,11 @@ pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult<ExitCode> {
     let path = a
         .out
         .ok_or_else(|| strata_runtime::Error::Usage("missing -o OUT.tar".into()))?;
-    let digest = m.commit_file(&path)?;
+    // A kept container's init layer files (hosts, hostname, resolv.conf) are never committed.
+    let digest = m.commit_file_with(
+        &strata_runtime::image::commit::commit_options(&store, &m)?,
+        &path,
+    )?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let out = Committed {
         target: m.target().to_path_buf(),

@@ -30,6 +30,7 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
         pids: a.pids,
     };
     spec.commit = a.commit;
+    spec.commit_image = a.commit_image;
     spec.keep = a.keep;
     spec.target = a.target;
     spec.env = environment(&a.env_file, &a.env)?;
@@ -136,6 +137,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     }
     if let (Some(d), Some(p)) = (&out.committed, &commit) {
         eprintln!("strata: committed {} to {d}", p.display());
+    }
+    if let Some(c) = &out.committed_image {
+        eprintln!(
+            "strata: committed image {} on {} {} (new layer {})",
+            c.reference, c.base, c.manifest, c.diff_id
+        );
     }
     if let Some(k) = &out.kept {
         eprintln!(

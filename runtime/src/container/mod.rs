@@ -93,6 +93,10 @@ pub struct ContainerSpec {
     pub image_config: bool,
     /// Write the writable layer (init layer files left out) here after the command exits.
     pub commit: Option<PathBuf>,
+    /// After the command exits, commit the writable layer (init layer files left out) as a
+    /// new image `NAME[:TAG]` on top of the image the container ran (the layers must be one
+    /// image reference).
+    pub commit_image: Option<String>,
     /// Leave the union mount and the writable layer in place (recorded in the store, for
     /// `strata commit` / `strata umount`).
     pub keep: bool,
@@ -124,6 +128,7 @@ impl ContainerSpec {
             user: None,
             image_config: true,
             commit: None,
+            commit_image: None,
             keep: false,
             target: None,
             init_layer: true,
@@ -187,6 +192,9 @@ impl ContainerSpec {
                     io::Error::from(io::ErrorKind::NotFound),
                 ));
             }
+        }
+        if let Some(r) = &self.commit_image {
+            crate::image::reference::parse_name_tag(r)?;
         }
         for e in &self.env {
             if !e.contains('=') {
@@ -269,6 +277,8 @@ pub struct Outcome {
     pub cgroup: Option<CgroupVersion>,
     /// The digest of the committed layer.
     pub committed: Option<Digest>,
+    /// The image `commit_image` made.
+    pub committed_image: Option<crate::image::CommitReport>,
     /// The kept mount (with `keep`).
     pub kept: Option<MountRecord>,
     pub timings: Timings,
@@ -341,6 +351,8 @@ pub struct Container {
     switch_used: Switch,
     fallback: Option<String>,
     commit: Option<PathBuf>,
+    /// (`NAME:TAG`, the store, the history's created_by).
+    commit_image: Option<(String, Store, String)>,
     keep: bool,
     exec_end: u64,
     timings: Timings,
@@ -402,6 +414,12 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
             None => "no command: give LAYER... -- CMD ARG...".into(),
         }));
     }
+    if spec.commit_image.is_some() && image.is_none() {
+        return Err(Error::Usage(format!(
+            "--commit-image: the layers {:?} do not end with an image (NAME:TAG or id) to commit on top of",
+            spec.layers
+        )));
+    }
     let t = tm.since("layers", t);
     let hostname = spec.hostname();
     if spec.init_layer {
@@ -429,6 +447,13 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
         switch_used: spec.switch,
         fallback: None,
         commit: spec.commit.take(),
+        commit_image: spec.commit_image.take().map(|r| {
+            (
+                r,
+                store.clone(),
+                format!("strata run {}", process.argv.join(" ")),
+            )
+        }),
         keep: spec.keep,
         exec_end: 0,
         timings: tm,
@@ -707,6 +732,13 @@ impl Container {
             committed = Some(m.commit_file_with(&opts, out)?);
             t = self.timings.since("commit", t);
         }
+        let mut committed_image = None;
+        if let (Some((r, store, created_by)), Some(m)) = (&self.commit_image, &self.mount) {
+            committed_image = Some(crate::image::commit::commit_image_as(
+                store, m, r, created_by,
+            )?);
+            t = self.timings.since("commit_image", t);
+        }
         let mut kept = None;
         let mut first_err = None;
         if let Some(m) = self.mount.take() {
@@ -743,6 +775,7 @@ impl Container {
             fallback: self.fallback.take(),
             cgroup,
             committed,
+            committed_image,
             kept,
             timings,
         })
