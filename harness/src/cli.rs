@@ -256,6 +256,14 @@ pub struct RunArgs {
     /// /etc/group) [default: the image's User, else root]
     #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
     pub user: Option<String>,
+    /// Bind a host directory or file into the container (HOST absolute or ./relative; ro:
+    /// read-only); what the container writes there is never committed
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// A mount: type=bind,source=HOST,target=CTR[,readonly] or
+    /// type=tmpfs,target=CTR[,tmpfs-size=SIZE][,tmpfs-mode=OCTAL][,readonly]
+    #[arg(long = "mount", value_name = "type=bind|tmpfs,...")]
+    pub mount: Vec<String>,
     /// Replace the image's Entrypoint (and its Cmd); "" for none
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,

@@ -432,3 +432,129 @@ fn containers_become_images_and_old_images_dangle_until_prune() {
         "2"
     );
 }
+
+#[test]
+fn volumes_show_host_files_refuse_writes_when_ro_and_are_never_committed() {
+    if !strata_runtime::require::root() || !tools(&["umoci"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = |args: &[&str]| strata_in(dir.path(), args);
+    let u = base_image(dir.path());
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("base"),
+        "--name",
+        "base:v1",
+    ]));
+    let host = dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("hello"), "from the host\n").unwrap();
+    let hfile = dir.path().join("single");
+    std::fs::write(&hfile, "one file\n").unwrap();
+    let v = format!("{}:/data", host.display());
+    let vro = format!("{}:/data:ro", host.display());
+    let vfile = format!("{}:/etc/single.conf:ro", hfile.display());
+    let out = dir.path().join("c.tar");
+    let out_s = out.display().to_string();
+
+    // Host files show; writes land on the host; nothing of the volume (or the mount point
+    // strata made) is committed, only the container's own change.
+    let o = s(&[
+        "run",
+        "-v",
+        &v,
+        "-v",
+        &vfile,
+        "--commit",
+        &out_s,
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /data/hello /etc/single.conf; echo w > /data/written; echo own > /own",
+    ]);
+    assert_eq!(stdout_ok(&o), "from the host\none file");
+    assert_eq!(
+        std::fs::read_to_string(host.join("written")).unwrap(),
+        "w\n"
+    );
+    let listing = run(Command::new("tar").arg("-tf").arg(&out));
+    assert_eq!(listing.trim(), "own", "{listing}");
+    // The commit into an image leaves it out too.
+    stdout_ok(&s(&[
+        "run",
+        "-v",
+        &v,
+        "--commit-image",
+        "base:vol",
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo again > /data/again",
+    ]));
+    let o = s(&[
+        "run",
+        "base:vol",
+        "--",
+        "/bin/sh",
+        "-c",
+        "[ -e /data ] && echo present || echo absent",
+    ]);
+    assert_eq!(stdout_ok(&o), "absent");
+
+    // :ro refuses writes (and the host sees none).
+    let o = s(&["run", "-v", &vro, "base:v1", "--", "touch", "/data/nope"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Read-only file system"),
+        "{o:?}"
+    );
+    assert!(!host.join("nope").exists());
+    let o = s(&[
+        "run",
+        "-v",
+        &vfile,
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo x > /etc/single.conf",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_to_string(&hfile).unwrap(), "one file\n");
+
+    // --mount: bind and tmpfs (the tmpfs's content is gone with the container).
+    let m = format!("type=bind,source={},target=/m,readonly", host.display());
+    assert_eq!(
+        stdout_ok(&s(&[
+            "run", "--mount", &m, "base:v1", "--", "cat", "/m/hello"
+        ])),
+        "from the host"
+    );
+    let o = s(&[
+        "run",
+        "--mount",
+        "type=tmpfs,target=/scratch,tmpfs-size=1m,tmpfs-mode=1777",
+        "--commit",
+        &out_s,
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo t > /scratch/t && cat /scratch/t && while read d m t r; do [ $m = /scratch ] && echo $t; done < /proc/mounts",
+    ]);
+    assert_eq!(stdout_ok(&o), "t\ntmpfs");
+    let listing = run(Command::new("tar").arg("-tf").arg(&out));
+    assert!(listing.trim().is_empty(), "{listing}");
+
+    // Bad volumes are refused before anything runs.
+    let o = s(&["run", "-v", "/does/not/exist:/x", "base:v1", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/does/not/exist"));
+    let o = s(&["run", "-v", "relative:/x", "base:v1", "--", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be absolute or start with ./"));
+}

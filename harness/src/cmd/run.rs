@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgroup};
+use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgroup, volumes};
 use strata_runtime::sandbox;
 
 use super::Ctx;
@@ -37,6 +37,12 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
     spec.workdir = a.workdir;
     spec.user = a.user;
     spec.entrypoint = a.entrypoint;
+    for v in &a.volume {
+        spec.volumes.push(volumes::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        spec.volumes.push(volumes::parse_mount(m)?);
+    }
     let driver = strata_runtime::driver::by_name(&spec.driver)?;
     // Before anything else: without root this says why (the drivers mount as root).
     driver

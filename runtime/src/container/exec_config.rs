@@ -226,7 +226,23 @@ pub fn read_in_root(root: BorrowedFd<'_>, rel: &str, label: &Path) -> Result<Opt
 
 /// Creates directory `path` (absolute, in the container) and its missing parents in the
 /// root filesystem at `root` (0755, owned by root), resolving symlinks inside the root only.
-pub fn make_dir_in_root(root: BorrowedFd<'_>, path: &str, label: &Path) -> Result<()> {
+/// Returns the paths it created (relative to the root), parents first.
+pub fn make_dir_in_root(root: BorrowedFd<'_>, path: &str, label: &Path) -> Result<Vec<String>> {
+    make_in_root(root, path, false, label)
+}
+
+/// [`make_dir_in_root`] for a file: its missing parents are created as directories and the
+/// file itself (empty, 0644) when missing, a mount point for a bind of a file.
+pub fn make_file_in_root(root: BorrowedFd<'_>, path: &str, label: &Path) -> Result<Vec<String>> {
+    make_in_root(root, path, true, label)
+}
+
+fn make_in_root(root: BorrowedFd<'_>, path: &str, file: bool, label: &Path) -> Result<Vec<String>> {
+    let mut created = Vec::new();
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     let open = |rel: &str| -> std::io::Result<OwnedFd> {
         crate::fsutil::openat2(
             root,
@@ -237,19 +253,48 @@ pub fn make_dir_in_root(root: BorrowedFd<'_>, path: &str, label: &Path) -> Resul
     };
     let mut dir: OwnedFd = open(".").map_err(|e| Error::io("open", label, e))?;
     let mut rel = String::new();
-    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+    for (i, comp) in comps.iter().copied().enumerate() {
         if !rel.is_empty() {
             rel.push('/');
         }
         rel.push_str(comp);
+        if file && i + 1 == comps.len() {
+            let exists = crate::fsutil::openat2(
+                root,
+                &rel,
+                OFlags::PATH | OFlags::CLOEXEC,
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            );
+            if let Err(e) = exists {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Error::io("open the mount point", label.join(&rel), e));
+                }
+                rustix::fs::openat(
+                    dir.as_fd(),
+                    comp,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map_err(|e| {
+                    Error::io(
+                        "create the mount point",
+                        label.join(&rel),
+                        crate::fsutil::ioe(e),
+                    )
+                })?;
+                created.push(rel.clone());
+            }
+            break;
+        }
         match open(&rel) {
             Ok(fd) => dir = fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && comp != ".." => {
                 match rustix::fs::mkdirat(dir.as_fd(), comp, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Ok(()) => created.push(rel.clone()),
+                    Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => {
                         return Err(Error::io(
-                            "create the working directory",
+                            "create the directory",
                             label.join(&rel),
                             crate::fsutil::ioe(e),
                         ));
@@ -258,11 +303,11 @@ pub fn make_dir_in_root(root: BorrowedFd<'_>, path: &str, label: &Path) -> Resul
                 dir = open(&rel).map_err(|e| Error::io("open", label.join(&rel), e))?;
             }
             Err(e) => {
-                return Err(Error::io("open the working directory", label.join(&rel), e));
+                return Err(Error::io("open the directory", label.join(&rel), e));
             }
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 #[cfg(test)]

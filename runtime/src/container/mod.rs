@@ -30,6 +30,7 @@ pub mod process;
 pub mod rootfs_setup;
 pub mod switch;
 pub mod timing;
+pub mod volumes;
 
 use std::ffi::CString;
 use std::io;
@@ -91,6 +92,8 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// Apply the config of the image the top layer reference names (default true).
     pub image_config: bool,
+    /// Host paths and tmpfs mounted in the container (never committed).
+    pub volumes: Vec<volumes::Volume>,
     /// Write the writable layer (init layer files left out) here after the command exits.
     pub commit: Option<PathBuf>,
     /// After the command exits, commit the writable layer (init layer files left out) as a
@@ -127,6 +130,7 @@ impl ContainerSpec {
             workdir: None,
             user: None,
             image_config: true,
+            volumes: Vec::new(),
             commit: None,
             commit_image: None,
             keep: false,
@@ -196,6 +200,9 @@ impl ContainerSpec {
         if let Some(r) = &self.commit_image {
             crate::image::reference::parse_name_tag(r)?;
         }
+        for v in &mut self.volumes {
+            v.check()?;
+        }
         for e in &self.env {
             if !e.contains('=') {
                 return Err(Error::Usage(format!(
@@ -246,6 +253,10 @@ struct ProcessSpec {
     env: Vec<String>,
     cwd: Option<String>,
     ids: Option<exec_config::Ids>,
+    /// The volumes for the child, and the mount points made for them (never committed).
+    volumes: Vec<process::ChildVolume>,
+    volume_targets: Vec<String>,
+    made: Vec<crate::model::RelPath>,
 }
 
 /// How the command ended.
@@ -353,6 +364,10 @@ pub struct Container {
     commit: Option<PathBuf>,
     /// (`NAME:TAG`, the store, the history's created_by).
     commit_image: Option<(String, Store, String)>,
+    /// Never committed: the init layer's files and the volumes' mount points strata made.
+    exclude: Vec<crate::model::RelPath>,
+    /// The volumes' container paths, for error messages.
+    volume_targets: Vec<String>,
     keep: bool,
     exec_end: u64,
     timings: Timings,
@@ -454,6 +469,11 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
                 format!("strata run {}", process.argv.join(" ")),
             )
         }),
+        exclude: InitLayer::excluded()
+            .into_iter()
+            .chain(process.made.iter().cloned())
+            .collect(),
+        volume_targets: process.volume_targets.clone(),
         keep: spec.keep,
         exec_end: 0,
         timings: tm,
@@ -508,11 +528,42 @@ fn process_spec(
         exec_config::make_dir_in_root(root_fd.as_fd(), w, root)?;
     }
     let home = ids.as_ref().map_or("/root", |i| i.home.as_str());
+    let mut volumes = Vec::new();
+    let mut made = Vec::new();
+    for v in &spec.volumes {
+        let is_dir = v.source().is_none_or(Path::is_dir);
+        made.extend(if is_dir {
+            exec_config::make_dir_in_root(root_fd.as_fd(), &v.target, root)?
+        } else {
+            exec_config::make_file_in_root(root_fd.as_fd(), &v.target, root)?
+        });
+        let mut tmpfs_opts = Vec::new();
+        if let volumes::VolumeKind::Tmpfs { size, mode } = &v.kind {
+            if let Some(s) = size {
+                tmpfs_opts.push((c"size".to_owned(), process::cstr("tmpfs-size", s)?));
+            }
+            let m = format!("{:o}", mode.unwrap_or(0o755));
+            tmpfs_opts.push((c"mode".to_owned(), process::cstr("tmpfs-mode", &m)?));
+        }
+        volumes.push(process::ChildVolume {
+            source: match v.source() {
+                Some(p) => Some(crate::fsutil::cstring(p)?),
+                None => None,
+            },
+            target: process::cstr("volume target", v.target.trim_start_matches('/'))?,
+            is_dir,
+            tmpfs_opts,
+            readonly: v.readonly,
+        });
+    }
     Ok(ProcessSpec {
         env: spec.environment(hostname, image, home),
         argv,
         cwd,
         ids,
+        volumes,
+        volume_targets: spec.volumes.iter().map(|v| v.target.clone()).collect(),
+        made,
     })
 }
 
@@ -600,6 +651,7 @@ impl Container {
                 Some(w) => Some(process::cstr("working directory", w)?),
                 None => None,
             },
+            volumes: process.volumes.clone(),
             ids: process.ids.as_ref().map(|i| process::ChildIds {
                 uid: i.uid,
                 gid: i.gid,
@@ -693,7 +745,7 @@ impl Container {
             }
             _ => {
                 let _ = self.reap();
-                Err(setup_error(&rep, &target))
+                Err(setup_error(&rep, &target, &self.volume_targets))
             }
         }
     }
@@ -727,7 +779,7 @@ impl Container {
         let mut t = t;
         if let (Some(out), Some(m)) = (&self.commit, &self.mount) {
             let opts = CommitOptions {
-                exclude: InitLayer::excluded(),
+                exclude: self.exclude.clone(),
             };
             committed = Some(m.commit_file_with(&opts, out)?);
             t = self.timings.since("commit", t);
@@ -735,7 +787,11 @@ impl Container {
         let mut committed_image = None;
         if let (Some((r, store, created_by)), Some(m)) = (&self.commit_image, &self.mount) {
             committed_image = Some(crate::image::commit::commit_image_as(
-                store, m, r, created_by,
+                store,
+                m,
+                r,
+                created_by,
+                &self.exclude,
             )?);
             t = self.timings.since("commit_image", t);
         }
@@ -830,7 +886,7 @@ fn exec_message(cmd: &str, path_var: &str, errno: i32, target: &Path) -> String 
     format!("cannot execute {cmd}: {e}")
 }
 
-fn setup_error(rep: &Report, target: &Path) -> Error {
+fn setup_error(rep: &Report, target: &Path, volumes: &[String]) -> Error {
     let e = io::Error::from_raw_os_error(rep.errno);
     let Some(step) = rep.failed_step() else {
         return Error::Usage(format!(
@@ -855,6 +911,17 @@ fn setup_error(rep: &Report, target: &Path) -> Error {
                 .find(|n| n.flag() as u32 == rep.detail)
                 .map_or("?", |n| n.name());
             Error::Usage(format!("unshare of the {ns} namespace failed: {e}"))
+        }
+        Step::ResolveVolume | Step::MountVolume => {
+            let v = volumes.get(rep.detail as usize).map_or("?", String::as_str);
+            Error::io(
+                step.op(),
+                format!(
+                    "{} (volume {v})",
+                    target.join(v.trim_start_matches('/')).display()
+                ),
+                e,
+            )
         }
         _ => Error::io(step.op(), at, e),
     }

@@ -53,6 +53,8 @@ pub enum Step {
     VerifyRoot,
     Stdio,
     CloseFds,
+    ResolveVolume,
+    MountVolume,
     Chdir,
     SetGroups,
     SetGid,
@@ -107,6 +109,8 @@ impl Step {
             Step::VerifyRoot => "verify that / and the working directory are the new root",
             Step::Stdio => "set up stdin, stdout and stderr",
             Step::CloseFds => "mark every fd above 2 close-on-exec",
+            Step::ResolveVolume => "open a volume's mount point inside the root",
+            Step::MountVolume => "mount a volume",
             Step::Chdir => "change to the working directory",
             Step::SetGroups => "set the supplementary groups (setgroups)",
             Step::SetGid => "set the group id (setgid)",
@@ -303,10 +307,25 @@ pub struct ChildPlan {
     pub envp: CArray,
     /// Paths to try for the command, in order (one when it names a path; PATH search else).
     pub exec_paths: Vec<CString>,
+    /// Volumes, mounted after /sys (`Report::detail` names the one that failed).
+    pub volumes: Vec<ChildVolume>,
     /// The working directory, entered after the root switch (None: /).
     pub cwd: Option<CString>,
     /// The user and groups the command runs as (None: stay root).
     pub ids: Option<ChildIds>,
+}
+
+/// A volume as the child mounts it.
+#[derive(Clone, Debug)]
+pub struct ChildVolume {
+    /// The host path of a bind (None: a tmpfs).
+    pub source: Option<CString>,
+    /// The mount point, relative to the root.
+    pub target: CString,
+    pub is_dir: bool,
+    /// tmpfs options (size, mode).
+    pub tmpfs_opts: Vec<(CString, CString)>,
+    pub readonly: bool,
 }
 
 /// Credentials the child takes just before exec.

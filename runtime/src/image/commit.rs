@@ -90,20 +90,23 @@ pub fn base_of(store: &Store, m: &Mount, prefer_name: &str) -> Result<Image> {
 /// Commits the writable layer of `m` as a new image `new_ref` (`NAME[:TAG]`).
 pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitReport> {
     let created_by = format!("strata commit {}", m.target().display());
-    commit_image_as(store, m, new_ref, &created_by)
+    commit_image_as(store, m, new_ref, &created_by, &[])
 }
 
-/// [`commit_image`] with `created_by` for the history entry (e.g. the container's command).
+/// [`commit_image`] with `created_by` for the history entry (e.g. the container's command)
+/// and more paths to leave out (e.g. volume mount points).
 pub fn commit_image_as(
     store: &Store,
     m: &Mount,
     new_ref: &str,
     created_by: &str,
+    exclude: &[String],
 ) -> Result<CommitReport> {
     let (name, tag) = reference::parse_name_tag(new_ref)?;
     let _lock = records::lock(store)?;
     let base = base_of(store, m, &name)?;
-    let opts = commit_options(store, m)?;
+    let mut opts = commit_options(store, m)?;
+    opts.exclude.extend(exclude.iter().cloned());
     let mut staging = Staging::new(store)?;
     let label = m.target().to_path_buf();
 
