@@ -264,6 +264,13 @@ pub struct RunArgs {
     /// type=tmpfs,target=CTR[,tmpfs-size=SIZE][,tmpfs-mode=OCTAL][,readonly]
     #[arg(long = "mount", value_name = "type=bind|tmpfs,...")]
     pub mount: Vec<String>,
+    /// Give the command a terminal of the container's own (/dev/pts/0 in it), the caller's
+    /// terminal in raw mode and its window size forwarded
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Keep stdin open for the command (without it the command's stdin is /dev/null)
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
     /// Replace the image's Entrypoint (and its Cmd); "" for none
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,

@@ -87,7 +87,7 @@ fn stdout_ok(o: &std::process::Output) -> String {
 }
 
 /// An umoci layout under `dir` whose `base` tag holds a from-host rootfs (sh, id, echo,
-/// cat, touch), an /etc/passwd with root and app (1000) and an /etc/group where app is
+/// cat, touch, tty, stty), an /etc/passwd with root and app (1000) and an /etc/group where app is
 /// also in `extra` (2000). Returns the layout.
 fn base_image(dir: &Path) -> Umoci {
     let rootfs = dir.join("rootfs");
@@ -103,6 +103,8 @@ fn base_image(dir: &Path) -> Umoci {
             "echo",
             "cat",
             "touch",
+            "tty",
+            "stty",
         ],
     );
     stdout_ok(&o);
@@ -557,4 +559,108 @@ fn volumes_show_host_files_refuse_writes_when_ro_and_are_never_committed() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/does/not/exist"));
     let o = s(&["run", "-v", "relative:/x", "base:v1", "--", "true"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be absolute or start with ./"));
+}
+
+#[test]
+fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() {
+    if !strata_runtime::require::root() || !tools(&["umoci"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = |args: &[&str]| strata_in(dir.path(), args);
+    let u = base_image(dir.path());
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("base"),
+        "--name",
+        "base:v1",
+    ]));
+
+    // Without a terminal around strata: the command still has one, its own /dev/pts/0.
+    let o = s(&["run", "-t", "base:v1", "--", "tty"]);
+    assert_eq!(stdout_ok(&o), "/dev/pts/0");
+    let o = s(&["run", "base:v1", "--", "/bin/sh", "-c", "tty || true"]);
+    assert_eq!(stdout_ok(&o), "not a tty");
+
+    // Under a terminal of 33 rows and 111 columns: the size is forwarded, the caller's
+    // terminal is raw while the container runs and restored afterwards.
+    let ws = nix::pty::Winsize {
+        ws_row: 33,
+        ws_col: 111,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(&ws, None).unwrap();
+    let before = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["run", "-t", "-i", "base:v1", "--", "/bin/sh", "-c"])
+        .arg("stty size; read x; echo got $x; stty -a | while read l; do case $l in *-icanon*) echo RAWCHILD;; esac; done")
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs (the command waits for a line), strata's own terminal is raw.
+    let icanon = |t: &nix::sys::termios::Termios| {
+        t.local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON)
+    };
+    assert!(icanon(&before));
+    let raw_seen = loop {
+        if !icanon(&nix::sys::termios::tcgetattr(&pty.slave).unwrap()) {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::yield_now();
+    };
+    // A line typed at strata's terminal reaches the command.
+    nix::unistd::write(&pty.master, b"go\r").unwrap();
+    let status = child.wait().unwrap();
+    // strata restored its terminal.
+    assert!(icanon(&nix::sys::termios::tcgetattr(&pty.slave).unwrap()));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    drop(pty.slave);
+    let mut out = Vec::new();
+    let mut f = std::fs::File::from(pty.master);
+    let mut buf = [0u8; 4096];
+    loop {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("33 111"), "{out:?}");
+    // The container's own terminal is canonical (cooked), whatever the caller's is.
+    assert!(!out.contains("RAWCHILD"), "{out:?}");
+    assert!(raw_seen, "strata's terminal never went raw");
+    assert!(out.contains("got go"), "{out:?}");
+
+    // -i: stdin reaches the command; without it the command's stdin is /dev/null.
+    let piped = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"typed\n").unwrap();
+        drop(c.stdin.take());
+        c.wait_with_output().unwrap()
+    };
+    assert_eq!(
+        stdout_ok(&piped(&["run", "-i", "base:v1", "--", "cat"])),
+        "typed"
+    );
+    assert_eq!(stdout_ok(&piped(&["run", "base:v1", "--", "cat"])), "");
 }

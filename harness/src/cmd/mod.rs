@@ -9,6 +9,7 @@ mod report;
 mod rootfs;
 mod run;
 mod suite;
+mod tty;
 
 use std::process::ExitCode;
 

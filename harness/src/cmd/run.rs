@@ -16,6 +16,7 @@ use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgrou
 use strata_runtime::sandbox;
 
 use super::Ctx;
+use super::tty;
 use crate::cli::RunArgs;
 use crate::output::CmdResult;
 
@@ -37,6 +38,14 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
     spec.workdir = a.workdir;
     spec.user = a.user;
     spec.entrypoint = a.entrypoint;
+    if !a.interactive {
+        let null = std::fs::File::open("/dev/null")
+            .map_err(|e| strata_runtime::Error::io("open", "/dev/null", e))?;
+        spec.stdio[0] = Some(null.into());
+    }
+    if a.tty {
+        spec.tty = Some(tty::caller_size().unwrap_or((0, 0)));
+    }
     for v in &a.volume {
         spec.volumes.push(volumes::parse_volume(v)?);
     }
@@ -97,6 +106,7 @@ fn environment(files: &[std::path::PathBuf], flags: &[String]) -> CmdResult<Vec<
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     let timings = a.timings;
+    let interactive = a.interactive;
     let commit = a.commit.clone();
     // Every bad input is refused here, before anything exists.
     let spec = spec(a)?;
@@ -110,7 +120,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     }
     let store = ctx.store()?;
     forward_signals()?;
-    let c = container::start(&store, spec)?;
+    let mut c = container::start(&store, spec)?;
     CHILD.store(c.pid(), Ordering::SeqCst);
     let pending = PENDING.swap(0, Ordering::SeqCst);
     if pending > 0 {
@@ -118,6 +128,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
         if let Ok(sig) = Signal::try_from(pending) {
             let _ = signal::kill(Pid::from_raw(c.pid()), sig);
         }
+    }
+    if let Some(master) = c.console()? {
+        tty::relay(master, interactive)?;
     }
     let out = c.wait();
     CHILD.store(0, Ordering::SeqCst);

@@ -94,6 +94,10 @@ pub struct ContainerSpec {
     pub image_config: bool,
     /// Host paths and tmpfs mounted in the container (never committed).
     pub volumes: Vec<volumes::Volume>,
+    /// Give the command a terminal of the container's own (`/dev/pts/N` in it) as stdin,
+    /// stdout, stderr and controlling terminal, with this size (rows, columns; 0: the
+    /// default). [`Container::console`] returns its master.
+    pub tty: Option<(u16, u16)>,
     /// Write the writable layer (init layer files left out) here after the command exits.
     pub commit: Option<PathBuf>,
     /// After the command exits, commit the writable layer (init layer files left out) as a
@@ -131,6 +135,7 @@ impl ContainerSpec {
             user: None,
             image_config: true,
             volumes: Vec::new(),
+            tty: None,
             commit: None,
             commit_image: None,
             keep: false,
@@ -368,6 +373,8 @@ pub struct Container {
     exclude: Vec<crate::model::RelPath>,
     /// The volumes' container paths, for error messages.
     volume_targets: Vec<String>,
+    /// Our end of the socket the terminal's master arrives on.
+    console_socket: Option<OwnedFd>,
     keep: bool,
     exec_end: u64,
     timings: Timings,
@@ -474,6 +481,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
             .chain(process.made.iter().cloned())
             .collect(),
         volume_targets: process.volume_targets.clone(),
+        console_socket: None,
         keep: spec.keep,
         exec_end: 0,
         timings: tm,
@@ -583,6 +591,16 @@ impl Container {
         self.target.as_ref().map(|t| t.path.as_path())
     }
 
+    /// The master of the container's terminal (with [`ContainerSpec::tty`]; once): what
+    /// the command writes to its stdout and stderr is read here, its stdin written here.
+    pub fn console(&mut self) -> Result<Option<OwnedFd>> {
+        let Some(sock) = self.console_socket.take() else {
+            return Ok(None);
+        };
+        process::recv_fd(&sock)
+            .map_err(|e| Error::io("receive the container's terminal", "console socket", e))
+    }
+
     /// Sends signal `sig` to the container's init process. An init of a pid namespace only
     /// receives the signals it handles, plus SIGKILL and SIGSTOP.
     pub fn kill(&self, sig: i32) -> Result<()> {
@@ -602,7 +620,7 @@ impl Container {
 
     /// The child's plan, and the PATH its command is searched in.
     fn plan(
-        &self,
+        &mut self,
         spec: &mut ContainerSpec,
         process: &ProcessSpec,
         hostname: &str,
@@ -652,6 +670,20 @@ impl Container {
                 None => None,
             },
             volumes: process.volumes.clone(),
+            console: match spec.tty {
+                Some((rows, cols)) => {
+                    let (ours, theirs) = process::socketpair()
+                        .map_err(|e| Error::io("socketpair for the terminal", &target, e))?;
+                    self.console_socket = Some(ours);
+                    Some(process::ChildConsole {
+                        socket: theirs,
+                        rows,
+                        cols,
+                        uid: process.ids.as_ref().map_or(0, |i| i.uid),
+                    })
+                }
+                None => None,
+            },
             ids: process.ids.as_ref().map(|i| process::ChildIds {
                 uid: i.uid,
                 gid: i.gid,
