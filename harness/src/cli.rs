@@ -14,7 +14,8 @@ pub struct Cli {
     /// State directory (layer store, mount records) [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Machine-readable output on stdout
+    /// Machine-readable output (JSON) on stdout; `run` writes it to stderr (its stdout is
+    /// the container's)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -119,13 +120,30 @@ pub enum ImageCmd {
         #[arg(value_name = "NAME[:TAG]")]
         target: String,
     },
-    /// Push an image to an OCI layout directory (DIR[:TAG]) or a registry
-    /// (docker://HOST:PORT/NAME[:TAG], plain HTTP)
+    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], plain HTTP; TAG
+    /// defaults to latest) or an OCI layout directory (oci:DIR[:TAG], TAG defaults to the
+    /// image's); a destination without a transport is refused
     Push {
         #[arg(value_name = "REF")]
         reference: String,
         #[arg(value_name = "DEST")]
         dest: String,
+        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], plain HTTP;
+    /// an index picks linux and this machine's architecture); every blob is verified and
+    /// blobs and layers the store holds are shared
+    Pull {
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// Name in the store [default: HOST[:PORT]/NAME:TAG]
+        #[arg(long = "name", value_name = "NAME[:TAG]")]
+        name: Option<String>,
+        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        #[arg(long)]
+        insecure: bool,
     },
     /// Export an image as an OCI layout directory or a docker-save tar (OUT ending in .tar)
     Export {
@@ -156,9 +174,13 @@ pub struct MountArgs {
     /// Storage driver (see `strata drivers`)
     #[arg(long, default_value = "overlay")]
     pub driver: String,
-    /// Layers, lowest first (tar, directory or digest), then the empty TARGET directory
-    #[arg(required = true, num_args = 2.., value_name = "LAYER... TARGET")]
-    pub args: Vec<String>,
+    /// Layers, lowest first: an image (NAME[:TAG] or id: its layers), a stored layer's
+    /// digest, or a path (a tar or directory; write ./NAME when NAME could be an image)
+    #[arg(required = true, num_args = 1.., value_name = "LAYER")]
+    pub layers: Vec<String>,
+    /// The empty directory to mount on
+    #[arg(required = true, value_name = "TARGET")]
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

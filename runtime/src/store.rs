@@ -385,8 +385,14 @@ impl Store {
         if (reference.contains('@') || tag.is_some())
             && crate::image::reference::parse(reference).is_ok()
         {
+            let first = reference.split('/').next().unwrap_or("");
+            let from = if reference.contains('/') && (first.contains('.') || first.contains(':')) {
+                format!("docker://{reference}")
+            } else {
+                format!("docker://HOST[:PORT]/{reference}")
+            };
             return Err(Error::Usage(format!(
-                "image {reference}: not in the store {} (see `strata image ls`; `strata image pull docker://HOST/{reference}` brings one from a registry)",
+                "image {reference}: not in the store {} (see `strata image ls`; `strata image pull {from}` brings it from a registry)",
                 self.root.display()
             )));
         }

@@ -31,7 +31,16 @@ pub fn run(ctx: &Ctx, cmd: ImageCmd) -> CmdResult<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        ImageCmd::Push { reference, dest } => push(ctx, &store, &reference, &dest),
+        ImageCmd::Push {
+            reference,
+            dest,
+            insecure,
+        } => push(ctx, &store, &reference, &dest, insecure),
+        ImageCmd::Pull {
+            source,
+            name,
+            insecure,
+        } => pull(ctx, &store, &source, name, insecure),
         ImageCmd::Export {
             reference,
             out,
@@ -60,17 +69,25 @@ fn import(ctx: &Ctx, store: &Store, path: &str, name: Option<String>) -> CmdResu
     let rep = image::import(store, path, &ImportOptions { name })?;
     emit(ctx.json, &rep, |r| {
         let new = r.layers.iter().filter(|l| l.layer_new).count();
-        format!(
-            "imported {}:{} {}\n  {} layer(s): {new} new, {} shared; {} of blobs stored, {} shared ({} of layers not extracted again)",
-            r.name,
-            r.tag,
-            r.manifest,
-            r.layers.len(),
-            r.layers.len() - new,
-            human_bytes(r.blob_bytes_new),
-            human_bytes(r.blob_bytes_shared),
-            human_bytes(r.layer_bytes_shared),
-        )
+        let moved = match &r.replaced {
+            Some(old) => format!(
+                "\n  the tag {}:{} named {old} before: that image stays, dangling, until `strata image prune`",
+                r.name, r.tag
+            ),
+            None => String::new(),
+        };
+        moved
+            + &format!(
+                "imported {}:{} {}\n  {} layer(s): {new} new, {} shared; {} of blobs stored, {} shared ({} of layers not extracted again)",
+                r.name,
+                r.tag,
+                r.manifest,
+                r.layers.len(),
+                r.layers.len() - new,
+                human_bytes(r.blob_bytes_new),
+                human_bytes(r.blob_bytes_shared),
+                human_bytes(r.layer_bytes_shared),
+            )
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -299,12 +316,80 @@ enum Pushed {
     Registry(image::RegistryPush),
 }
 
-fn push(ctx: &Ctx, store: &Store, reference: &str, dest: &str) -> CmdResult<ExitCode> {
+fn pull(
+    ctx: &Ctx,
+    store: &Store,
+    source: &str,
+    name: Option<String>,
+    insecure: bool,
+) -> CmdResult<ExitCode> {
+    let Some(src) = image::registry::parse_dest(source) else {
+        return Err(strata_runtime::Error::Usage(format!(
+            "pull source {source:?}: write docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (for an OCI layout or docker-save tar, use `strata image import`)"
+        )));
+    };
+    let src = src?;
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    )
+    .map_err(|e| strata_runtime::Error::Usage(e.to_string()))?
+    .progress_chars("=> ");
+    let mut bar: Option<(strata_runtime::Digest, indicatif::ProgressBar)> = None;
+    let mut progress = |d: &strata_runtime::Digest, size: u64, done: u64| {
+        if bar.as_ref().is_none_or(|(cur, _)| cur != d) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(size).with_style(style.clone());
+            b.set_message(format!("blob {}", &d.hex()[..12]));
+            bar = Some((*d, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done);
+        }
+    };
+    let rep = image::pull(store, &src, name, insecure, &mut progress);
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+    let rep = rep?;
+    emit(ctx.json, &rep, |r| {
+        format!(
+            "pulled {} as {}:{} {}{}\n  {} blob(s) fetched ({}), {} shared with the store; {} layer(s), {} new",
+            r.import.source,
+            r.import.name,
+            r.import.tag,
+            r.import.manifest,
+            r.platform
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            r.blobs_fetched,
+            human_bytes(r.bytes_fetched),
+            r.blobs_shared,
+            r.import.layers.len(),
+            r.import.layers.iter().filter(|l| l.layer_new).count(),
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push(
+    ctx: &Ctx,
+    store: &Store,
+    reference: &str,
+    dest: &str,
+    insecure: bool,
+) -> CmdResult<ExitCode> {
     let img = image::get(store, reference)?;
     let out = match image::registry::parse_dest(dest) {
-        Some(r) => Pushed::Registry(image::push_registry(store, &img, &r?)?),
+        Some(r) => Pushed::Registry(image::push_registry(store, &img, &r?, insecure)?),
         None => {
-            let dest = dest.strip_prefix("oci:").unwrap_or(dest);
+            let Some(dest) = dest.strip_prefix("oci:") else {
+                return Err(strata_runtime::Error::Usage(format!(
+                    "push destination {dest:?} names no transport: write docker://HOST[:PORT]/NAME[:TAG] for a registry or oci:DIR[:TAG] for an OCI layout directory"
+                )));
+            };
             let (dir, tag) = if Path::new(dest).exists() {
                 (dest, None)
             } else {
@@ -328,11 +413,12 @@ fn push(ctx: &Ctx, store: &Store, reference: &str, dest: &str) -> CmdResult<Exit
             p.written.blobs_present
         ),
         Pushed::Registry(p) => format!(
-            "pushed {} to {} ({} blob(s) uploaded, {}; {} present) {}",
+            "pushed {} to {} ({} blob(s) uploaded, {}; {} mounted from another repository; {} present) {}",
             reference,
             p.dest,
             p.blobs_uploaded,
             human_bytes(p.bytes_uploaded),
+            p.blobs_mounted,
             p.blobs_present,
             p.manifest
         ),

@@ -20,11 +20,12 @@ struct Mounted {
 
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<ExitCode> {
     let store = ctx.store()?;
-    let (target, layers) = a
-        .args
-        .split_last()
-        .ok_or_else(|| strata_runtime::Error::Usage("missing TARGET".into()))?;
-    let m = mounts::mount_refs(&store, &a.driver, layers, std::path::Path::new(target))?;
+    let m = mounts::mount_refs(
+        &store,
+        &a.driver,
+        &a.layers,
+        std::path::Path::new(&a.target),
+    )?;
     let rec = m.keep();
     let out = Mounted {
         target: rec.target.clone(),
