@@ -664,3 +664,75 @@ fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() 
     );
     assert_eq!(stdout_ok(&piped(&["run", "base:v1", "--", "cat"])), "");
 }
+
+#[test]
+fn ls_size_is_the_same_whatever_the_format_and_a_name_that_is_also_a_path_is_refused() {
+    if !strata_runtime::require::root() || !tools(&["umoci"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let u = base_image(dir.path());
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &u.image("base"),
+        "--name",
+        "img:gz",
+    ]));
+    let saved = dir.path().join("saved.tar");
+    stdout_ok(&s(&[
+        "image",
+        "export",
+        "img:gz",
+        &saved.display().to_string(),
+    ]));
+    stdout_ok(&s(&[
+        "image",
+        "import",
+        &saved.display().to_string(),
+        "--name",
+        "img:saved",
+    ]));
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout_ok(&s(&["--json", "image", "ls"]))).unwrap();
+    let row = |tag: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tag"] == tag)
+            .unwrap_or_else(|| panic!("{rows}"))
+            .clone()
+    };
+    let (gz, saved) = (row("gz"), row("saved"));
+    assert_ne!(
+        gz["blob_size"], saved["blob_size"],
+        "gzip vs plain tar blobs"
+    );
+    assert_eq!(gz["size"], saved["size"]);
+    assert!(gz["size"].as_u64().unwrap() > gz["blob_size"].as_u64().unwrap());
+
+    // `img` is an image (img:latest) and a directory here: refused, with both spellings.
+    stdout_ok(&s(&["image", "tag", "img:gz", "img"]));
+    std::fs::create_dir(dir.path().join("img")).unwrap();
+    let o = s(&["run", "img", "--", "/bin/sh", "-c", "true"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("both an image") && err.contains("./img"),
+        "{err}"
+    );
+    // The image by an explicit tag, the directory by ./ (an empty layer: no /bin/sh).
+    stdout_ok(&s(&["run", "img:latest", "--", "/bin/sh", "-c", "true"]));
+    let o = s(&["run", "./img", "--", "/bin/sh", "-c", "true"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+}

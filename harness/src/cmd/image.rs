@@ -100,8 +100,11 @@ struct Row {
     id: String,
     manifest: String,
     layers: usize,
-    /// Bytes of the layer blobs.
+    /// Uncompressed bytes of the layers (their tars): the same for an image whatever
+    /// format or compression it came in.
     size: u64,
+    /// Bytes of the layer blobs as stored (compressed or not, as received).
+    blob_size: u64,
     created: u64,
 }
 
@@ -118,7 +121,13 @@ fn ls(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
             id: i.record.config.to_string(),
             manifest: i.record.manifest.to_string(),
             layers: i.manifest.layers.len(),
-            size: i.manifest.layers.iter().map(|l| l.size).sum(),
+            size: i
+                .diff_ids()
+                .iter()
+                .filter_map(|d| store.get(d).ok())
+                .map(|l| l.info.tar_size)
+                .sum(),
+            blob_size: i.manifest.layers.iter().map(|l| l.size).sum(),
             created: i.record.created,
         })
         .collect();
