@@ -142,6 +142,41 @@ fn pull_from_a_registry_then_run_push_with_mounts_and_latest() {
         digest
     );
 
+    // A manifest list (OCI index): the entry for linux and this machine's architecture is
+    // picked (the other entry, listed first, is the image without a Cmd).
+    let arch = strata_runtime::image::oci::host_arch();
+    let other = if arch == "s390x" { "ppc64le" } else { "s390x" };
+    add_index(&u, "multi", &[("base", other), ("v1", arch)]);
+    add_index(&u, "foreign", &[("base", other)]);
+    for tag in ["multi", "foreign"] {
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--multi-arch",
+                "all",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}", u.image(tag)))
+            .arg(format!("docker://{host}/src/{tag}:v1")));
+    }
+    let m = json(&s(&[
+        "--json",
+        "image",
+        "pull",
+        &format!("docker://{host}/src/multi:v1"),
+    ]));
+    assert_eq!(m["platform"], format!("linux/{arch}"), "{m}");
+    assert_eq!(m["manifest"].as_str(), Some(digest.as_str()), "{m}");
+    assert_eq!(
+        ok(&s(&["run", &format!("{host}/src/multi:v1")])),
+        "hello from pulled"
+    );
+    fails(
+        &s(&["image", "pull", &format!("docker://{host}/src/foreign:v1")]),
+        &format!("no manifest for linux/{arch} (it has linux/{other})"),
+    );
+
     // A blob the registry sends wrong is refused, naming the registry and the blob, and
     // the store stays as it was: here a manifest asked for by a digest it does not have.
     let wrong = format!("sha256:{}", "0".repeat(64));
@@ -181,4 +216,48 @@ fn pull_from_a_registry_then_run_push_with_mounts_and_latest() {
         &s(&["run", &format!("{host}/src/nope:v1"), "--", "true"]),
         &format!("strata image pull docker://{host}/src/nope:v1"),
     );
+}
+
+/// Adds to the umoci layout an OCI index tagged `tag` whose entries are the manifests of the
+/// layout's tags, each with the platform linux/ARCH given.
+fn add_index(u: &Umoci, tag: &str, entries: &[(&str, &str)]) {
+    let index_path = u.layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let by_tag = |t: &str| {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()
+            .clone()
+    };
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(t, arch)| {
+            let mut m = by_tag(t);
+            m.as_object_mut().unwrap().remove("annotations");
+            m["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+            m
+        })
+        .collect();
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let d = strata_runtime::Digest::of(&nested);
+    std::fs::write(u.layout.join("blobs/sha256").join(d.hex()), &nested).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d.to_string(),
+            "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
