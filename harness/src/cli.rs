@@ -170,17 +170,16 @@ pub enum LayerCmd {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "strata mount [OPTIONS] <LAYER>... <TARGET>")]
 pub struct MountArgs {
     /// Storage driver (see `strata drivers`)
     #[arg(long, default_value = "overlay")]
     pub driver: String,
     /// Layers, lowest first: an image (NAME[:TAG] or id: its layers), a stored layer's
-    /// digest, or a path (a tar or directory; write ./NAME when NAME could be an image)
+    /// digest, or a path (a tar or directory; write ./NAME when NAME could be an image).
+    /// The last argument is TARGET, the empty directory to mount on
     #[arg(required = true, num_args = 1.., value_name = "LAYER")]
-    pub layers: Vec<String>,
-    /// The empty directory to mount on
-    #[arg(required = true, value_name = "TARGET")]
-    pub target: String,
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -296,7 +295,9 @@ pub struct RunArgs {
     /// Replace the image's Entrypoint (and its Cmd); "" for none
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,
-    /// Layers, lowest first: tar, directory (imported each time: slow) or digest
+    /// Layers, lowest first: an image (NAME[:TAG] or id: its layers, its config applies), a
+    /// stored layer's digest, or a path (a tar or directory, imported each time: slow; write
+    /// ./NAME when NAME could be an image)
     #[arg(value_name = "LAYER")]
     pub layers: Vec<String>,
     /// The command and its arguments, after `--`

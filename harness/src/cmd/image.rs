@@ -390,6 +390,11 @@ fn push(
     dest: &str,
     insecure: bool,
 ) -> CmdResult<ExitCode> {
+    if image::registry::parse_dest(dest).is_none() && !dest.starts_with("oci:") {
+        return Err(strata_runtime::Error::Usage(format!(
+            "push destination {dest:?} names no transport: write docker://HOST[:PORT]/NAME[:TAG] for a registry or oci:DIR[:TAG] for an OCI layout directory"
+        )));
+    }
     let img = image::get(store, reference)?;
     let out = match image::registry::parse_dest(dest) {
         Some(r) => Pushed::Registry(image::push_registry(store, &img, &r?, insecure)?),

@@ -20,12 +20,16 @@ struct Mounted {
 
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<ExitCode> {
     let store = ctx.store()?;
-    let m = mounts::mount_refs(
-        &store,
-        &a.driver,
-        &a.layers,
-        std::path::Path::new(&a.target),
-    )?;
+    let (target, layers) = match a.args.split_last() {
+        Some((t, l)) if !l.is_empty() => (t, l),
+        _ => {
+            return Err(strata_runtime::Error::Usage(format!(
+                "mount needs LAYER... TARGET, the last argument being the empty directory to mount on: {:?} alone is only one of them (usage: strata mount [OPTIONS] <LAYER>... <TARGET>)",
+                a.args.join(" ")
+            )));
+        }
+    };
+    let m = mounts::mount_refs(&store, &a.driver, layers, std::path::Path::new(target))?;
     let rec = m.keep();
     let out = Mounted {
         target: rec.target.clone(),
