@@ -5,6 +5,7 @@
 #[path = "../../runtime/tests/image_util/mod.rs"]
 mod image_util;
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 
@@ -598,7 +599,7 @@ fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() 
         .arg("--root")
         .arg(dir.path().join("root"))
         .args(["run", "-t", "-i", "base:v1", "--", "/bin/sh", "-c"])
-        .arg("stty size; read x; echo got $x; stty -a | while read l; do case $l in *-icanon*) echo RAWCHILD;; esac; done")
+        .arg("stty size; read x; echo got $x; stty size; stty -a | while read l; do case $l in *-icanon*) echo RAWCHILD;; esac; done")
         .stdin(pty.slave.try_clone().unwrap())
         .stdout(pty.slave.try_clone().unwrap())
         .stderr(std::process::Stdio::piped())
@@ -619,8 +620,34 @@ fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() 
         }
         std::thread::yield_now();
     };
-    // A line typed at strata's terminal reaches the command.
-    nix::unistd::write(&pty.master, b"go\r").unwrap();
+    // The command printed the size it started with (and now waits for a line).
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains("33 111") {
+        let n = std::io::Read::read(&mut master, &mut buf).unwrap();
+        assert!(n > 0);
+        out.extend_from_slice(&buf[..n]);
+    }
+    // The caller's terminal is resized (SIGWINCH), then a line typed at it reaches the
+    // command, which sees the new size.
+    let ws2 = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on the test's own pty.
+    assert_eq!(
+        unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws2) },
+        0
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut master, b"go\r").unwrap();
     let status = child.wait().unwrap();
     // strata restored its terminal.
     assert!(icanon(&nix::sys::termios::tcgetattr(&pty.slave).unwrap()));
@@ -628,11 +655,8 @@ fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() 
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
     drop(pty.slave);
-    let mut out = Vec::new();
-    let mut f = std::fs::File::from(pty.master);
-    let mut buf = [0u8; 4096];
     loop {
-        match std::io::Read::read(&mut f, &mut buf) {
+        match std::io::Read::read(&mut master, &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
@@ -643,6 +667,7 @@ fn tty_is_the_containers_own_terminal_with_the_callers_size_and_i_keeps_stdin() 
     assert!(!out.contains("RAWCHILD"), "{out:?}");
     assert!(raw_seen, "strata's terminal never went raw");
     assert!(out.contains("got go"), "{out:?}");
+    assert!(out.contains("got go\r\n40 100"), "{out:?}");
 
     // -i: stdin reaches the command; without it the command's stdin is /dev/null.
     let piped = |args: &[&str]| {

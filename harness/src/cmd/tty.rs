@@ -81,6 +81,23 @@ fn write_all(fd: i32, mut buf: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sets the master's window size to the caller's terminal's after a SIGWINCH (the kernel
+/// then signals the container's foreground process group).
+fn forward_size(master: i32) {
+    if WINCH.swap(false, Ordering::SeqCst)
+        && let Some((rows, cols)) = caller_size()
+    {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a valid winsize on our master.
+        unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &ws) };
+    }
+}
+
 /// Copies between the master and strata's stdio until the container's side of the terminal
 /// is closed (every process holding it has ended).
 pub fn relay(master: OwnedFd, interactive: bool) -> CmdResult<()> {
@@ -104,18 +121,6 @@ pub fn relay(master: OwnedFd, interactive: bool) -> CmdResult<()> {
     let mut stdin_open = interactive;
     let mut buf = [0u8; 16 << 10];
     loop {
-        if WINCH.swap(false, Ordering::SeqCst)
-            && let Some((rows, cols)) = caller_size()
-        {
-            let ws = libc::winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCSWINSZ with a valid winsize on our master.
-            unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) };
-        }
         let mut fds = [
             libc::pollfd {
                 fd: m,
@@ -130,6 +135,9 @@ pub fn relay(master: OwnedFd, interactive: bool) -> CmdResult<()> {
         ];
         // SAFETY: poll on a valid array of two pollfds.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        // A SIGWINCH that came before poll returned has run its handler by now: the new
+        // size is set before any input that followed it is relayed.
+        forward_size(m);
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
