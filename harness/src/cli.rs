@@ -14,7 +14,8 @@ pub struct Cli {
     /// State directory (layer store, mount records) [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Machine-readable output on stdout
+    /// Machine-readable output (JSON) on stdout; `run` writes it to stderr (its stdout is
+    /// the container's)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -41,7 +42,7 @@ pub enum Command {
     #[command(subcommand)]
     Rootfs(RootfsCmd),
     /// Run a command in a container over layers (lowest first); exit status = the command's
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The conformance matrix: every catalog case on every available driver
     Check(CheckArgs),
     /// The main job: conformance check, benchmarks (quick profile with --quick) and the
@@ -114,16 +115,42 @@ pub enum ImageCmd {
         #[arg(required = true, value_name = "REF")]
         references: Vec<String>,
     },
-    /// Remove the blobs no image names and the image layers nothing uses any more (those
-    /// `rm` kept for a mount that has ended since)
+    /// Remove dangling images (those that lost their last tag), then the blobs no image
+    /// names and the image layers nothing uses any more (those `rm` kept for a mount that
+    /// has ended since)
     Prune,
-    /// Push an image to an OCI layout directory (DIR[:TAG]) or a registry
-    /// (docker://HOST:PORT/NAME[:TAG], plain HTTP)
+    /// Give an image another tag (NAME alone: NAME:latest); an image the tag named before
+    /// stays as a dangling image until `image prune`
+    Tag {
+        #[arg(value_name = "SRC")]
+        source: String,
+        #[arg(value_name = "NAME[:TAG]")]
+        target: String,
+    },
+    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], plain HTTP; TAG
+    /// defaults to latest) or an OCI layout directory (oci:DIR[:TAG], TAG defaults to the
+    /// image's); a destination without a transport is refused
     Push {
         #[arg(value_name = "REF")]
         reference: String,
         #[arg(value_name = "DEST")]
         dest: String,
+        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], plain HTTP;
+    /// an index picks linux and this machine's architecture); every blob is verified and
+    /// blobs and layers the store holds are shared
+    Pull {
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// Name in the store [default: HOST[:PORT]/NAME:TAG]
+        #[arg(long = "name", value_name = "NAME[:TAG]")]
+        name: Option<String>,
+        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        #[arg(long)]
+        insecure: bool,
     },
     /// Export an image as an OCI layout directory or a docker-save tar (OUT ending in .tar)
     Export {
@@ -150,12 +177,15 @@ pub enum LayerCmd {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "strata mount [OPTIONS] <LAYER>... <TARGET>")]
 pub struct MountArgs {
     /// Storage driver (see `strata drivers`)
     #[arg(long, default_value = "overlay")]
     pub driver: String,
-    /// Layers, lowest first (tar, directory or digest), then the empty TARGET directory
-    #[arg(required = true, num_args = 2.., value_name = "LAYER... TARGET")]
+    /// Layers, lowest first: an image (NAME[:TAG] or id: its layers), a stored layer's
+    /// digest, or a path (a tar or directory; write ./NAME when NAME could be an image).
+    /// The last argument is TARGET, the empty directory to mount on
+    #[arg(required = true, num_args = 1.., value_name = "LAYER")]
     pub args: Vec<String>,
 }
 
@@ -225,6 +255,10 @@ pub struct RunArgs {
     /// Commit the writable layer to this tar after the command exits (init layer left out)
     #[arg(long, value_name = "OUT.tar")]
     pub commit: Option<PathBuf>,
+    /// Commit the writable layer as a new image NAME[:TAG] on top of the image it ran (the
+    /// layers must be one image), its history appended
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub commit_image: Option<String>,
     /// Print per-phase timing spans (JSON, ns) on stderr
     #[arg(long)]
     pub timings: bool,
@@ -234,10 +268,43 @@ pub struct RunArgs {
     /// Mount the root filesystem here (empty or missing directory) [default: under --root]
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
-    /// Set an environment variable in the container
-    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    /// Set an environment variable in the container (NAME alone: its value here, if set);
+    /// wins over the image's Env and --env-file
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
-    /// Layers, lowest first: tar, directory (imported each time: slow) or digest
+    /// Read environment variables from a file: NAME=VALUE lines (NAME alone: its value
+    /// here); blank lines and lines starting with # are skipped
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory in the container, created when missing [default: the image's
+    /// WorkingDir, else /]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as: UID[:GID] or NAME[:GROUP] (names from the image's /etc/passwd and
+    /// /etc/group) [default: the image's User, else root]
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Bind a host directory or file into the container (HOST absolute or ./relative; ro:
+    /// read-only); what the container writes there is never committed
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// A mount: type=bind,source=HOST,target=CTR[,readonly] or
+    /// type=tmpfs,target=CTR[,tmpfs-size=SIZE][,tmpfs-mode=OCTAL][,readonly]
+    #[arg(long = "mount", value_name = "type=bind|tmpfs,...")]
+    pub mount: Vec<String>,
+    /// Give the command a terminal of the container's own (/dev/pts/0 in it), the caller's
+    /// terminal in raw mode and its window size forwarded
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Keep stdin open for the command (without it the command's stdin is /dev/null)
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Replace the image's Entrypoint (and its Cmd); "" for none
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Layers, lowest first: an image (NAME[:TAG] or id: its layers, its config applies), a
+    /// stored layer's digest, or a path (a tar or directory, imported each time: slow; write
+    /// ./NAME when NAME could be an image)
     #[arg(value_name = "LAYER")]
     pub layers: Vec<String>,
     /// The command and its arguments, after `--`

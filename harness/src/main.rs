@@ -25,11 +25,23 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // clap's message up to its usage block, on one line: the first line and the
+            // argument names listed below it ("...were not provided: <TARGET>").
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
+            let msg: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let msg = msg.join(" ");
+            let usage = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .map(|u| format!(" (usage: {})", u.trim()))
+                .unwrap_or_default();
             eprintln!(
-                "strata: error: {}",
-                first.trim_start_matches("error: ").trim()
+                "strata: error: {}{usage}",
+                msg.trim_start_matches("error: ").trim()
             );
             return ExitCode::from(1);
         }

@@ -202,7 +202,7 @@ fn commit_into_an_image_push_it_and_read_it_back_with_skopeo_and_umoci() {
             "image",
             "push",
             &format!("app:v3-{driver}"),
-            &format!("{}:v3", dest.display()),
+            &format!("oci:{}:v3", dest.display()),
         ]);
         let copy = c.path(&format!("copied-{driver}"));
         run(Command::new("skopeo")
@@ -221,7 +221,7 @@ fn commit_into_an_image_push_it_and_read_it_back_with_skopeo_and_umoci() {
     // A layout is updated, not replaced: a second tag beside the first, the shared layers not
     // copied again; skopeo reads both tags.
     let dest = c.s("pushed-copy");
-    let upd = c.json(&["image", "push", "app:v2", &format!("{dest}:v2")]);
+    let upd = c.json(&["image", "push", "app:v2", &format!("oci:{dest}:v2")]);
     assert_eq!(upd["blobs_present"], 2, "{upd}");
     assert_eq!(upd["blobs_written"], 2, "config and manifest: {upd}");
     let index: Value =

@@ -660,6 +660,7 @@ pub fn write_layout(dir: &Path, tars: &[Vec<u8>]) -> Result<(), String> {
             diff_ids,
         },
         history: Vec::new(),
+        config: None,
     };
     let cbytes = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
     let cd = w

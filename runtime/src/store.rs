@@ -316,43 +316,87 @@ impl Store {
         self.find(reference)
     }
 
-    /// Layer references from the command line, lowest first: each an existing path (imported
-    /// as a layer), an image (`NAME[:TAG]`, `NAME@sha256:...`, a manifest digest or image id:
-    /// it stands for its layers, lowest first), or a stored layer's digest.
+    /// Layer references from the command line, lowest first: each a path (imported as a
+    /// layer), an image (`NAME[:TAG]`, `NAME@sha256:...`, a manifest digest or image id: it
+    /// stands for its layers, lowest first), or a stored layer's digest. See
+    /// [`Store::resolve_stack_image`] for the rule between paths and image names.
     pub fn resolve_stack(&self, refs: &[String]) -> Result<Vec<StoredLayer>> {
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            out.extend(self.resolve_one(r)?);
-        }
-        Ok(out)
+        Ok(self.resolve_stack_image(refs)?.0)
     }
 
-    fn resolve_one(&self, reference: &str) -> Result<Vec<StoredLayer>> {
-        if Path::new(reference).exists() {
-            return Ok(vec![self.resolve(reference)?]);
+    /// [`Store::resolve_stack`], and the image the last reference names (its config says how
+    /// a container of it runs).
+    ///
+    /// The rule between paths and image names: a reference starting with `/`, `./` or `../`
+    /// is a path; any other is an image name or a layer digest when the store has one so
+    /// named, else a path when one exists. A reference that is both a stored image and an
+    /// existing path is refused as ambiguous.
+    pub fn resolve_stack_image(
+        &self,
+        refs: &[String],
+    ) -> Result<(Vec<StoredLayer>, Option<crate::image::Image>)> {
+        let mut out = Vec::with_capacity(refs.len());
+        let mut image = None;
+        for r in refs {
+            let (layers, img) = self.resolve_one(r)?;
+            out.extend(layers);
+            image = img;
+        }
+        Ok((out, image))
+    }
+
+    fn resolve_one(
+        &self,
+        reference: &str,
+    ) -> Result<(Vec<StoredLayer>, Option<crate::image::Image>)> {
+        let explicit_path = reference.starts_with('/')
+            || reference.starts_with("./")
+            || reference.starts_with("../")
+            || reference == "."
+            || reference == "..";
+        let exists = Path::new(reference).exists();
+        if explicit_path {
+            return Ok((vec![self.resolve(reference)?], None));
         }
         if crate::image::reference::looks_like_id(reference) {
             return match self.find(reference) {
-                Ok(l) => Ok(vec![l]),
+                Ok(l) => Ok((vec![l], None)),
                 Err(e) => match crate::image::find(self, reference)? {
-                    Some(img) => img.layers(self),
+                    Some(img) => Ok((img.layers(self)?, Some(img))),
+                    None if exists => Ok((vec![self.resolve(reference)?], None)),
                     None => Err(e),
                 },
             };
         }
         if let Some(img) = crate::image::find(self, reference)? {
-            return img.layers(self);
+            if exists {
+                return Err(Error::Usage(format!(
+                    "{reference:?} is both an image in the store ({}) and a path here: write ./{reference} for the path, or the image id {} for the image",
+                    img.record.reference(),
+                    img.record.config
+                )));
+            }
+            return Ok((img.layers(self)?, Some(img)));
+        }
+        if exists {
+            return Ok((vec![self.resolve(reference)?], None));
         }
         let (_, tag) = crate::image::reference::split_tag(reference);
         if (reference.contains('@') || tag.is_some())
             && crate::image::reference::parse(reference).is_ok()
         {
+            let first = reference.split('/').next().unwrap_or("");
+            let from = if reference.contains('/') && (first.contains('.') || first.contains(':')) {
+                format!("docker://{reference}")
+            } else {
+                format!("docker://HOST[:PORT]/{reference}")
+            };
             return Err(Error::Usage(format!(
-                "image {reference}: not in the store {} (see `strata image ls`)",
+                "image {reference}: not in the store {} (see `strata image ls`; `strata image pull {from}` brings it from a registry)",
                 self.root.display()
             )));
         }
-        Ok(vec![self.resolve(reference)?])
+        Ok((vec![self.resolve(reference)?], None))
     }
 
     /// Every stored layer, by digest.

@@ -20,7 +20,27 @@ pub fn run(ctx: &Ctx, cmd: ImageCmd) -> CmdResult<ExitCode> {
         ImageCmd::Inspect { reference } => inspect(ctx, &store, &reference),
         ImageCmd::Rm { references } => rm(ctx, &store, &references),
         ImageCmd::Prune => prune(ctx, &store),
-        ImageCmd::Push { reference, dest } => push(ctx, &store, &reference, &dest),
+        ImageCmd::Tag { source, target } => {
+            let t = image::records::tag(&store, &source, &target)?;
+            emit(ctx.json, &t, |t| match &t.replaced {
+                Some(old) => format!(
+                    "tagged {} {} (it named {old} before: that image stays, dangling, until `strata image prune`)",
+                    t.reference, t.manifest
+                ),
+                None => format!("tagged {} {}", t.reference, t.manifest),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCmd::Push {
+            reference,
+            dest,
+            insecure,
+        } => push(ctx, &store, &reference, &dest, insecure),
+        ImageCmd::Pull {
+            source,
+            name,
+            insecure,
+        } => pull(ctx, &store, &source, name, insecure),
         ImageCmd::Export {
             reference,
             out,
@@ -49,17 +69,25 @@ fn import(ctx: &Ctx, store: &Store, path: &str, name: Option<String>) -> CmdResu
     let rep = image::import(store, path, &ImportOptions { name })?;
     emit(ctx.json, &rep, |r| {
         let new = r.layers.iter().filter(|l| l.layer_new).count();
-        format!(
-            "imported {}:{} {}\n  {} layer(s): {new} new, {} shared; {} of blobs stored, {} shared ({} of layers not extracted again)",
-            r.name,
-            r.tag,
-            r.manifest,
-            r.layers.len(),
-            r.layers.len() - new,
-            human_bytes(r.blob_bytes_new),
-            human_bytes(r.blob_bytes_shared),
-            human_bytes(r.layer_bytes_shared),
-        )
+        let moved = match &r.replaced {
+            Some(old) => format!(
+                "\n  the tag {}:{} named {old} before: that image stays, dangling, until `strata image prune`",
+                r.name, r.tag
+            ),
+            None => String::new(),
+        };
+        moved
+            + &format!(
+                "imported {}:{} {}\n  {} layer(s): {new} new, {} shared; {} of blobs stored, {} shared ({} of layers not extracted again)",
+                r.name,
+                r.tag,
+                r.manifest,
+                r.layers.len(),
+                r.layers.len() - new,
+                human_bytes(r.blob_bytes_new),
+                human_bytes(r.blob_bytes_shared),
+                human_bytes(r.layer_bytes_shared),
+            )
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -72,8 +100,11 @@ struct Row {
     id: String,
     manifest: String,
     layers: usize,
-    /// Bytes of the layer blobs.
+    /// Uncompressed bytes of the layers (their tars): the same for an image whatever
+    /// format or compression it came in.
     size: u64,
+    /// Bytes of the layer blobs as stored (compressed or not, as received).
+    blob_size: u64,
     created: u64,
 }
 
@@ -82,11 +113,21 @@ fn ls(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
         .into_iter()
         .map(|i| Row {
             name: i.record.name.clone(),
-            tag: i.record.tag.clone(),
+            tag: if i.record.is_dangling() {
+                image::records::DANGLING.to_string()
+            } else {
+                i.record.tag.clone()
+            },
             id: i.record.config.to_string(),
             manifest: i.record.manifest.to_string(),
             layers: i.manifest.layers.len(),
-            size: i.manifest.layers.iter().map(|l| l.size).sum(),
+            size: i
+                .diff_ids()
+                .iter()
+                .filter_map(|d| store.get(d).ok())
+                .map(|l| l.info.tar_size)
+                .sum(),
+            blob_size: i.manifest.layers.iter().map(|l| l.size).sum(),
             created: i.record.created,
         })
         .collect();
@@ -147,6 +188,8 @@ struct Inspect {
     manifest_media_type: String,
     layers: Vec<LayerRow>,
     history: usize,
+    /// How a container of the image runs: User, Env, Entrypoint, Cmd, WorkingDir.
+    config: image::oci::ExecConfig,
 }
 
 fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
@@ -185,6 +228,7 @@ fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
         manifest_media_type: img.manifest.media_type().to_string(),
         layers,
         history: img.config.history.len(),
+        config: img.config.config.clone().unwrap_or_default(),
     };
     emit(ctx.json, &out, |i| {
         let mut s = format!(
@@ -199,6 +243,27 @@ fn inspect(ctx: &Ctx, store: &Store, reference: &str) -> CmdResult<ExitCode> {
             i.layers.len(),
             human_bytes(i.size)
         );
+        let c = &i.config;
+        let list = |v: &Option<Vec<String>>| match v {
+            Some(v) => serde_json::to_string(v).unwrap_or_default(),
+            None => "-".into(),
+        };
+        s.push_str(&format!(
+            "  user      {}\n  workdir   {}\n  entrypoint {}\n  cmd       {}\n",
+            c.user
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or("- (root)"),
+            c.working_dir
+                .as_deref()
+                .filter(|w| !w.is_empty())
+                .unwrap_or("- (/)"),
+            list(&c.entrypoint),
+            list(&c.cmd),
+        ));
+        for e in c.env.iter().flatten() {
+            s.push_str(&format!("  env       {e}\n"));
+        }
         for (n, l) in i.layers.iter().enumerate() {
             s.push_str(&format!(
                 "  {:>3}  blob {} {:>10}  {}\n       diff {} {:>10}\n",
@@ -242,7 +307,8 @@ fn prune(ctx: &Ctx, store: &Store) -> CmdResult<ExitCode> {
     let r = image::prune(store)?;
     emit(ctx.json, &r, |r| {
         format!(
-            "pruned {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed",
+            "pruned {} dangling image(s), {} blob(s), {} layer(s) and {} overlay chain dir(s), {} freed",
+            r.images_removed.len(),
             r.blobs_removed.len(),
             r.layers_removed.len(),
             r.chains_removed.len(),
@@ -259,12 +325,85 @@ enum Pushed {
     Registry(image::RegistryPush),
 }
 
-fn push(ctx: &Ctx, store: &Store, reference: &str, dest: &str) -> CmdResult<ExitCode> {
+fn pull(
+    ctx: &Ctx,
+    store: &Store,
+    source: &str,
+    name: Option<String>,
+    insecure: bool,
+) -> CmdResult<ExitCode> {
+    let Some(src) = image::registry::parse_dest(source) else {
+        return Err(strata_runtime::Error::Usage(format!(
+            "pull source {source:?}: write docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (for an OCI layout or docker-save tar, use `strata image import`)"
+        )));
+    };
+    let src = src?;
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    )
+    .map_err(|e| strata_runtime::Error::Usage(e.to_string()))?
+    .progress_chars("=> ");
+    let mut bar: Option<(strata_runtime::Digest, indicatif::ProgressBar)> = None;
+    let mut progress = |d: &strata_runtime::Digest, size: u64, done: u64| {
+        if bar.as_ref().is_none_or(|(cur, _)| cur != d) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(size).with_style(style.clone());
+            b.set_message(format!("blob {}", &d.hex()[..12]));
+            bar = Some((*d, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done);
+        }
+    };
+    let rep = image::pull(store, &src, name, insecure, &mut progress);
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+    let rep = rep?;
+    emit(ctx.json, &rep, |r| {
+        format!(
+            "pulled {} as {}:{} {}{}\n  {} blob(s) fetched ({}), {} shared with the store; {} layer(s), {} new",
+            r.import.source,
+            r.import.name,
+            r.import.tag,
+            r.import.manifest,
+            r.platform
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            r.blobs_fetched,
+            human_bytes(r.bytes_fetched),
+            r.blobs_shared,
+            r.import.layers.len(),
+            r.import.layers.iter().filter(|l| l.layer_new).count(),
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push(
+    ctx: &Ctx,
+    store: &Store,
+    reference: &str,
+    dest: &str,
+    insecure: bool,
+) -> CmdResult<ExitCode> {
+    if image::registry::parse_dest(dest).is_none() && !dest.starts_with("oci:") {
+        return Err(strata_runtime::Error::Usage(format!(
+            "push destination {dest:?} names no transport: write docker://HOST[:PORT]/NAME[:TAG] for a registry or oci:DIR[:TAG] for an OCI layout directory"
+        )));
+    }
     let img = image::get(store, reference)?;
     let out = match image::registry::parse_dest(dest) {
-        Some(r) => Pushed::Registry(image::push_registry(store, &img, &r?)?),
+        Some(r) => Pushed::Registry(image::push_registry(store, &img, &r?, insecure)?),
         None => {
-            let dest = dest.strip_prefix("oci:").unwrap_or(dest);
+            let Some(dest) = dest.strip_prefix("oci:") else {
+                return Err(strata_runtime::Error::Usage(format!(
+                    "push destination {dest:?} names no transport: write docker://HOST[:PORT]/NAME[:TAG] for a registry or oci:DIR[:TAG] for an OCI layout directory"
+                )));
+            };
             let (dir, tag) = if Path::new(dest).exists() {
                 (dest, None)
             } else {
@@ -288,11 +427,12 @@ fn push(ctx: &Ctx, store: &Store, reference: &str, dest: &str) -> CmdResult<Exit
             p.written.blobs_present
         ),
         Pushed::Registry(p) => format!(
-            "pushed {} to {} ({} blob(s) uploaded, {}; {} present) {}",
+            "pushed {} to {} ({} blob(s) uploaded, {}; {} mounted from another repository; {} present) {}",
             reference,
             p.dest,
             p.blobs_uploaded,
             human_bytes(p.bytes_uploaded),
+            p.blobs_mounted,
             p.blobs_present,
             p.manifest
         ),
@@ -335,7 +475,7 @@ pub fn commit(
 ) -> CmdResult<ExitCode> {
     let rep = image::commit_image(store, m, new_ref)?;
     if let Some(out) = out {
-        m.commit_file(out)?;
+        m.commit_file_with(&image::commit::commit_options(store, m)?, out)?;
     }
     emit(ctx.json, &rep, |r| {
         format!(

@@ -9,6 +9,7 @@ mod report;
 mod rootfs;
 mod run;
 mod suite;
+mod tty;
 
 use std::process::ExitCode;
 
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Umount(a) => mount::umount(&ctx, a),
         Command::Commit(a) => mount::commit(&ctx, a),
         Command::Rootfs(c) => rootfs::run(&ctx, c),
-        Command::Run(a) => run::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, *a),
         Command::Image(c) => image::run(&ctx, c),
         Command::Check(a) => check::run(&ctx, a),
         Command::Suite(a) => suite::run(&ctx, a),

@@ -20,10 +20,15 @@ struct Mounted {
 
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<ExitCode> {
     let store = ctx.store()?;
-    let (target, layers) = a
-        .args
-        .split_last()
-        .ok_or_else(|| strata_runtime::Error::Usage("missing TARGET".into()))?;
+    let (target, layers) = match a.args.split_last() {
+        Some((t, l)) if !l.is_empty() => (t, l),
+        _ => {
+            return Err(strata_runtime::Error::Usage(format!(
+                "mount needs LAYER... TARGET, the last argument being the empty directory to mount on: {:?} alone is only one of them (usage: strata mount [OPTIONS] <LAYER>... <TARGET>)",
+                a.args.join(" ")
+            )));
+        }
+    };
     let m = mounts::mount_refs(&store, &a.driver, layers, std::path::Path::new(target))?;
     let rec = m.keep();
     let out = Mounted {
@@ -110,7 +115,11 @@ pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult<ExitCode> {
     let path = a
         .out
         .ok_or_else(|| strata_runtime::Error::Usage("missing -o OUT.tar".into()))?;
-    let digest = m.commit_file(&path)?;
+    // A kept container's init layer files (hosts, hostname, resolv.conf) are never committed.
+    let digest = m.commit_file_with(
+        &strata_runtime::image::commit::commit_options(&store, &m)?,
+        &path,
+    )?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let out = Committed {
         target: m.target().to_path_buf(),

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgroup};
+use strata_runtime::container::{self, ContainerSpec, Exit, Limits, Switch, cgroup, volumes};
 use strata_runtime::sandbox;
 
 use super::Ctx;
+use super::tty;
 use crate::cli::RunArgs;
 use crate::output::CmdResult;
 
@@ -30,9 +31,27 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
         pids: a.pids,
     };
     spec.commit = a.commit;
+    spec.commit_image = a.commit_image;
     spec.keep = a.keep;
     spec.target = a.target;
-    spec.env = a.env;
+    spec.env = environment(&a.env_file, &a.env)?;
+    spec.workdir = a.workdir;
+    spec.user = a.user;
+    spec.entrypoint = a.entrypoint;
+    if !a.interactive {
+        let null = std::fs::File::open("/dev/null")
+            .map_err(|e| strata_runtime::Error::io("open", "/dev/null", e))?;
+        spec.stdio[0] = Some(null.into());
+    }
+    if a.tty {
+        spec.tty = Some(tty::caller_size().unwrap_or((0, 0)));
+    }
+    for v in &a.volume {
+        spec.volumes.push(volumes::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        spec.volumes.push(volumes::parse_mount(m)?);
+    }
     let driver = strata_runtime::driver::by_name(&spec.driver)?;
     // Before anything else: without root this says why (the drivers mount as root).
     driver
@@ -45,8 +64,49 @@ fn spec(a: RunArgs) -> CmdResult<ContainerSpec> {
     Ok(spec)
 }
 
+/// `--env-file` entries, then `-e` entries; `NAME` alone takes this process's value (and is
+/// left out when unset), as docker does.
+fn environment(files: &[std::path::PathBuf], flags: &[String]) -> CmdResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut add = |e: &str| {
+        if e.contains('=') {
+            out.push(e.to_string());
+        } else if let Some(v) = std::env::var_os(e) {
+            out.push(format!("{e}={}", v.to_string_lossy()));
+        }
+    };
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| strata_runtime::Error::io("read --env-file", f, e))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with('=') {
+                return Err(strata_runtime::Error::Usage(format!(
+                    "{}:{}: {line:?} has no variable name",
+                    f.display(),
+                    n + 1
+                )));
+            }
+            add(line);
+        }
+    }
+    for e in flags {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(strata_runtime::Error::Usage(format!(
+                "--env {e:?}: not NAME=VALUE or NAME"
+            )));
+        }
+        add(e);
+    }
+    Ok(out)
+}
+
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     let timings = a.timings;
+    let interactive = a.interactive;
     let commit = a.commit.clone();
     // Every bad input is refused here, before anything exists.
     let spec = spec(a)?;
@@ -60,7 +120,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     }
     let store = ctx.store()?;
     forward_signals()?;
-    let c = container::start(&store, spec)?;
+    let mut c = container::start(&store, spec)?;
     CHILD.store(c.pid(), Ordering::SeqCst);
     let pending = PENDING.swap(0, Ordering::SeqCst);
     if pending > 0 {
@@ -68,6 +128,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
         if let Ok(sig) = Signal::try_from(pending) {
             let _ = signal::kill(Pid::from_raw(c.pid()), sig);
         }
+    }
+    if let Some(master) = c.console()? {
+        tty::relay(master, interactive)?;
     }
     let out = c.wait();
     CHILD.store(0, Ordering::SeqCst);
@@ -93,6 +156,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<ExitCode> {
     }
     if let (Some(d), Some(p)) = (&out.committed, &commit) {
         eprintln!("strata: committed {} to {d}", p.display());
+    }
+    if let Some(c) = &out.committed_image {
+        eprintln!(
+            "strata: committed image {} on {} {} (new layer {})",
+            c.reference, c.base, c.manifest, c.diff_id
+        );
     }
     if let Some(k) = &out.kept {
         eprintln!(

@@ -90,11 +90,16 @@ impl InitLayer {
         let digest = Digest::of(&tar);
         match store.get(&digest) {
             Ok(l) => Ok(l),
-            Err(Error::UnknownLayer { .. }) => Ok(store
-                .import_reader(&tar[..], Path::new("<init layer>"))?
-                .layer),
+            Err(Error::UnknownLayer { .. }) => {
+                Ok(store.import_reader(&tar[..], Path::new(SOURCE))?.layer)
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// True for the layer [`InitLayer::stored`] put in the store (by its recorded source).
+    pub fn is_init(layer: &StoredLayer) -> bool {
+        layer.info.source == SOURCE
     }
 
     /// What a commit leaves out.
@@ -102,6 +107,9 @@ impl InitLayer {
         FILES.iter().map(|s| s.to_string()).collect()
     }
 }
+
+/// `LayerInfo.source` of an init layer.
+pub const SOURCE: &str = "<init layer>";
 
 /// Checks a hostname: 1 to 64 bytes of letters, digits, `-` and `.`.
 pub fn check_hostname(h: &str) -> Result<()> {

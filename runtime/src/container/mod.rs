@@ -23,12 +23,14 @@
 //! the host's mount table never changes at all (unless `--keep` asks for the mount to stay).
 
 pub mod cgroup;
+pub mod exec_config;
 pub mod init_layer;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs_setup;
 pub mod switch;
 pub mod timing;
+pub mod volumes;
 
 use std::ffi::CString;
 use std::io;
@@ -47,6 +49,7 @@ use crate::commit::CommitOptions;
 use crate::digest::Digest;
 use crate::driver;
 use crate::error::{Error, Result};
+use crate::image::oci::ExecConfig;
 use crate::mounts::{self, Mount};
 use crate::store::{self, MountRecord, Store};
 use process::{ChildPlan, Report, Status, Step};
@@ -73,13 +76,34 @@ pub struct ContainerSpec {
     /// With the uts namespace; default [`DEFAULT_HOSTNAME`].
     pub hostname: Option<String>,
     pub limits: Limits,
-    /// The command and its arguments.
+    /// The command and its arguments (empty: the image's Cmd, see [`exec_config::argv`]).
     pub command: Vec<String>,
-    /// `NAME=value` pairs added to (or replacing) the defaults: PATH, HOME, HOSTNAME,
-    /// container=strata and the caller's TERM.
+    /// Replaces the image's Entrypoint (and drops its Cmd); `""`: no entrypoint.
+    pub entrypoint: Option<String>,
+    /// `NAME=value` pairs added to (or replacing) the defaults (PATH, HOSTNAME,
+    /// container=strata, the caller's TERM) and the image's Env; HOME comes from the user's
+    /// passwd entry unless set.
     pub env: Vec<String>,
+    /// The working directory (absolute; created when missing) [default: the image's
+    /// WorkingDir, else /].
+    pub workdir: Option<String>,
+    /// `uid[:gid]` or `name[:group]`, resolved in the image's /etc/passwd and /etc/group
+    /// [default: the image's User, else root].
+    pub user: Option<String>,
+    /// Apply the config of the image the top layer reference names (default true).
+    pub image_config: bool,
+    /// Host paths and tmpfs mounted in the container (never committed).
+    pub volumes: Vec<volumes::Volume>,
+    /// Give the command a terminal of the container's own (`/dev/pts/N` in it) as stdin,
+    /// stdout, stderr and controlling terminal, with this size (rows, columns; 0: the
+    /// default). [`Container::console`] returns its master.
+    pub tty: Option<(u16, u16)>,
     /// Write the writable layer (init layer files left out) here after the command exits.
     pub commit: Option<PathBuf>,
+    /// After the command exits, commit the writable layer (init layer files left out) as a
+    /// new image `NAME[:TAG]` on top of the image the container ran (the layers must be one
+    /// image reference).
+    pub commit_image: Option<String>,
     /// Leave the union mount and the writable layer in place (recorded in the store, for
     /// `strata commit` / `strata umount`).
     pub keep: bool,
@@ -105,8 +129,15 @@ impl ContainerSpec {
             hostname: None,
             limits: Limits::default(),
             command,
+            entrypoint: None,
             env: Vec::new(),
+            workdir: None,
+            user: None,
+            image_config: true,
+            volumes: Vec::new(),
+            tty: None,
             commit: None,
+            commit_image: None,
             keep: false,
             target: None,
             init_layer: true,
@@ -122,10 +153,12 @@ impl ContainerSpec {
                     .into(),
             ));
         }
-        if self.command.is_empty() {
-            return Err(Error::Usage(
-                "no command: give LAYER... -- CMD ARG...".into(),
-            ));
+        if let Some(w) = &self.workdir
+            && !w.starts_with('/')
+        {
+            return Err(Error::Usage(format!(
+                "--workdir {w:?}: the working directory must be an absolute path"
+            )));
         }
         if !self.namespaces.contains(Namespace::Mount) {
             return Err(Error::Usage(format!(
@@ -169,6 +202,12 @@ impl ContainerSpec {
                 ));
             }
         }
+        if let Some(r) = &self.commit_image {
+            crate::image::reference::parse_name_tag(r)?;
+        }
+        for v in &mut self.volumes {
+            v.check()?;
+        }
         for e in &self.env {
             if !e.contains('=') {
                 return Err(Error::Usage(format!(
@@ -191,27 +230,38 @@ impl ContainerSpec {
         }
     }
 
-    /// The defaults (PATH, HOME, HOSTNAME, container=strata, the caller's TERM), with
-    /// [`ContainerSpec::env`] replacing or adding entries.
-    fn environment(&self, hostname: &str) -> Vec<String> {
+    /// The defaults (PATH, HOSTNAME, container=strata, the caller's TERM), then the image's
+    /// Env, then [`ContainerSpec::env`], each replacing or adding entries; HOME last when
+    /// none of them set it.
+    fn environment(&self, hostname: &str, image: Option<&ExecConfig>, home: &str) -> Vec<String> {
         let mut env = vec![
             format!("PATH={DEFAULT_PATH}"),
-            "HOME=/root".to_string(),
             format!("HOSTNAME={hostname}"),
             "container=strata".to_string(),
         ];
         if let Some(t) = std::env::var_os("TERM") {
             env.push(format!("TERM={}", t.to_string_lossy()));
         }
-        for e in &self.env {
-            let name = e.split('=').next().unwrap_or(e);
-            match env.iter_mut().find(|x| x.split('=').next() == Some(name)) {
-                Some(x) => x.clone_from(e),
-                None => env.push(e.clone()),
-            }
+        let image_env = image.and_then(|c| c.env.clone()).unwrap_or_default();
+        let mut env = exec_config::merge_env(env, image_env.iter().chain(&self.env));
+        if !exec_config::has_var(&env, "HOME") {
+            env.push(format!("HOME={home}"));
         }
         env
     }
+}
+
+/// What the container's command is, resolved from the spec and the image config.
+#[derive(Debug)]
+struct ProcessSpec {
+    argv: Vec<String>,
+    env: Vec<String>,
+    cwd: Option<String>,
+    ids: Option<exec_config::Ids>,
+    /// The volumes for the child, and the mount points made for them (never committed).
+    volumes: Vec<process::ChildVolume>,
+    volume_targets: Vec<String>,
+    made: Vec<crate::model::RelPath>,
 }
 
 /// How the command ended.
@@ -243,6 +293,8 @@ pub struct Outcome {
     pub cgroup: Option<CgroupVersion>,
     /// The digest of the committed layer.
     pub committed: Option<Digest>,
+    /// The image `commit_image` made.
+    pub committed_image: Option<crate::image::CommitReport>,
     /// The kept mount (with `keep`).
     pub kept: Option<MountRecord>,
     pub timings: Timings,
@@ -315,6 +367,14 @@ pub struct Container {
     switch_used: Switch,
     fallback: Option<String>,
     commit: Option<PathBuf>,
+    /// (`NAME:TAG`, the store, the history's created_by).
+    commit_image: Option<(String, Store, String)>,
+    /// Never committed: the init layer's files and the volumes' mount points strata made.
+    exclude: Vec<crate::model::RelPath>,
+    /// The volumes' container paths, for error messages.
+    volume_targets: Vec<String>,
+    /// Our end of the socket the terminal's master arrives on.
+    console_socket: Option<OwnedFd>,
     keep: bool,
     exec_end: u64,
     timings: Timings,
@@ -339,8 +399,49 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     })?;
     let t = tm.origin;
     let driver = driver::by_name(&spec.driver)?;
+    if spec.command.is_empty() && spec.entrypoint.is_none() {
+        // Only an image brings a command: refuse before importing anything.
+        let top = spec.layers.last().map(String::as_str).unwrap_or("");
+        let top_is_image = !top.starts_with('/')
+            && !top.starts_with('.')
+            && crate::image::find(store, top).ok().flatten().is_some();
+        if !top_is_image || !spec.image_config {
+            return Err(Error::Usage(format!(
+                "no command: give LAYER... -- CMD ARG... (the command comes after `--`; only an image reference brings a default command){}",
+                if spec.layers.len() > 1 {
+                    format!("; {top:?} was read as a layer")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
     // Layer references: tars, directories, digests, or an image reference (its layers).
-    let mut layers = store.resolve_stack(&spec.layers)?;
+    let (mut layers, image) = store.resolve_stack_image(&spec.layers)?;
+    let image_config = image
+        .as_ref()
+        .filter(|_| spec.image_config)
+        .and_then(|i| i.config.config.clone());
+    let argv = exec_config::argv(
+        image_config.as_ref(),
+        spec.entrypoint.as_deref(),
+        &spec.command,
+    );
+    if argv.is_empty() {
+        return Err(Error::Usage(match &image {
+            Some(i) => format!(
+                "no command: the image {} has no Entrypoint or Cmd; give one after `--` (strata run IMAGE -- CMD ARG...)",
+                i.record.reference()
+            ),
+            None => "no command: give LAYER... -- CMD ARG...".into(),
+        }));
+    }
+    if spec.commit_image.is_some() && image.is_none() {
+        return Err(Error::Usage(format!(
+            "--commit-image: the layers {:?} do not end with an image (NAME:TAG or id) to commit on top of",
+            spec.layers
+        )));
+    }
     let t = tm.since("layers", t);
     let hostname = spec.hostname();
     if spec.init_layer {
@@ -351,6 +452,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     let id = store::unique_id();
     let target = Target::make(store, spec.target.as_deref(), &id)?;
     let mount = mounts::mount(store, driver, layers, &target.path)?;
+    let process = process_spec(&spec, image_config.as_ref(), argv, &hostname, &target.path)?;
     let t = tm.since("union_mount", t);
     let cgroup = if spec.limits.is_empty() {
         None
@@ -367,6 +469,19 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
         switch_used: spec.switch,
         fallback: None,
         commit: spec.commit.take(),
+        commit_image: spec.commit_image.take().map(|r| {
+            (
+                r,
+                store.clone(),
+                format!("strata run {}", process.argv.join(" ")),
+            )
+        }),
+        exclude: InitLayer::excluded()
+            .into_iter()
+            .chain(process.made.iter().cloned())
+            .collect(),
+        volume_targets: process.volume_targets.clone(),
+        console_socket: None,
         keep: spec.keep,
         exec_end: 0,
         timings: tm,
@@ -374,8 +489,90 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
         target: Some(target),
         cgroup,
     };
-    c.launch(&mut spec, &hostname)?;
+    c.launch(&mut spec, &process, &hostname)?;
     Ok(c)
+}
+
+/// A user namespace made by a caller who is not root: one id mapped, setgroups denied.
+fn unprivileged_userns(spec: &ContainerSpec) -> bool {
+    spec.namespaces.contains(Namespace::User) && !crate::sandbox::is_root()
+}
+
+/// The user (resolved in the mounted root filesystem's /etc/passwd and /etc/group), the
+/// working directory (created when missing) and the environment.
+fn process_spec(
+    spec: &ContainerSpec,
+    image: Option<&ExecConfig>,
+    argv: Vec<String>,
+    hostname: &str,
+    root: &Path,
+) -> Result<ProcessSpec> {
+    let root_fd = crate::fsutil::open_dir(root)?;
+    let user = spec
+        .user
+        .clone()
+        .or_else(|| image.and_then(|c| c.user.clone()).filter(|u| !u.is_empty()));
+    let ids = match &user {
+        Some(u) => {
+            let passwd = exec_config::read_in_root(root_fd.as_fd(), "etc/passwd", root)?;
+            let group = exec_config::read_in_root(root_fd.as_fd(), "etc/group", root)?;
+            let ids = exec_config::resolve_user(u, passwd.as_deref(), group.as_deref())?;
+            if unprivileged_userns(spec) && (ids.uid != 0 || ids.gid != 0) {
+                return Err(Error::Usage(format!(
+                    "user {u:?} ({}:{}): without root, the container's user namespace maps only its root (run strata as root for other users)",
+                    ids.uid, ids.gid
+                )));
+            }
+            Some(ids)
+        }
+        None => None,
+    };
+    let cwd = spec
+        .workdir
+        .clone()
+        .or_else(|| image.and_then(|c| c.working_dir.clone()))
+        .filter(|w| !w.is_empty() && w != "/");
+    if let Some(w) = &cwd {
+        exec_config::make_dir_in_root(root_fd.as_fd(), w, root)?;
+    }
+    let home = ids.as_ref().map_or("/root", |i| i.home.as_str());
+    let mut volumes = Vec::new();
+    let mut made = Vec::new();
+    for v in &spec.volumes {
+        let is_dir = v.source().is_none_or(Path::is_dir);
+        made.extend(if is_dir {
+            exec_config::make_dir_in_root(root_fd.as_fd(), &v.target, root)?
+        } else {
+            exec_config::make_file_in_root(root_fd.as_fd(), &v.target, root)?
+        });
+        let mut tmpfs_opts = Vec::new();
+        if let volumes::VolumeKind::Tmpfs { size, mode } = &v.kind {
+            if let Some(s) = size {
+                tmpfs_opts.push((c"size".to_owned(), process::cstr("tmpfs-size", s)?));
+            }
+            let m = format!("{:o}", mode.unwrap_or(0o755));
+            tmpfs_opts.push((c"mode".to_owned(), process::cstr("tmpfs-mode", &m)?));
+        }
+        volumes.push(process::ChildVolume {
+            source: match v.source() {
+                Some(p) => Some(crate::fsutil::cstring(p)?),
+                None => None,
+            },
+            target: process::cstr("volume target", v.target.trim_start_matches('/'))?,
+            is_dir,
+            tmpfs_opts,
+            readonly: v.readonly,
+        });
+    }
+    Ok(ProcessSpec {
+        env: spec.environment(hostname, image, home),
+        argv,
+        cwd,
+        ids,
+        volumes,
+        volume_targets: spec.volumes.iter().map(|v| v.target.clone()).collect(),
+        made,
+    })
 }
 
 /// [`start`], then [`Container::wait`].
@@ -392,6 +589,16 @@ impl Container {
     /// Where the root filesystem is mounted (in the caller's mount namespace).
     pub fn target(&self) -> Option<&Path> {
         self.target.as_ref().map(|t| t.path.as_path())
+    }
+
+    /// The master of the container's terminal (with [`ContainerSpec::tty`]; once): what
+    /// the command writes to its stdout and stderr is read here, its stdin written here.
+    pub fn console(&mut self) -> Result<Option<OwnedFd>> {
+        let Some(sock) = self.console_socket.take() else {
+            return Ok(None);
+        };
+        process::recv_fd(&sock)
+            .map_err(|e| Error::io("receive the container's terminal", "console socket", e))
     }
 
     /// Sends signal `sig` to the container's init process. An init of a pid namespace only
@@ -412,14 +619,19 @@ impl Container {
     }
 
     /// The child's plan, and the PATH its command is searched in.
-    fn plan(&self, spec: &mut ContainerSpec, hostname: &str) -> Result<(ChildPlan, String)> {
+    fn plan(
+        &mut self,
+        spec: &mut ContainerSpec,
+        process: &ProcessSpec,
+        hostname: &str,
+    ) -> Result<(ChildPlan, String)> {
         let target = self
             .target
             .as_ref()
             .map(|t| t.path.clone())
             .unwrap_or_default();
         let ns = spec.namespaces;
-        let env = spec.environment(hostname);
+        let env = &process.env;
         let path_var = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
@@ -450,16 +662,46 @@ impl Container {
                 None => Vec::new(),
             },
             stdio: std::mem::take(&mut spec.stdio),
-            argv: process::CArray::new(to_c("argument", &spec.command)?),
-            envp: process::CArray::new(to_c("environment entry", &env)?),
-            exec_paths: process::exec_candidates(&spec.command[0], &path_var)?,
+            argv: process::CArray::new(to_c("argument", &process.argv)?),
+            envp: process::CArray::new(to_c("environment entry", env)?),
+            exec_paths: process::exec_candidates(&process.argv[0], &path_var)?,
+            cwd: match &process.cwd {
+                Some(w) => Some(process::cstr("working directory", w)?),
+                None => None,
+            },
+            volumes: process.volumes.clone(),
+            console: match spec.tty {
+                Some((rows, cols)) => {
+                    let (ours, theirs) = process::socketpair()
+                        .map_err(|e| Error::io("socketpair for the terminal", &target, e))?;
+                    self.console_socket = Some(ours);
+                    Some(process::ChildConsole {
+                        socket: theirs,
+                        rows,
+                        cols,
+                        uid: process.ids.as_ref().map_or(0, |i| i.uid),
+                    })
+                }
+                None => None,
+            },
+            ids: process.ids.as_ref().map(|i| process::ChildIds {
+                uid: i.uid,
+                gid: i.gid,
+                groups: i.groups.clone(),
+                set_groups: !unprivileged_userns(spec),
+            }),
         };
         Ok((plan, path_var))
     }
 
     /// Clones the child and waits until it has exec'd.
-    fn launch(&mut self, spec: &mut ContainerSpec, hostname: &str) -> Result<()> {
-        let (plan, path_var) = self.plan(spec, hostname)?;
+    fn launch(
+        &mut self,
+        spec: &mut ContainerSpec,
+        process: &ProcessSpec,
+        hostname: &str,
+    ) -> Result<()> {
+        let (plan, path_var) = self.plan(spec, process, hostname)?;
         let target = self.target().map(Path::to_path_buf).unwrap_or_default();
         let t = now_ns();
         let child = process::spawn(&plan).map_err(|e| Error::io("clone", &target, e))?;
@@ -527,7 +769,7 @@ impl Container {
                 } else {
                     126
                 };
-                let msg = exec_message(&spec.command[0], &path_var, rep.errno, &target);
+                let msg = exec_message(&process.argv[0], &path_var, rep.errno, &target);
                 self.exec_failed = Some((code, msg));
                 self.timings
                     .record("exec", "child", last_child, self.exec_end);
@@ -535,7 +777,7 @@ impl Container {
             }
             _ => {
                 let _ = self.reap();
-                Err(setup_error(&rep, &target))
+                Err(setup_error(&rep, &target, &self.volume_targets))
             }
         }
     }
@@ -569,10 +811,21 @@ impl Container {
         let mut t = t;
         if let (Some(out), Some(m)) = (&self.commit, &self.mount) {
             let opts = CommitOptions {
-                exclude: InitLayer::excluded(),
+                exclude: self.exclude.clone(),
             };
             committed = Some(m.commit_file_with(&opts, out)?);
             t = self.timings.since("commit", t);
+        }
+        let mut committed_image = None;
+        if let (Some((r, store, created_by)), Some(m)) = (&self.commit_image, &self.mount) {
+            committed_image = Some(crate::image::commit::commit_image_as(
+                store,
+                m,
+                r,
+                created_by,
+                &self.exclude,
+            )?);
+            t = self.timings.since("commit_image", t);
         }
         let mut kept = None;
         let mut first_err = None;
@@ -610,6 +863,7 @@ impl Container {
             fallback: self.fallback.take(),
             cgroup,
             committed,
+            committed_image,
             kept,
             timings,
         })
@@ -664,7 +918,7 @@ fn exec_message(cmd: &str, path_var: &str, errno: i32, target: &Path) -> String 
     format!("cannot execute {cmd}: {e}")
 }
 
-fn setup_error(rep: &Report, target: &Path) -> Error {
+fn setup_error(rep: &Report, target: &Path, volumes: &[String]) -> Error {
     let e = io::Error::from_raw_os_error(rep.errno);
     let Some(step) = rep.failed_step() else {
         return Error::Usage(format!(
@@ -689,6 +943,17 @@ fn setup_error(rep: &Report, target: &Path) -> Error {
                 .find(|n| n.flag() as u32 == rep.detail)
                 .map_or("?", |n| n.name());
             Error::Usage(format!("unshare of the {ns} namespace failed: {e}"))
+        }
+        Step::ResolveVolume | Step::MountVolume => {
+            let v = volumes.get(rep.detail as usize).map_or("?", String::as_str);
+            Error::io(
+                step.op(),
+                format!(
+                    "{} (volume {v})",
+                    target.join(v.trim_start_matches('/')).display()
+                ),
+                e,
+            )
         }
         _ => Error::io(step.op(), at, e),
     }

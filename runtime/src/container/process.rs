@@ -53,6 +53,13 @@ pub enum Step {
     VerifyRoot,
     Stdio,
     CloseFds,
+    ResolveVolume,
+    MountVolume,
+    Console,
+    Chdir,
+    SetGroups,
+    SetGid,
+    SetUid,
     Exec,
 }
 
@@ -103,6 +110,15 @@ impl Step {
             Step::VerifyRoot => "verify that / and the working directory are the new root",
             Step::Stdio => "set up stdin, stdout and stderr",
             Step::CloseFds => "mark every fd above 2 close-on-exec",
+            Step::ResolveVolume => "open a volume's mount point inside the root",
+            Step::MountVolume => "mount a volume",
+            Step::Console => {
+                "make the container's terminal (open /dev/pts/ptmx, the peer, setsid, TIOCSCTTY, send the master)"
+            }
+            Step::Chdir => "change to the working directory",
+            Step::SetGroups => "set the supplementary groups (setgroups)",
+            Step::SetGid => "set the group id (setgid)",
+            Step::SetUid => "set the user id (setuid)",
             Step::Exec => "execve",
         }
     }
@@ -295,6 +311,49 @@ pub struct ChildPlan {
     pub envp: CArray,
     /// Paths to try for the command, in order (one when it names a path; PATH search else).
     pub exec_paths: Vec<CString>,
+    /// Volumes, mounted after /sys (`Report::detail` names the one that failed).
+    pub volumes: Vec<ChildVolume>,
+    /// A terminal for the command: made on the container's own devpts, its master sent over
+    /// this socket, its peer the command's stdin, stdout, stderr and controlling terminal.
+    pub console: Option<ChildConsole>,
+    /// The working directory, entered after the root switch (None: /).
+    pub cwd: Option<CString>,
+    /// The user and groups the command runs as (None: stay root).
+    pub ids: Option<ChildIds>,
+}
+
+/// The child's terminal.
+pub struct ChildConsole {
+    /// The child's end of the socket the master goes back over.
+    pub socket: OwnedFd,
+    /// Rows and columns (0: leave the kernel's default).
+    pub rows: u16,
+    pub cols: u16,
+    /// Owner of the terminal (the command's user).
+    pub uid: u32,
+}
+
+/// A volume as the child mounts it.
+#[derive(Clone, Debug)]
+pub struct ChildVolume {
+    /// The host path of a bind (None: a tmpfs).
+    pub source: Option<CString>,
+    /// The mount point, relative to the root.
+    pub target: CString,
+    pub is_dir: bool,
+    /// tmpfs options (size, mode).
+    pub tmpfs_opts: Vec<(CString, CString)>,
+    pub readonly: bool,
+}
+
+/// Credentials the child takes just before exec.
+pub struct ChildIds {
+    pub uid: u32,
+    pub gid: u32,
+    /// setgroups(2) list.
+    pub groups: Vec<libc::gid_t>,
+    /// False in a user namespace whose setgroups is denied (the group list stays empty).
+    pub set_groups: bool,
 }
 
 /// A failed child step: which, and the errno.
@@ -409,8 +468,18 @@ impl Child<'_> {
         let t = self.span(ChildSpan::RootSwitch, t);
         switch::verify_root(&root)?;
         drop(root);
+        if let Some(cwd) = &plan.cwd {
+            // SAFETY: chdir with a valid C string.
+            ck(Step::Chdir, unsafe { libc::chdir(cwd.as_ptr()) })?;
+        }
         self.stdio()?;
+        if let Some(con) = &plan.console {
+            console(con)?;
+        }
         close_fds_on_exec()?;
+        if let Some(ids) = &plan.ids {
+            set_ids(ids)?;
+        }
         self.span(ChildSpan::PreExec, t);
         Ok(())
     }
@@ -497,6 +566,101 @@ fn child_main(plan: &ChildPlan, report_fd: RawFd, sync_fd: Option<RawFd>) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
+}
+
+/// Opens a terminal on the container's devpts (after the root switch, so it is the
+/// container's /dev/pts/N), makes its peer fds 0-2 and the controlling terminal of a new
+/// session, and sends the master to the parent (SCM_RIGHTS).
+fn console(con: &ChildConsole) -> Result<(), Fail> {
+    let f = |r: libc::c_int| ck(Step::Console, r);
+    // SAFETY: open/ioctl/sendmsg/dup2/close on fds this function owns, with stack buffers
+    // of the sizes the kernel expects.
+    unsafe {
+        let master = f(libc::open(
+            c"/dev/pts/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        ))?;
+        let unlock: libc::c_int = 0;
+        f(libc::ioctl(master, libc::TIOCSPTLCK, &unlock))?;
+        let peer = f(libc::ioctl(
+            master,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        ))?;
+        if con.rows > 0 && con.cols > 0 {
+            let ws = libc::winsize {
+                ws_row: con.rows,
+                ws_col: con.cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            f(libc::ioctl(peer, libc::TIOCSWINSZ, &ws))?;
+        }
+        if con.uid != 0 {
+            f(libc::fchown(peer, con.uid, u32::MAX))?;
+        }
+        // One byte of data carries the fd.
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), master);
+        if libc::sendmsg(con.socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err((Step::Console, errno()));
+        }
+        libc::close(master);
+        f(libc::setsid())?;
+        f(libc::ioctl(peer, libc::TIOCSCTTY, 0))?;
+        for i in 0..3 {
+            f(libc::dup2(peer, i))?;
+        }
+        if peer > 2 {
+            libc::close(peer);
+        }
+    }
+    Ok(())
+}
+
+/// setgroups, setgid, setuid as raw system calls: the libc wrappers make every thread of
+/// the process change credentials, and this child may share the parent's memory (vfork).
+/// A credential change clears the parent-death signal, so it is set again.
+fn set_ids(ids: &ChildIds) -> Result<(), Fail> {
+    // SAFETY: raw credential system calls with a valid group array; prctl with integers.
+    unsafe {
+        if ids.set_groups
+            && libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) < 0
+        {
+            return Err((Step::SetGroups, errno()));
+        }
+        if libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0 {
+            return Err((Step::SetGid, errno()));
+        }
+        if libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0 {
+            return Err((Step::SetUid, errno()));
+        }
+        ck(
+            Step::SetUid,
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// Before any mount: nothing done from here on may propagate back to the host. Makes /
@@ -723,6 +887,63 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 returned two fresh fds we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A connected pair of close-on-exec unix stream sockets.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array of two ints.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two fresh fds we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Receives one fd sent with SCM_RIGHTS (None: the peer closed without sending one).
+pub fn recv_fd(sock: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: recvmsg into stack buffers of the sizes given; the control message is read
+    // only when the kernel filled one of the expected type.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        let n = loop {
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            break n;
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if n == 0 || cmsg.is_null() {
+            return Ok(None);
+        }
+        if (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Ok(None);
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        Ok(Some(OwnedFd::from_raw_fd(fd)))
+    }
 }
 
 /// A started child, before exec is confirmed.

@@ -134,8 +134,55 @@ pub fn prepare(c: &mut Child, t0: u64) -> Result<OwnedFd, Fail> {
     };
     attach(&sys, &sys_dir, Step::MountSys)?;
     c.span(ChildSpan::MountSys, t);
+    volumes(c, &root)?;
     c.span(ChildSpan::Mounts, t0);
     Ok(root)
+}
+
+/// Mounts the volumes: each mount point opened inside the root (symlinks resolved as if the
+/// root were /, never to a host path), each filesystem made detached and attached by fd.
+fn volumes(c: &mut Child, root: &OwnedFd) -> Result<(), Fail> {
+    for (i, v) in c.plan.volumes.iter().enumerate() {
+        c.report.detail = i as u32;
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if v.is_dir {
+            flags |= OFlags::DIRECTORY;
+        }
+        let at = rx(
+            Step::ResolveVolume,
+            rustix::fs::openat2(
+                root,
+                v.target.as_c_str(),
+                flags,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            ),
+        )?;
+        let ro = if v.readonly {
+            MountAttrFlags::MOUNT_ATTR_RDONLY
+        } else {
+            MountAttrFlags::empty()
+        };
+        let m = match &v.source {
+            Some(src) => bind_tree(src, true, ro, Step::MountVolume)?,
+            None => {
+                let opts: Vec<(&CStr, &CStr)> = v
+                    .tmpfs_opts
+                    .iter()
+                    .map(|(k, v)| (k.as_c_str(), v.as_c_str()))
+                    .collect();
+                new_fs(
+                    c"tmpfs",
+                    &opts,
+                    MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | ro,
+                    Step::MountVolume,
+                )?
+            }
+        };
+        attach(&m, &at, Step::MountVolume)?;
+    }
+    c.report.detail = 0;
+    Ok(())
 }
 
 /// Opens directory `name` of the root without following any symlink and without leaving the

@@ -14,6 +14,8 @@ use super::import::decompress;
 use super::oci::{self, Descriptor, Manifest};
 use super::records::{self, IMAGE_LAYER_SOURCE, Image, ImageRecord};
 use super::reference;
+use crate::commit::CommitOptions;
+use crate::container::InitLayer;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::mounts::Mount;
@@ -35,14 +37,46 @@ pub struct CommitReport {
     pub tar_size: u64,
 }
 
-/// The image a mount was made from: the one whose diff-ids are exactly the mount's layers.
+/// The mount's layers without the init layer of a container (`strata run --keep`) on top,
+/// and whether it had one: the init layer is never an image layer.
+pub fn image_layers(store: &Store, m: &Mount) -> Result<(Vec<Digest>, bool)> {
+    let mut layers = m.record().layers.clone();
+    let init = match layers.last() {
+        Some(top) => InitLayer::is_init(&store.get(top)?),
+        None => false,
+    };
+    if init {
+        layers.pop();
+    }
+    Ok((layers, init))
+}
+
+/// What a commit of `m` leaves out: the init layer's files when the mount has one.
+pub fn commit_options(store: &Store, m: &Mount) -> Result<CommitOptions> {
+    Ok(CommitOptions {
+        exclude: if image_layers(store, m)?.1 {
+            InitLayer::excluded()
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// The image a mount was made from: the one whose diff-ids are exactly the mount's layers
+/// (below a container's init layer).
 pub fn base_of(store: &Store, m: &Mount, prefer_name: &str) -> Result<Image> {
-    let layers = &m.record().layers;
+    let (layers, _) = image_layers(store, m)?;
     let mut hits: Vec<Image> = records::images(store)?
         .into_iter()
         .filter(|i| i.diff_ids() == layers.as_slice())
         .collect();
-    hits.sort_by_key(|i| (i.record.name == prefer_name, i.record.created));
+    hits.sort_by_key(|i| {
+        (
+            i.record.name == prefer_name,
+            !i.record.is_dangling(),
+            i.record.created,
+        )
+    });
     hits.pop().ok_or_else(|| {
         Error::Usage(format!(
             "{}: its {} layer(s) are not those of any image in the store: mount an image \
@@ -55,9 +89,24 @@ pub fn base_of(store: &Store, m: &Mount, prefer_name: &str) -> Result<Image> {
 
 /// Commits the writable layer of `m` as a new image `new_ref` (`NAME[:TAG]`).
 pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitReport> {
+    let created_by = format!("strata commit {}", m.target().display());
+    commit_image_as(store, m, new_ref, &created_by, &[])
+}
+
+/// [`commit_image`] with `created_by` for the history entry (e.g. the container's command)
+/// and more paths to leave out (e.g. volume mount points).
+pub fn commit_image_as(
+    store: &Store,
+    m: &Mount,
+    new_ref: &str,
+    created_by: &str,
+    exclude: &[String],
+) -> Result<CommitReport> {
     let (name, tag) = reference::parse_name_tag(new_ref)?;
     let _lock = records::lock(store)?;
     let base = base_of(store, m, &name)?;
+    let mut opts = commit_options(store, m)?;
+    opts.exclude.extend(exclude.iter().cloned());
     let mut staging = Staging::new(store)?;
     let label = m.target().to_path_buf();
 
@@ -66,7 +115,7 @@ pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitRep
     let mut tar_size = 0;
     let (path, blob, blob_size) = staging.write_with("commit", |w| {
         let mut gz = HashingWriter::new(GzEncoder::new(w, flate2::Compression::default()));
-        m.commit_to(&mut gz)?;
+        m.commit_with(&opts, &mut gz)?;
         let (d, n, gz) = gz.finish();
         (diff_id, tar_size) = (d, n);
         gz.finish()
@@ -105,8 +154,8 @@ pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitRep
     let created = oci::rfc3339(now_secs());
     let history = serde_json::json!({
         "created": created,
-        "created_by": format!("strata commit {}", label.display()),
-        "comment": format!("writable layer of a {} mount", m.driver().name()),
+        "created_by": created_by,
+        "comment": format!("the writable layer of a mount by the {} driver", m.driver().name()),
     });
     edit_config(&mut config, diff_id, history, &created).map_err(|reason| Error::BadArchive {
         path: cpath,
@@ -144,10 +193,6 @@ pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitRep
     let manifest_digest = staging.add_bytes(&mbytes)?;
 
     let old = records::record(store, &name, &tag)?;
-    let old_image = match &old {
-        Some(o) if o.manifest != manifest_digest => records::load(store, o).ok(),
-        _ => None,
-    };
     let rec = ImageRecord {
         name,
         tag,
@@ -157,9 +202,11 @@ pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitRep
         source: format!("commit of {}", label.display()),
     };
     staging.commit(|| records::write_record(store, &rec))?;
-    if let Some(old) = &old_image {
-        records::release(store, old)?;
+    if let Some(o) = old.as_ref().filter(|o| o.manifest != manifest_digest) {
+        // The image the tag named before keeps its layers, dangling, until `image prune`.
+        records::keep_dangling(store, o)?;
     }
+    records::settle(store)?;
     Ok(CommitReport {
         reference: rec.reference(),
         base: base.record.reference(),

@@ -486,10 +486,7 @@ fn run(store: &Store, input: &Input, plan: Plan) -> Result<ImportReport> {
     let shared_before: Vec<bool> = all_blobs.iter().map(|(d, _)| blobs.has(d)).collect();
     let manifest_digest = staging.add_bytes(&manifest_bytes)?;
     let old = records::record(store, &plan.name, &plan.tag)?;
-    let old_image = match &old {
-        Some(o) if o.manifest != manifest_digest => records::load(store, o).ok(),
-        _ => None,
-    };
+
     let rec = ImageRecord {
         name: plan.name.clone(),
         tag: plan.tag.clone(),
@@ -499,9 +496,11 @@ fn run(store: &Store, input: &Input, plan: Plan) -> Result<ImportReport> {
         source: input.path().display().to_string(),
     };
     staging.commit(|| records::write_record(store, &rec))?;
-    if let Some(old) = &old_image {
-        records::release(store, old)?;
+    if let Some(o) = old.as_ref().filter(|o| o.manifest != manifest_digest) {
+        // The image the tag named before stays, dangling, until `image prune`.
+        records::keep_dangling(store, o)?;
     }
+    records::settle(store)?;
     let mut seen = std::collections::HashSet::new();
     let (mut new_b, mut shared_b) = (0, 0);
     for ((d, size), was) in all_blobs.iter().zip(shared_before) {

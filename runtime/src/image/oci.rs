@@ -205,6 +205,29 @@ pub struct Config {
     pub rootfs: RootFs,
     #[serde(default)]
     pub history: Vec<History>,
+    /// How a container of the image runs (`config` in the OCI image spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ExecConfig>,
+}
+
+/// The execution parameters of an image config: what the OCI image spec's conversion to a
+/// runtime config uses (the other fields, e.g. ExposedPorts or Labels, are not read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecConfig {
+    /// `uid`, `uid:gid`, `name`, `name:group` (names resolved in the image's /etc/passwd and
+    /// /etc/group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `NAME=value` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
 }
 
 /// The GOARCH name of the machine strata runs on.

@@ -42,10 +42,95 @@ pub struct ImageRecord {
     pub source: String,
 }
 
+/// The name of a dangling image's record: an image that lost its last tag (to a commit,
+/// import or `image tag` that moved the tag) stays, as docker keeps it, until `image prune`.
+/// Its tag is the manifest's hex digest; it is found by id (`strata run <id>`).
+pub const DANGLING: &str = "<none>";
+
 impl ImageRecord {
     pub fn reference(&self) -> String {
-        format!("{}:{}", self.name, self.tag)
+        if self.is_dangling() {
+            format!("{DANGLING}@{}", self.manifest)
+        } else {
+            format!("{}:{}", self.name, self.tag)
+        }
     }
+
+    /// True for an image no tag names any more.
+    pub fn is_dangling(&self) -> bool {
+        self.name == DANGLING
+    }
+}
+
+/// After tag `old` was moved to another image: unless another tag still names `old`'s
+/// manifest, the image stays as a dangling image (its blobs and layers kept until
+/// `image prune`). The caller holds the lock.
+pub(crate) fn keep_dangling(store: &Store, old: &ImageRecord) -> Result<()> {
+    let all = records(store)?;
+    if all.iter().any(|r| r.manifest == old.manifest) {
+        return Ok(());
+    }
+    write_record(
+        store,
+        &ImageRecord {
+            name: DANGLING.to_string(),
+            tag: old.manifest.hex(),
+            ..old.clone()
+        },
+    )
+}
+
+/// Removes the dangling record of an image that has a tag again. The caller holds the lock.
+pub(crate) fn settle(store: &Store) -> Result<()> {
+    let all = records(store)?;
+    for d in all.iter().filter(|r| r.is_dangling()) {
+        if all
+            .iter()
+            .any(|r| !r.is_dangling() && r.manifest == d.manifest)
+        {
+            let p = record_path(store, &d.name, &d.tag)?;
+            fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// What `image tag` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tagged {
+    pub reference: String,
+    pub manifest: Digest,
+    /// The image the tag named before (now dangling unless another tag names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Digest>,
+}
+
+/// `image tag SRC NAME[:TAG]`: the tag (`latest` when none is given) names the image `src`
+/// names; an image it named before stays as a dangling image when no other tag has it.
+pub fn tag(store: &Store, src: &str, new_ref: &str) -> Result<Tagged> {
+    let (name, tag) = reference::parse_name_tag(new_ref)?;
+    let _lock = lock(store)?;
+    let img = get(store, src)?;
+    let old = record(store, &name, &tag)?;
+    let rec = ImageRecord {
+        name,
+        tag,
+        manifest: img.record.manifest,
+        config: img.record.config,
+        created: crate::store::now_secs(),
+        source: format!("tag of {}", img.record.reference()),
+    };
+    write_record(store, &rec)?;
+    let replaced = old.filter(|o| o.manifest != rec.manifest);
+    if let Some(o) = &replaced {
+        keep_dangling(store, o)?;
+    }
+    settle(store)?;
+    Ok(Tagged {
+        reference: rec.reference(),
+        manifest: rec.manifest,
+        replaced: replaced.map(|o| o.manifest),
+    })
 }
 
 /// A stored image: its record, manifest and config.
@@ -248,6 +333,9 @@ pub struct Released {
     /// uses any more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains_removed: Vec<String>,
+    /// Dangling images (manifest digests) `image prune` removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_removed: Vec<Digest>,
     pub bytes_freed: u64,
 }
 
@@ -331,6 +419,12 @@ fn remove_unused_chains(store: &Store, r: &mut Released) -> Result<()> {
 /// no live mount uses (what `image rm` had to keep for a mount that has ended since).
 pub fn prune(store: &Store) -> Result<Released> {
     let _lock = lock(store)?;
+    let mut dangling = Vec::new();
+    for r in records(store)?.into_iter().filter(|r| r.is_dangling()) {
+        let p = record_path(store, &r.name, &r.tag)?;
+        fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+        dangling.push(r.manifest);
+    }
     let blobs = Blobs::of(store)?;
     let mut used_blobs = BTreeSet::new();
     let mut used_layers = BTreeSet::new();
@@ -341,7 +435,10 @@ pub fn prune(store: &Store) -> Result<Released> {
     for m in store.records()? {
         used_layers.extend(m.layers);
     }
-    let mut r = Released::default();
+    let mut r = Released {
+        images_removed: dangling,
+        ..Released::default()
+    };
     for d in blobs.list()? {
         if !used_blobs.contains(&d) {
             r.bytes_freed += blobs.size(&d).unwrap_or(0);

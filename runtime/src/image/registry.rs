@@ -1,12 +1,17 @@
-//! `strata image push REF docker://HOST:PORT/NAME[:TAG]`: the image to an OCI distribution
-//! registry over plain HTTP (a registry on this machine or a trusted network; TLS is not
-//! built in).
+//! `strata image push REF docker://HOST[:PORT]/NAME[:TAG]`: the image to an OCI distribution
+//! registry over plain HTTP (a registry on this machine, or with `--insecure` one on a
+//! trusted network; TLS and authentication are not built in).
 //!
-//! For each layer blob and the config: `HEAD /v2/NAME/blobs/DIGEST` (present: skipped), else a
-//! monolithic upload, `POST /v2/NAME/blobs/uploads/` then `PUT <Location>?digest=DIGEST` with
-//! the blob. Then `PUT /v2/NAME/manifests/TAG` with the manifest bytes as stored (so its
-//! digest is kept) and its media type as Content-Type.
+//! First `GET /v2/` (an unreachable registry is named as such). For each layer blob and the
+//! config: `HEAD /v2/NAME/blobs/DIGEST` (present: skipped); else, when another repository of
+//! the same registry is known to hold it (strata pushed it there or pulled it from there:
+//! `ROOT/registries.json`), a cross-repository mount `POST /v2/NAME/blobs/uploads/?mount=
+//! DIGEST&from=REPO`; else (or when the registry declines the mount) a monolithic upload,
+//! `POST /v2/NAME/blobs/uploads/` then `PUT <Location>?digest=DIGEST` with the blob. Then
+//! `PUT /v2/NAME/manifests/TAG` (TAG: `latest` unless given) with the manifest bytes as
+//! stored (so its digest is kept) and its media type as Content-Type.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,12 +23,13 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-/// `docker://HOST[:PORT]/NAME[:TAG]`.
+/// `docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryRef {
     pub host: String,
     pub name: String,
     pub tag: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 impl std::fmt::Display for RegistryRef {
@@ -32,7 +38,41 @@ impl std::fmt::Display for RegistryRef {
         if let Some(t) = &self.tag {
             write!(f, ":{t}")?;
         }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
         Ok(())
+    }
+}
+
+impl RegistryRef {
+    /// The host without its port.
+    fn host_only(&self) -> &str {
+        self.host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(h, _)| h)
+            .unwrap_or(&self.host)
+    }
+
+    /// True for a registry on this machine (localhost, 127.0.0.0/8, ::1).
+    pub fn is_loopback(&self) -> bool {
+        let h = self.host_only();
+        h == "localhost"
+            || h == "[::1]"
+            || h.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Refuses plain HTTP to another machine unless `insecure`.
+    pub fn check_transport(&self, insecure: bool) -> Result<()> {
+        if self.is_loopback() || insecure {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "{self}: strata speaks plain HTTP only (no TLS built in), which is safe only to this machine: pass --insecure to use plain HTTP to {}",
+            self.host
+        )))
     }
 }
 
@@ -50,6 +90,15 @@ pub fn parse_dest(s: &str) -> Option<Result<RegistryRef>> {
         {
             return Err(Error::Usage(format!("{s}: bad registry host {host:?}")));
         }
+        let (path, digest) = match path.split_once('@') {
+            Some((p, d)) => (
+                p,
+                Some(Digest::parse(d).ok_or_else(|| {
+                    Error::Usage(format!("{s}: {d:?} is not a sha256:<64 hex> digest"))
+                })?),
+            ),
+            None => (path, None),
+        };
         let (name, tag) = reference::split_tag(path);
         reference::check_name(name)?;
         if let Some(t) = tag {
@@ -59,6 +108,7 @@ pub fn parse_dest(s: &str) -> Option<Result<RegistryRef>> {
             host: host.to_string(),
             name: name.to_string(),
             tag: tag.map(str::to_string),
+            digest,
         })
     })();
     Some(parsed)
@@ -70,30 +120,78 @@ pub struct RegistryPush {
     pub dest: String,
     pub manifest: Digest,
     pub blobs_uploaded: usize,
+    /// Blobs mounted from another repository of the registry (not uploaded again).
+    pub blobs_mounted: usize,
     pub blobs_present: usize,
     pub bytes_uploaded: u64,
 }
 
-struct Client {
-    agent: ureq::Agent,
+pub(crate) struct Client {
+    pub(crate) agent: ureq::Agent,
     host: String,
-    base: String,
+    pub(crate) base: String,
     dest: String,
 }
 
-type Resp = ureq::http::Response<ureq::Body>;
+pub(crate) type Resp = ureq::http::Response<ureq::Body>;
 
 impl Client {
-    fn err(&self, what: &str, reason: impl std::fmt::Display) -> Error {
+    /// A client of repository `r.name` at `r.host` (`shown` names it in errors).
+    pub(crate) fn new(r: &RegistryRef, shown: String) -> Client {
+        let proxy = if r.is_loopback() {
+            None // As Go's ProxyFromEnvironment: this machine is never reached through a proxy.
+        } else {
+            ureq::Proxy::try_from_env()
+        };
+        let config = ureq::Agent::config_builder()
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(Duration::from_secs(300)))
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client {
+            agent: config.new_agent(),
+            host: r.host.clone(),
+            base: format!("http://{}/v2/{}", r.host, r.name),
+            dest: shown,
+        }
+    }
+
+    pub(crate) fn err(&self, what: &str, reason: impl std::fmt::Display) -> Error {
         Error::Usage(format!("{}: {what}: {reason}", self.dest))
     }
 
-    fn send(&self, what: &str, r: std::result::Result<Resp, ureq::Error>) -> Result<Resp> {
+    pub(crate) fn send(
+        &self,
+        what: &str,
+        r: std::result::Result<Resp, ureq::Error>,
+    ) -> Result<Resp> {
         r.map_err(|e| self.err(what, e))
     }
 
+    /// `GET /v2/`: the registry is reachable and speaks the distribution API without
+    /// authentication.
+    pub(crate) fn ping(&self) -> Result<()> {
+        let url = format!("http://{}/v2/", self.host);
+        let resp = self.agent.get(&url).call().map_err(|e| {
+            Error::Usage(format!(
+                "{}: the registry {} ({url}) cannot be reached: {e}",
+                self.dest, self.host
+            ))
+        })?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            401 => Err(self.err(
+                "the registry",
+                "asks for authentication, which strata does not support (no bearer tokens)",
+            )),
+            _ => Err(self.status_err(&format!("registry {url}"), resp)),
+        }
+    }
+
     /// The error for an unexpected status, with the registry's own error codes.
-    fn status_err(&self, what: &str, mut resp: Resp) -> Error {
+    pub(crate) fn status_err(&self, what: &str, mut resp: Resp) -> Error {
         let status = resp.status();
         let body = resp
             .body_mut()
@@ -152,14 +250,18 @@ impl Client {
         }
     }
 
-    fn upload(&self, d: &Digest, blobs: &Blobs) -> Result<u64> {
+    /// Mounts `d` from repository `from` of the same registry (true), or uploads it (false).
+    fn upload(&self, d: &Digest, blobs: &Blobs, from: Option<&str>) -> Result<(u64, bool)> {
         let what = format!("blob {d}");
-        let resp = self.send(
-            &what,
-            self.agent
-                .post(format!("{}/blobs/uploads/", self.base))
-                .send_empty(),
-        )?;
+        let url = match from {
+            Some(repo) => format!("{}/blobs/uploads/?mount={d}&from={repo}", self.base),
+            None => format!("{}/blobs/uploads/", self.base),
+        };
+        let resp = self.send(&what, self.agent.post(url).send_empty())?;
+        if from.is_some() && resp.status().as_u16() == 201 {
+            return Ok((0, true));
+        }
+        // 202: an upload session (also the answer of a registry that declines the mount).
         if resp.status().as_u16() != 202 {
             return Err(self.status_err(&what, resp));
         }
@@ -183,52 +285,65 @@ impl Client {
         if resp.status().as_u16() != 201 {
             return Err(self.status_err(&what, resp));
         }
-        Ok(size)
+        Ok((size, false))
     }
 }
 
-/// Pushes `img` to `dest` (tag: the destination's, else the image's).
-pub fn push(store: &Store, img: &Image, dest: &RegistryRef) -> Result<RegistryPush> {
-    let tag = dest.tag.clone().unwrap_or_else(|| img.record.tag.clone());
+/// Which repository of each registry strata knows to hold a blob (it pushed the blob there
+/// or pulled it from there): `ROOT/registries.json`, host -> digest -> repository.
+type Known = BTreeMap<String, BTreeMap<Digest, String>>;
+
+fn known_path(store: &Store) -> std::path::PathBuf {
+    store.root().join("registries.json")
+}
+
+pub(crate) fn known(store: &Store) -> Known {
+    crate::store::read_json(&known_path(store)).unwrap_or_default()
+}
+
+/// Records that repository `repo` of `host` holds `digests`.
+pub(crate) fn remember(store: &Store, host: &str, repo: &str, digests: &[Digest]) -> Result<()> {
+    let mut k = known(store);
+    let m = k.entry(host.to_string()).or_default();
+    for d in digests {
+        m.insert(*d, repo.to_string());
+    }
+    crate::store::write_json(&known_path(store), &k)
+}
+
+/// Pushes `img` to `dest` (tag: the destination's, else `latest`); plain HTTP to another
+/// machine only when `insecure`.
+pub fn push(
+    store: &Store,
+    img: &Image,
+    dest: &RegistryRef,
+    insecure: bool,
+) -> Result<RegistryPush> {
+    if dest.digest.is_some() {
+        return Err(Error::Usage(format!(
+            "{dest}: a push names a tag, not a digest"
+        )));
+    }
+    dest.check_transport(insecure)?;
+    let tag = dest
+        .tag
+        .clone()
+        .unwrap_or_else(|| reference::DEFAULT_TAG.to_string());
     let shown = RegistryRef {
         tag: Some(tag.clone()),
         ..dest.clone()
     }
     .to_string();
-    let host_only = dest
-        .host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(&dest.host);
-    let loopback = host_only == "localhost"
-        || host_only == "[::1]"
-        || host_only
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let proxy = if loopback {
-        None // As Go's ProxyFromEnvironment: this machine is never reached through a proxy.
-    } else {
-        ureq::Proxy::try_from_env()
-    };
-    let config = ureq::Agent::config_builder()
-        .proxy(proxy)
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_per_read(Some(Duration::from_secs(300)))
-        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let c = Client {
-        agent: config.new_agent(),
-        host: dest.host.clone(),
-        base: format!("http://{}/v2/{}", dest.host, dest.name),
-        dest: shown.clone(),
-    };
+    let c = Client::new(dest, shown.clone());
+    c.ping()?;
     let blobs = Blobs::of(store)?;
+    let known = known(store);
+    let sources = known.get(&dest.host);
     let mut report = RegistryPush {
         dest: shown,
         manifest: img.record.manifest,
         blobs_uploaded: 0,
+        blobs_mounted: 0,
         blobs_present: 0,
         bytes_uploaded: 0,
     };
@@ -242,8 +357,17 @@ pub fn push(store: &Store, img: &Image, dest: &RegistryRef) -> Result<RegistryPu
         if c.has_blob(&d)? {
             report.blobs_present += 1;
         } else {
-            report.bytes_uploaded += c.upload(&d, &blobs)?;
-            report.blobs_uploaded += 1;
+            let from = sources
+                .and_then(|m| m.get(&d))
+                .map(String::as_str)
+                .filter(|r| *r != dest.name);
+            let (n, mounted) = c.upload(&d, &blobs, from)?;
+            if mounted {
+                report.blobs_mounted += 1;
+            } else {
+                report.bytes_uploaded += n;
+                report.blobs_uploaded += 1;
+            }
         }
         done.push(d);
     }
@@ -268,6 +392,7 @@ pub fn push(store: &Store, img: &Image, dest: &RegistryRef) -> Result<RegistryPu
     {
         return Err(c.err(&what, format!("the registry stored it as {got}")));
     }
+    remember(store, &dest.host, &dest.name, &done)?;
     Ok(report)
 }
 

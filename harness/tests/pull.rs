@@ -1,0 +1,263 @@
+//! `image pull` from a local docker-registry filled by skopeo, then `strata run` of it; push
+//! with `latest` by default and cross-repository mounts; references without a transport.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../runtime/tests/image_util/mod.rs"]
+mod image_util;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use image_util::{Registry, Umoci, run, tools};
+use strata_runtime::sandbox;
+
+fn strata(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(dir.join("root"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn fails(o: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(what), "{err:?} does not say {what:?}");
+    err
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+#[test]
+fn pull_from_a_registry_then_run_push_with_mounts_and_latest() {
+    if !strata_runtime::require::root() || !tools(&["umoci", "skopeo", "docker-registry"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |args: &[&str]| strata(d, args);
+
+    // An image with a config, made by umoci from a from-host rootfs, copied by skopeo into
+    // a registry on 127.0.0.1.
+    let rootfs = d.join("rootfs");
+    ok(&s(&[
+        "rootfs",
+        "from-host",
+        "--out",
+        &rootfs.display().to_string(),
+        "/bin/sh",
+        "cat",
+    ]));
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "base", |r: &Path| {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", rootfs.display()))
+            .arg(r));
+    });
+    run(Command::new("umoci")
+        .args(["config", "--image"])
+        .arg(u.image("base"))
+        .args([
+            "--tag",
+            "v1",
+            "--config.env",
+            "WHO=pulled",
+            "--config.cmd",
+            "/bin/sh",
+        ])
+        .args(["--config.cmd", "-c", "--config.cmd", "echo hello from $WHO"]));
+    let reg = Registry::start(d);
+    let host = reg.host();
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}", u.image("v1")))
+        .arg(format!("docker://{host}/src/app:v1")));
+
+    // pull, then run it by the name it got: the image config applies.
+    let p = json(&s(&[
+        "--json",
+        "image",
+        "pull",
+        &format!("docker://{host}/src/app:v1"),
+    ]));
+    let layers = p["layers"].as_array().unwrap().len();
+    assert_eq!(p["blobs_fetched"].as_u64(), Some(layers as u64 + 1), "{p}");
+    assert_eq!(p["name"], format!("{host}/src/app"));
+    assert_eq!(p["tag"], "v1");
+    let out = ok(&s(&["run", &format!("{host}/src/app:v1")]));
+    assert_eq!(out, "hello from pulled");
+
+    // Again, by digest, under another name: nothing fetched, everything shared.
+    let digest = p["manifest"].as_str().unwrap().to_string();
+    let again = json(&s(&[
+        "--json",
+        "image",
+        "pull",
+        "--name",
+        "again:v1",
+        &format!("docker://{host}/src/app@{digest}"),
+    ]));
+    assert_eq!(again["blobs_fetched"], 0, "{again}");
+    assert_eq!(again["manifest"].as_str(), Some(digest.as_str()));
+    assert_eq!(ok(&s(&["run", "again:v1"])), "hello from pulled");
+
+    // push to another repository without a tag: `latest`, blobs mounted, not uploaded.
+    let pushed = json(&s(&[
+        "--json",
+        "image",
+        "push",
+        "again:v1",
+        &format!("docker://{host}/other/x"),
+    ]));
+    assert_eq!(pushed["dest"], format!("docker://{host}/other/x:latest"));
+    assert_eq!(pushed["blobs_uploaded"], 0, "{pushed}");
+    assert_eq!(
+        pushed["blobs_mounted"].as_u64(),
+        Some(layers as u64 + 1),
+        "{pushed}"
+    );
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{host}/other/x:latest")));
+    assert_eq!(
+        strata_runtime::Digest::of(raw.as_bytes()).to_string(),
+        digest
+    );
+
+    // A manifest list (OCI index): the entry for linux and this machine's architecture is
+    // picked (the other entry, listed first, is the image without a Cmd).
+    let arch = strata_runtime::image::oci::host_arch();
+    let other = if arch == "s390x" { "ppc64le" } else { "s390x" };
+    add_index(&u, "multi", &[("base", other), ("v1", arch)]);
+    add_index(&u, "foreign", &[("base", other)]);
+    for tag in ["multi", "foreign"] {
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--multi-arch",
+                "all",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}", u.image(tag)))
+            .arg(format!("docker://{host}/src/{tag}:v1")));
+    }
+    let m = json(&s(&[
+        "--json",
+        "image",
+        "pull",
+        &format!("docker://{host}/src/multi:v1"),
+    ]));
+    assert_eq!(m["platform"], format!("linux/{arch}"), "{m}");
+    assert_eq!(m["manifest"].as_str(), Some(digest.as_str()), "{m}");
+    assert_eq!(
+        ok(&s(&["run", &format!("{host}/src/multi:v1")])),
+        "hello from pulled"
+    );
+    fails(
+        &s(&["image", "pull", &format!("docker://{host}/src/foreign:v1")]),
+        &format!("no manifest for linux/{arch} (it has linux/{other})"),
+    );
+
+    // A blob the registry sends wrong is refused, naming the registry and the blob, and
+    // the store stays as it was: here a manifest asked for by a digest it does not have.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    fails(
+        &s(&["image", "pull", &format!("docker://{host}/src/app@{wrong}")]),
+        &format!("docker://{host}/src/app@{wrong}"),
+    );
+
+    // A reference without a transport writes nothing here; errors name the registry.
+    let before: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let err = fails(
+        &s(&["image", "push", "again:v1", &format!("{host}/z:v1")]),
+        "docker://",
+    );
+    assert!(err.contains("oci:DIR"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    fails(
+        &s(&["image", "pull", &format!("{host}/src/app:v1")]),
+        "docker://HOST",
+    );
+    fails(
+        &s(&["image", "push", "again:v1", "docker://127.0.0.1:1/x:y"]),
+        "the registry 127.0.0.1:1",
+    );
+    fails(
+        &s(&["image", "pull", "docker://registry.example/x:y"]),
+        "--insecure",
+    );
+    fails(
+        &s(&["run", &format!("{host}/src/nope:v1"), "--", "true"]),
+        &format!("strata image pull docker://{host}/src/nope:v1"),
+    );
+}
+
+/// Adds to the umoci layout an OCI index tagged `tag` whose entries are the manifests of the
+/// layout's tags, each with the platform linux/ARCH given.
+fn add_index(u: &Umoci, tag: &str, entries: &[(&str, &str)]) {
+    let index_path = u.layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let by_tag = |t: &str| {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()
+            .clone()
+    };
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(t, arch)| {
+            let mut m = by_tag(t);
+            m.as_object_mut().unwrap().remove("annotations");
+            m["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+            m
+        })
+        .collect();
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let d = strata_runtime::Digest::of(&nested);
+    std::fs::write(u.layout.join("blobs/sha256").join(d.hex()), &nested).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d.to_string(),
+            "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
