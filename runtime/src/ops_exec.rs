@@ -211,6 +211,32 @@ fn try_run(root: BorrowedFd<'_>, op: &Op) -> Res<Outcome> {
     }
 }
 
+/// One operation done by [`run_all`]: what it did and the clock around it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Done {
+    pub outcome: Outcome,
+    /// CLOCK_REALTIME_COARSE before the operation and CLOCK_REALTIME after it, as
+    /// [`crate::conformance::timed`] reads them: every time it stamped lies between.
+    pub before: Timespec,
+    pub after: Timespec,
+}
+
+/// Runs `ops` in order on the view whose root is open as `root`, each with the clock read
+/// around it (for a process of its own, such as a container's, whose caller models them).
+pub fn run_all(root: BorrowedFd<'_>, ops: &[Op]) -> Vec<Done> {
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (outcome, w) = crate::conformance::timed(i, || run(root, op));
+            Done {
+                outcome,
+                before: w.before,
+                after: w.after,
+            }
+        })
+        .collect()
+}
+
 /// The mtime of `path` in the view (its last component not followed), for the model to
 /// take over where the kernel chose "now".
 pub fn mtime(root: BorrowedFd<'_>, path: &str) -> Option<Timespec> {

@@ -105,7 +105,7 @@ impl fmt::Display for Op {
 }
 
 /// What an operation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// It worked. `touched`: the path of an inode whose mtime the kernel set to "now"; the
     /// model cannot know the time, so the caller copies it from the real view.
