@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use crate::fsutil::{self, lstat_at, mtime_of, open_dir_in_root, proc_path};
-use crate::model::ops::{Op, Outcome, errno};
+use crate::model::ops::{Op, Outcome, Special, errno};
 use crate::model::{Timespec, parent_and_name};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec as RTimespec, Timestamps};
 
@@ -206,6 +206,32 @@ fn try_run(root: BorrowedFd<'_>, op: &Op) -> Res<Outcome> {
         Op::Symlink { target, path } => {
             let (dir, name) = parent(root, path)?;
             rfs::symlinkat(target.as_str(), dir.as_fd(), name.as_str()).map_err(code)?;
+            Ok(touched(path))
+        }
+        Op::Mknod { path, node, mode } => {
+            let (dir, name) = parent(root, path)?;
+            let (ft, dev) = match *node {
+                Special::Fifo => (FileType::Fifo, 0),
+                Special::Char { major, minor } => {
+                    (FileType::CharacterDevice, rfs::makedev(major, minor))
+                }
+            };
+            rfs::mknodat(
+                dir.as_fd(),
+                name.as_str(),
+                ft,
+                Mode::from_raw_mode(0o600),
+                dev,
+            )
+            .map_err(code)?;
+            // The new node is not a symlink, and chmod does not open it.
+            rfs::chmodat(
+                dir.as_fd(),
+                name.as_str(),
+                Mode::from_raw_mode(*mode),
+                AtFlags::empty(),
+            )
+            .map_err(code)?;
             Ok(touched(path))
         }
     }
