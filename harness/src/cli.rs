@@ -50,6 +50,20 @@ pub enum Command {
     Suite(SuiteArgs),
     /// Charts, index.html and REPORT.md from criterion output and result records
     Report(ReportArgs),
+    /// Do model operations (a JSON list) with real syscalls in DIR, print each outcome and
+    /// its clock window as JSON: the executor property 6 runs inside a container
+    #[command(hide = true)]
+    ExecOps(ExecOpsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecOpsArgs {
+    /// The directory the operations' paths are resolved in (never left)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub dir: PathBuf,
+    /// The operations: a JSON list of strata_runtime::model::ops::Op
+    #[arg(value_name = "OPS_JSON")]
+    pub ops: String,
 }
 
 #[derive(Debug, Args)]

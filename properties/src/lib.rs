@@ -7,11 +7,13 @@
 //! - operations are done for real by [`strata_runtime::ops_exec`];
 //! - [`world`]: a private mount namespace with a tmpfs store for one test thread;
 //! - [`check`]: the properties, as functions a proptest body calls;
-//! - [`independent`]: the model against umoci and kernel overlayfs (issue 11).
+//! - [`independent`]: the model against umoci and kernel overlayfs (issue 11);
+//! - [`hostile`]: layer tars that try to leave the layer, which import must refuse.
 
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed};
 
 pub mod check;
+pub mod hostile;
 pub mod independent;
 pub mod stack;
 pub mod strategy;

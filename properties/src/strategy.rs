@@ -1,21 +1,41 @@
 //! proptest strategies: layer stacks of 1 to 12 layers over a small namespace (so names
-//! collide across layers), and operation sequences on the merged view.
+//! collide across layers, with rarer odd and long names, up to 5 deep), and operation
+//! sequences on the merged view.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use strata_runtime::model::Timespec;
-use strata_runtime::model::ops::Op;
+use strata_runtime::model::ops::{Op, Special};
 
 use crate::stack::{Content, GenMeta, Item, Stack};
 
 /// A valid `security.capability` value (v2, effective, cap_net_bind_service).
 pub const CAP_NET_BIND: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
+/// The short names most paths are made of: few, so names collide across layers and
+/// operations.
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
-/// A path of depth 1 to 3 over the names a, b, c.
+/// A long name (200 bytes: past tar's 100-byte name field, and `.wh.` plus it still within
+/// NAME_MAX).
+pub const LONG_NAME: &str = "long-name-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+/// The rarer names: a dot (not a leading one: `.wh.` is reserved), a space, a non-ASCII
+/// character (two bytes of UTF-8), and the long one.
+const ODD_NAMES: [&str; 4] = ["d.e", "f g", "\u{e9}t\u{e9}", LONG_NAME];
+
+fn name() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        12 => prop::sample::select(&NAMES[..]),
+        1 => prop::sample::select(&ODD_NAMES[..]),
+    ]
+}
+
+/// A path of depth 1 to 5 (most of them 1 to 3 deep) over the names a, b, c and, more
+/// rarely, a name with a dot, one with a space, a non-ASCII one and a long one.
 pub fn path() -> impl Strategy<Value = String> {
-    vec(prop::sample::select(&NAMES[..]), 1..=3).prop_map(|cs| cs.join("/"))
+    let depth = prop_oneof![6 => 1usize..=3, 1 => 4usize..=5];
+    depth.prop_flat_map(|n| vec(name(), n).prop_map(|cs| cs.join("/")))
 }
 
 fn mode() -> impl Strategy<Value = u32> {
@@ -124,6 +144,18 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => (path(), path()).prop_map(|(from, to)| Op::Rename { from, to }),
         2 => (path(), path()).prop_map(|(from, to)| Op::Link { from, to }),
         1 => (symlink_target(), path()).prop_map(|(target, path)| Op::Symlink { target, path }),
+        2 => (path(), special(), mode()).prop_map(|(path, node, mode)| Op::Mknod { path, node, mode }),
+    ]
+}
+
+/// What mknod makes: a fifo, or a char device like /dev/null or /dev/zero (harmless if
+/// anything opens it). Never the whiteout device 0:0 (see `Op::Mknod`): only the overlay
+/// drivers refuse it as the model says.
+fn special() -> impl Strategy<Value = Special> {
+    prop_oneof![
+        2 => Just(Special::Fifo),
+        1 => Just(Special::Char { major: 1, minor: 3 }),
+        1 => Just(Special::Char { major: 1, minor: 5 }),
     ]
 }
 

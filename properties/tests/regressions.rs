@@ -328,3 +328,35 @@ fn renaming_a_setuid_lower_hard_link_keeps_its_bits() {
         }],
     );
 }
+
+#[test]
+fn a_lower_hard_link_with_a_long_path_keeps_its_names_in_a_fuse_commit() {
+    // Found by the generated long name: fuse-overlayfs records a copy's origin in an xattr,
+    // and fsutil::get_xattr read any value over 64 bytes as empty (rustix answers a size
+    // query with an empty buffer as 0), so the commit lost the file's other names.
+    let long = strata_properties::strategy::LONG_NAME;
+    holds(
+        "long_origin",
+        vec![
+            vec![],
+            vec![
+                file(&format!("a/{long}/a")),
+                Item::HardLink {
+                    path: "c".into(),
+                    nth: 0,
+                },
+            ],
+        ],
+        vec![
+            Op::Chown {
+                path: "c".into(),
+                uid: 2,
+                gid: 2,
+            },
+            Op::Truncate {
+                path: "c".into(),
+                len: 1338,
+            },
+        ],
+    );
+}

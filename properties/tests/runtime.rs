@@ -1,4 +1,5 @@
-//! Property 6 of issue 4, on real container runs: whatever the driver, root switch, namespace
+//! Property 6, its run hygiene (the model half, operations done by a real `strata run` on
+//! every driver, is harness/tests/run_property.rs): whatever the driver, root switch, namespace
 //! set and outcome (exit code, signal, a command that is missing), the host's mount table is
 //! unchanged afterwards, no fd above 2 reaches the container, and its cwd and root are the
 //! container's root.

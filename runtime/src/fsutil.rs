@@ -154,8 +154,7 @@ pub fn read_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<BTreeMap<Strin
             match rfs::lgetxattr(path.as_str(), key.as_str(), &mut val[..]) {
                 Ok(n) => break n,
                 Err(rustix::io::Errno::RANGE) => {
-                    let need = rfs::lgetxattr(path.as_str(), key.as_str(), &mut [0u8; 0][..])
-                        .map_err(ioe)?;
+                    let need = rfs::lgetxattr_query(path.as_str(), key.as_str()).map_err(ioe)?;
                     val.resize(need.max(val.len() * 2), 0);
                 }
                 Err(rustix::io::Errno::NODATA) => break usize::MAX,
@@ -197,7 +196,8 @@ pub fn get_xattr(dir: BorrowedFd<'_>, name: &str, key: &str) -> io::Result<Optio
         }
         Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => Ok(None),
         Err(rustix::io::Errno::RANGE) => {
-            let need = rfs::lgetxattr(path.as_str(), key, &mut [0u8; 0][..]).map_err(ioe)?;
+            // The size query (rustix's lgetxattr answers 0 for an empty buffer).
+            let need = rfs::lgetxattr_query(path.as_str(), key).map_err(ioe)?;
             let mut val = vec![0u8; need];
             let n = rfs::lgetxattr(path.as_str(), key, &mut val[..]).map_err(ioe)?;
             val.truncate(n);
@@ -665,6 +665,25 @@ pub fn open_path_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_xattr_reads_a_value_longer_than_its_first_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_dir(dir.path()).unwrap();
+        drop(create_file_at(d.as_fd(), "f").unwrap());
+        for len in [1usize, 63, 64, 65, 200, 1000] {
+            let value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            if let Err(e) = set_xattr(d.as_fd(), "f", "user.long", &value) {
+                println!("skipped: user xattrs on {}: {e}", dir.path().display());
+                return;
+            }
+            assert_eq!(
+                get_xattr(d.as_fd(), "f", "user.long").unwrap(),
+                Some(value.clone())
+            );
+            assert_eq!(read_xattrs(d.as_fd(), "f").unwrap()["user.long"], value);
+        }
+    }
 
     #[test]
     fn write_sparse_keeps_content_and_leaves_holes() {

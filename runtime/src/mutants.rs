@@ -19,6 +19,70 @@ pub enum Mutant {
     CommitOmitsParents,
     /// (f) copy's commit misses chmod-only changes.
     CommitMissesChmod,
+    /// (g) the upper-dir diff (overlay, fuse-overlayfs) drops a whiteout device: the deletion
+    /// of a lower name is lost from the commit.
+    UpperDropsWhiteout,
+    /// (h) the upper-dir diff reads an opaque directory as a plain one.
+    UpperOpaqueAsPlain,
+    /// (i) fuse-overlayfs gets none of its shims (the opaque directories, with whiteouts,
+    /// that work around 1.10's faults).
+    FuseNoShims,
+    /// (j) layer import accepts a name with a `..` component (read without it).
+    ImportAcceptsDotDot,
+    /// (k) layer import accepts an absolute name or hard-link target (read as relative).
+    ImportAcceptsAbsolute,
+    /// (l) the scanner drops every xattr.
+    ScanDropsXattrs,
+    /// (m) the scanner reads each name of a hard-linked file as a file of its own.
+    ScanSplitsHardLinks,
+}
+
+/// `mutant!(Name, expr)`: runs `expr` (a `return`, `continue`, ...) where mutant `Name` is
+/// switched on. Each hook is this one statement behind `#[cfg(feature = "mutants")]`.
+#[macro_export]
+macro_rules! mutant {
+    ($m:ident, $e:expr) => {
+        if $crate::mutants::active($crate::mutants::Mutant::$m) {
+            $e;
+        }
+    };
+}
+
+/// What import's mutants make of a raw entry name or hard-link target
+/// ([`crate::layer::name::classify`]'s one hook): a breakout read as a relative name.
+pub fn lenient_name(raw: &str) -> String {
+    if active(Mutant::ImportAcceptsAbsolute) && raw.starts_with('/') {
+        return raw.trim_start_matches('/').to_string();
+    }
+    if active(Mutant::ImportAcceptsDotDot) {
+        return raw
+            .split('/')
+            .filter(|c| *c != "..")
+            .collect::<Vec<_>>()
+            .join("/");
+    }
+    raw.to_string()
+}
+
+/// What the scanner's mutants do to a scanned tree ([`crate::scan::scan`]'s one hook).
+pub fn scanned(tree: &mut crate::model::Tree) {
+    let paths: Vec<String> = tree.iter().map(|(p, _)| p.clone()).collect();
+    if active(Mutant::ScanDropsXattrs) {
+        for p in &paths {
+            if let Some(i) = tree.get_mut(p) {
+                i.meta.xattrs.clear();
+            }
+        }
+    }
+    if active(Mutant::ScanSplitsHardLinks) {
+        for group in tree.hardlink_groups() {
+            for p in group.iter().skip(1) {
+                if let Some(i) = tree.get(p).cloned() {
+                    tree.insert(p, i);
+                }
+            }
+        }
+    }
 }
 
 thread_local! {

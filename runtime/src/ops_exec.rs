@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use crate::fsutil::{self, lstat_at, mtime_of, open_dir_in_root, proc_path};
-use crate::model::ops::{Op, Outcome, errno};
+use crate::model::ops::{Op, Outcome, Special, errno};
 use crate::model::{Timespec, parent_and_name};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec as RTimespec, Timestamps};
 
@@ -208,7 +208,59 @@ fn try_run(root: BorrowedFd<'_>, op: &Op) -> Res<Outcome> {
             rfs::symlinkat(target.as_str(), dir.as_fd(), name.as_str()).map_err(code)?;
             Ok(touched(path))
         }
+        Op::Mknod { path, node, mode } => {
+            let (dir, name) = parent(root, path)?;
+            let (ft, dev) = match *node {
+                Special::Fifo => (FileType::Fifo, 0),
+                Special::Char { major, minor } => {
+                    (FileType::CharacterDevice, rfs::makedev(major, minor))
+                }
+            };
+            rfs::mknodat(
+                dir.as_fd(),
+                name.as_str(),
+                ft,
+                Mode::from_raw_mode(0o600),
+                dev,
+            )
+            .map_err(code)?;
+            // The new node is not a symlink, and chmod does not open it.
+            rfs::chmodat(
+                dir.as_fd(),
+                name.as_str(),
+                Mode::from_raw_mode(*mode),
+                AtFlags::empty(),
+            )
+            .map_err(code)?;
+            Ok(touched(path))
+        }
     }
+}
+
+/// One operation done by [`run_all`]: what it did and the clock around it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Done {
+    pub outcome: Outcome,
+    /// CLOCK_REALTIME_COARSE before the operation and CLOCK_REALTIME after it, as
+    /// [`crate::conformance::timed`] reads them: every time it stamped lies between.
+    pub before: Timespec,
+    pub after: Timespec,
+}
+
+/// Runs `ops` in order on the view whose root is open as `root`, each with the clock read
+/// around it (for a process of its own, such as a container's, whose caller models them).
+pub fn run_all(root: BorrowedFd<'_>, ops: &[Op]) -> Vec<Done> {
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (outcome, w) = crate::conformance::timed(i, || run(root, op));
+            Done {
+                outcome,
+                before: w.before,
+                after: w.after,
+            }
+        })
+        .collect()
 }
 
 /// The mtime of `path` in the view (its last component not followed), for the model to

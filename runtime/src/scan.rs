@@ -19,6 +19,8 @@ pub fn scan(dir: &Path) -> Result<Tree> {
     let mut tree = Tree::new(root_meta);
     let mut links = HashMap::new();
     walk(fd.as_fd(), "", dir, &mut tree, &mut links)?;
+    #[cfg(feature = "mutants")]
+    crate::mutants::scanned(&mut tree);
     Ok(tree)
 }
 

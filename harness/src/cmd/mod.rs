@@ -2,6 +2,7 @@
 
 mod check;
 mod drivers;
+mod exec_ops;
 mod image;
 mod layer;
 mod mount;
@@ -48,5 +49,6 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Suite(a) => suite::run(&ctx, a),
         Command::Report(a) => report::run(&ctx, a),
+        Command::ExecOps(a) => exec_ops::run(a),
     }
 }

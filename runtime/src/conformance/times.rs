@@ -137,6 +137,17 @@ impl Clocked {
         (want, got)
     }
 
+    /// `op` on the model, done for real elsewhere inside `window` (a process of its own, such
+    /// as a container, read the clock around it); returns what the model says.
+    pub fn apply_in(&mut self, op: &Op, window: Window) -> Outcome {
+        let before = self.model.tree.clone();
+        let want = self.model.apply(op);
+        if let Outcome::Done { touched } = &want {
+            self.record(&before, touched.as_deref(), window);
+        }
+        want
+    }
+
     /// Records what the last operation stamped.
     fn record(&mut self, before: &Tree, touched: Option<&str>, w: Window) {
         let after = &self.model.tree;

@@ -68,6 +68,8 @@ fn strip_private(meta: &mut Meta, form: &UpperForm) {
 
 /// True when directory `name` in `dir` is marked opaque.
 fn is_opaque(dir: BorrowedFd<'_>, name: &str, path: &Path, form: &UpperForm) -> Result<bool> {
+    #[cfg(feature = "mutants")]
+    crate::mutant!(UpperOpaqueAsPlain, return Ok(false));
     for key in form.opaque_xattrs {
         let v = fsutil::get_xattr(dir, name, key).map_err(|e| Error::io("read xattr", path, e))?;
         if v.as_deref() == Some(b"y") {
@@ -100,6 +102,8 @@ fn classify<'a>(name: &'a str, st: &Stat, form: &UpperForm) -> Seen<'a> {
         return Seen::Sentinel;
     }
     if device_whiteout {
+        #[cfg(feature = "mutants")]
+        crate::mutant!(UpperDropsWhiteout, return Seen::Sentinel);
         return Seen::Whiteout(name);
     }
     if form.whiteout_files

@@ -745,6 +745,8 @@ fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
     for (pos, d) in dirs.iter().enumerate() {
         out.push(d.clone());
         if let Some(paths) = cuts.get(&pos) {
+            #[cfg(feature = "mutants")]
+            crate::mutant!(FuseNoShims, continue);
             let hidden = hidden_names(&dirs[pos + 1..], &fds[pos + 1..], paths)?;
             out.push(shim(&shims, paths, &hidden)?);
         }

@@ -75,6 +75,28 @@ pub enum Op {
     Link { from: RelPath, to: RelPath },
     /// symlinkat.
     Symlink { target: String, path: RelPath },
+    /// mknodat, then chmod(mode). A char device 0:0 (overlayfs's whiteout) is refused with
+    /// EPERM: overlayfs refuses to make it in a view, and no layer can hold one (import
+    /// refuses it), so no view may gain one.
+    Mknod {
+        path: RelPath,
+        node: Special,
+        mode: u32,
+    },
+}
+
+/// What mknod makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Special {
+    Fifo,
+    Char { major: u32, minor: u32 },
+}
+
+impl Special {
+    /// The whiteout device of overlayfs (char 0:0).
+    pub fn is_whiteout_device(&self) -> bool {
+        *self == Special::Char { major: 0, minor: 0 }
+    }
 }
 
 impl fmt::Display for Op {
@@ -100,12 +122,18 @@ impl fmt::Display for Op {
             Op::Rename { from, to } => write!(f, "rename {from} {to}"),
             Op::Link { from, to } => write!(f, "link {from} {to}"),
             Op::Symlink { target, path } => write!(f, "symlink {target} {path}"),
+            Op::Mknod { path, node, mode } => match node {
+                Special::Fifo => write!(f, "mknod -m {mode:04o} {path} p"),
+                Special::Char { major, minor } => {
+                    write!(f, "mknod -m {mode:04o} {path} c {major} {minor}")
+                }
+            },
         }
     }
 }
 
 /// What an operation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// It worked. `touched`: the path of an inode whose mtime the kernel set to "now"; the
     /// model cannot know the time, so the caller copies it from the real view.
@@ -457,6 +485,24 @@ impl Writable {
                         meta,
                     },
                 );
+                Ok(Outcome::touched(&full))
+            }
+            Op::Mknod { path, node, mode } => {
+                let (dir, name) = self.parent(path)?;
+                let full = join(&dir, &name);
+                if self.tree.get(&full).is_some() {
+                    return Err(EEXIST);
+                }
+                if node.is_whiteout_device() {
+                    return Err(EPERM);
+                }
+                self.copy_up_attrs(&full, false);
+                let meta = self.new_meta(&dir, *mode, false);
+                let kind = match *node {
+                    Special::Fifo => Kind::Fifo,
+                    Special::Char { major, minor } => Kind::CharDev { major, minor },
+                };
+                self.tree.insert(&full, Inode { kind, meta });
                 Ok(Outcome::touched(&full))
             }
         }
@@ -826,6 +872,36 @@ mod tests {
             }),
             Outcome::done()
         );
+    }
+
+    #[test]
+    fn mknod_makes_fifos_and_devices_and_refuses_the_whiteout_device() {
+        let mut w = Writable::new(base(), Semantics::oci());
+        let mknod = |path: &str, node| Op::Mknod {
+            path: path.into(),
+            node,
+            mode: 0o640,
+        };
+        let null = Special::Char { major: 1, minor: 3 };
+        assert!(matches!(
+            w.apply(&mknod("l/p", Special::Fifo)),
+            Outcome::Done { .. }
+        ));
+        assert!(matches!(w.apply(&mknod("n", null)), Outcome::Done { .. }));
+        assert_eq!(w.tree.get("d/p").unwrap().kind, Kind::Fifo);
+        assert_eq!(w.tree.get("d/p").unwrap().meta.mode, 0o640);
+        assert_eq!(
+            w.tree.get("n").unwrap().kind,
+            Kind::CharDev { major: 1, minor: 3 }
+        );
+        assert_eq!(w.apply(&mknod("n", Special::Fifo)), Outcome::Failed(EEXIST));
+        let whiteout = Special::Char { major: 0, minor: 0 };
+        assert_eq!(w.apply(&mknod("z", whiteout)), Outcome::Failed(EPERM));
+        assert!(w.tree.get("z").is_none());
+        // EEXIST is found first, as the VFS looks the name up before the filesystem's mknod.
+        assert_eq!(w.apply(&mknod("d", whiteout)), Outcome::Failed(EEXIST));
+        assert_eq!(w.apply(&mknod("x/y", null)), Outcome::Failed(ENOENT));
+        assert_eq!(mknod("a/b", null).to_string(), "mknod -m 0640 a/b c 1 3");
     }
 
     #[test]
