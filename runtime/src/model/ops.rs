@@ -164,6 +164,9 @@ pub struct Writable {
     lower: HashSet<Ino>,
     /// Lower inodes a change has copied up already.
     up: HashSet<Ino>,
+    /// Where the last operation split a hard link by copying one name up (a new inode at
+    /// the same name).
+    splits: Vec<RelPath>,
     sem: Semantics,
 }
 
@@ -188,6 +191,7 @@ impl Writable {
             tree,
             lower,
             up,
+            splits: Vec::new(),
             sem,
         }
     }
@@ -229,6 +233,7 @@ impl Writable {
             return;
         }
         self.tree.insert(full, inode);
+        self.splits.push(full.to_string());
     }
 
     /// Copies up the lower entries on the way to `full` (the root is always upper), and
@@ -313,10 +318,17 @@ impl Writable {
 
     /// Applies `op`; the tree changes only when it succeeds.
     pub fn apply(&mut self, op: &Op) -> Outcome {
+        self.splits.clear();
         match self.try_apply(op) {
             Ok(o) => o,
             Err(e) => Outcome::Failed(e),
         }
+    }
+
+    /// Where the last [`Writable::apply`] split a hard link: a copy of the inode at the same
+    /// name, made by the driver (the directory's entries did not change).
+    pub fn splits(&self) -> &[RelPath] {
+        &self.splits
     }
 
     fn try_apply(&mut self, op: &Op) -> Res<Outcome> {
