@@ -22,18 +22,16 @@ pub enum Mutant {
     /// (g) the upper-dir diff (overlay, fuse-overlayfs) drops a whiteout device: the deletion
     /// of a lower name is lost from the commit.
     UpperDropsWhiteout,
-    /// (h) the upper-dir diff reads an opaque directory as a plain one.
-    UpperOpaqueAsPlain,
-    /// (i) fuse-overlayfs gets none of its shims (the opaque directories, with whiteouts,
-    /// that work around 1.10's faults).
-    FuseNoShims,
-    /// (j) layer import accepts a name with a `..` component (read without it).
+    /// (h) fuse-overlayfs's mount skips its workaround of fuse-overlayfs#435 (every lower
+    /// hard link looked up once after the mount, so st_nlink counts every name).
+    FuseNoLinkLookups,
+    /// (i) layer import accepts a name with a `..` component (read without it).
     ImportAcceptsDotDot,
-    /// (k) layer import accepts an absolute name or hard-link target (read as relative).
+    /// (j) layer import accepts an absolute name or hard-link target (read as relative).
     ImportAcceptsAbsolute,
-    /// (l) the scanner drops every xattr.
+    /// (k) the scanner drops every xattr.
     ScanDropsXattrs,
-    /// (m) the scanner reads each name of a hard-linked file as a file of its own.
+    /// (l) the scanner reads each name of a hard-linked file as a file of its own.
     ScanSplitsHardLinks,
 }
 

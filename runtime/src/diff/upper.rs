@@ -68,8 +68,6 @@ fn strip_private(meta: &mut Meta, form: &UpperForm) {
 
 /// True when directory `name` in `dir` is marked opaque.
 fn is_opaque(dir: BorrowedFd<'_>, name: &str, path: &Path, form: &UpperForm) -> Result<bool> {
-    #[cfg(feature = "mutants")]
-    crate::mutant!(UpperOpaqueAsPlain, return Ok(false));
     for key in form.opaque_xattrs {
         let v = fsutil::get_xattr(dir, name, key).map_err(|e| Error::io("read xattr", path, e))?;
         if v.as_deref() == Some(b"y") {

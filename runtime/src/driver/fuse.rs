@@ -647,6 +647,8 @@ fn first_name(target_of: &HashMap<RelPath, RelPath>, name: &RelPath) -> RelPath 
 /// once, right after the mount, makes the count whole before anyone else looks (while the
 /// kernel keeps the inode: an evicted one is counted afresh).
 fn look_up_lower_links(view: &MountView, notes: &Notes) -> Result<()> {
+    #[cfg(feature = "mutants")]
+    crate::mutant!(FuseNoLinkLookups, return Ok(()));
     let target = fsutil::open_dir(&view.target)?;
     for layer in notes.values() {
         for group in &layer.links {
@@ -745,8 +747,6 @@ fn fuse_lowers(view: &MountView, notes: &Notes) -> Result<Vec<PathBuf>> {
     for (pos, d) in dirs.iter().enumerate() {
         out.push(d.clone());
         if let Some(paths) = cuts.get(&pos) {
-            #[cfg(feature = "mutants")]
-            crate::mutant!(FuseNoShims, continue);
             let hidden = hidden_names(&dirs[pos + 1..], &fds[pos + 1..], paths)?;
             out.push(shim(&shims, paths, &hidden)?);
         }
