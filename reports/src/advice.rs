@@ -296,27 +296,34 @@ fn rank<'a>(
     let Some((best, bb)) = usable.first().map(|(d, b)| (d.clone(), *b)) else {
         return (at, None, "no usable driver was measured".to_string());
     };
-    let margin = match at.iter().find(|(d, _)| *d != best) {
-        None => "the only driver measured".to_string(),
+    // Against the next usable driver; a faster driver that cannot be picked is said beside.
+    let mut margin = match usable.iter().find(|(d, _)| *d != best) {
+        None => "the only usable driver measured".to_string(),
         Some((next, nb)) => {
             let (_, hi) = bb.ci_or_median();
             let (lo, _) = nb.ci_or_median();
-            if nb.median < bb.median {
+            if hi >= lo {
                 format!(
-                    "{next} is faster ({}) but cannot be picked: {}",
-                    human_ns(nb.median),
-                    cx.unusable(next).unwrap_or_default()
+                    "within noise of {next}, {} (95% CIs overlap)",
+                    human_ns(nb.median)
                 )
-            } else if hi >= lo {
-                format!("within noise of {next} (95% CIs overlap)")
             } else {
                 format!(
-                    "{} ahead of {next}",
-                    times(nb.median / bb.median.max(f64::MIN_POSITIVE))
+                    "{} ahead of {next}, {}",
+                    times(nb.median / bb.median.max(f64::MIN_POSITIVE)),
+                    human_ns(nb.median)
                 )
             }
         }
     };
+    for (d, b) in at.iter().filter(|(_, b)| b.median < bb.median) {
+        if let Some(why) = cx.unusable(d) {
+            margin.push_str(&format!(
+                "; {d} is faster ({}) but cannot be picked: {why}",
+                human_ns(b.median)
+            ));
+        }
+    }
     (at, Some(best), margin)
 }
 
