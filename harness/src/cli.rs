@@ -261,4 +261,9 @@ pub struct CheckArgs {
     /// (`strata check --json FILE`); --json alone prints the record on stdout
     #[arg(value_name = "FILE")]
     pub json_file: Option<std::path::PathBuf>,
+    /// Run the catalog under this kernel (repeatable; one record each): host, debian:SERIES
+    /// (debian:6.1), a Debian package (linux-image-...) or a kernel image path; any but the
+    /// host's boots in a microVM (virtme-ng)
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernel: Vec<String>,
 }
