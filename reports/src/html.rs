@@ -74,6 +74,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
     charts(&mut h, r);
     ratios(&mut h, r);
     conformance(&mut h, r);
+    h.push_str(&crate::kernels::html(r.data));
     benchmarks(&mut h, r);
     notes(&mut h, r);
     h.push_str(

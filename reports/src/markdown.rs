@@ -164,6 +164,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         m.push('\n');
     }
 
+    m.push_str(&crate::kernels::markdown(r.data));
     m.push_str(
         "## Benchmarks\n\n| runner | id | median | 95% CI | samples |\n|---|---|---:|---:|---:|\n",
     );

@@ -21,7 +21,12 @@ pub struct RatioRow {
 /// Every non-floor benchmark that has at least one floor or peer to compare with.
 pub fn ratios(data: &Dataset) -> Vec<RatioRow> {
     let mut rows = Vec::new();
-    for r in &data.runners {
+    // Times measured under emulation are the emulator's: no ratios from them.
+    for r in data
+        .runners
+        .iter()
+        .filter(|r| !crate::kernels::emulated(&r.runner))
+    {
         for b in r.benchmarks.iter().filter(|b| !is_floor(&b.driver)) {
             let same_point = |o: &&crate::record::Benchmark| {
                 o.group == b.group && o.params == b.params && o.driver != b.driver

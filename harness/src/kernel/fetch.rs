@@ -360,7 +360,7 @@ mod tests {
         ] {
             assert!(!is_versioned_image(no, "linux-image-6.1.", f), "{no}");
         }
-        let mut v = vec![
+        let mut v = [
             "linux-image-6.1.0-57-cloud-amd64",
             "linux-image-6.1.0-9-cloud-amd64",
             "linux-image-6.1.0-100-cloud-amd64",
