@@ -44,14 +44,14 @@ impl KernelSpec {
         } else if s.contains('/') || std::path::Path::new(s).exists() {
             let p = PathBuf::from(s);
             if !p.is_file() {
-                return Err(format!("kernel {s}: no such kernel image file"));
+                return Err(format!("{s}: no such kernel image file"));
             }
             Ok(KernelSpec::Image(
-                std::fs::canonicalize(&p).map_err(|e| format!("kernel {s}: {e}"))?,
+                std::fs::canonicalize(&p).map_err(|e| format!("{s}: {e}"))?,
             ))
         } else {
             Err(format!(
-                "kernel {s}: expected host, debian:SERIES (debian:6.1), a Debian package \
+                "{s}: expected host, debian:SERIES (debian:6.1), a Debian package \
                  (linux-image-...) or the path of a kernel image"
             ))
         }
@@ -158,6 +158,6 @@ mod tests {
             "{e}"
         );
         let e = KernelSpec::parse("latest").unwrap_err();
-        assert!(e.starts_with("kernel latest: expected host"), "{e}");
+        assert!(e.starts_with("latest: expected host"), "{e}");
     }
 }
