@@ -62,6 +62,10 @@ pub struct SuiteArgs {
     /// Skip the benchmarks (conformance and report only)
     #[arg(long)]
     pub no_bench: bool,
+    /// Also run the conformance catalog under these kernels (repeatable; as `strata check
+    /// --kernel`): their records go to OUT/kernels.json and the report has a column each
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernel: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -214,3 +214,55 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
         table: run.stdout,
     })
 }
+
+/// `strata suite --kernel K...`: `strata check --kernel K... --json OUT/kernels.json` in a
+/// process of its own (its progress and matrices on stderr). The records' file for the
+/// report, when it was written, and why the kernels failed (one line), if they did.
+pub fn in_suite(
+    ctx: &Ctx,
+    out: &std::path::Path,
+    kernels: &[String],
+) -> (Option<std::path::PathBuf>, Option<String>) {
+    if kernels.is_empty() {
+        return (None, None);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return (None, Some(format!("where is strata? {e}"))),
+    };
+    let file = out.join("kernels.json");
+    eprintln!("strata suite: the catalog under {}", kernels.join(", "));
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root").arg(&ctx.root).arg("check");
+    for k in kernels {
+        cmd.arg("--kernel").arg(k);
+    }
+    let o = match cmd
+        .arg("--json")
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => return (None, Some(format!("strata check --kernel: {e}"))),
+    };
+    eprint!("{}", String::from_utf8_lossy(&o.stdout));
+    if !file.exists() {
+        return (
+            None,
+            Some(format!(
+                "strata check --kernel wrote no record ({})",
+                o.status
+            )),
+        );
+    }
+    let why = (!o.status.success()).then(|| {
+        format!(
+            "strata check --kernel {}: a kernel or a case failed (see {})",
+            kernels.join(" --kernel "),
+            file.display()
+        )
+    });
+    (Some(file), why)
+}

@@ -239,6 +239,11 @@ pub fn run_strata(
     progress: &mut dyn FnMut(&str),
 ) -> Result<GuestRun, String> {
     let exe = std::env::current_exe().map_err(|e| format!("this strata binary: {e}"))?;
+    // Rebuilt while running: the guest runs what is at the path now.
+    let exe = match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(s) => PathBuf::from(s),
+        None => exe,
+    };
     let (mut accel, fallback) = first_accel()?;
     let timeout = Duration::from_secs(env_u64("STRATA_VM_TIMEOUT", 1800)?);
     let cpus = env_u64(
@@ -263,8 +268,8 @@ pub fn run_strata(
         );
         script.push_str(&format!(": > {}/booted; ", shell_quote(&o)));
         script.push_str(&format!(
-            "test -x {e} || {{ echo 'strata: error: {e} is not visible in the guest (under a \
-             directory the guest covers with a tmpfs, such as /tmp)' >&2; exit 125; }}; ",
+            "test -x {e} || {{ printf 'strata: error: %s is not visible in the guest (under a \
+             directory the guest covers with a tmpfs, such as /tmp)\\n' {e} >&2; exit 125; }}; ",
             e = shell_quote(&exe.display().to_string())
         ));
         if let Ok(req) = std::env::var("STRATA_REQUIRE") {

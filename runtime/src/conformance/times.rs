@@ -164,8 +164,21 @@ impl Clocked {
             m
         };
         let (was, now) = (entries(before), entries(after));
+        // An operation that removes no path and gives an existing name a new inode has copied
+        // it there (a copy-up on the way, a split hard link): that name did not change, so its
+        // directory did not. The kernel puts the copy in place and gives the directory its
+        // time back; a driver that does not says so (copy_up_keeps_parent_mtime) and its
+        // model marks the directory itself. (A rename over a name removes its source path: an
+        // inode moved in, the directory changed.) Fast hosts hid this: the copy fell in the
+        // clock tick of the change before it; emulated kernels in microVMs showed it.
+        let only_copied = before.iter().all(|(p, _)| after.get(p).is_some());
         for (dir, kids) in &now {
-            if was.get(dir) != Some(kids) {
+            let changed = match was.get(dir) {
+                None => true,
+                Some(old) if only_copied => !old.keys().eq(kids.keys()),
+                Some(old) => old != kids,
+            };
+            if changed {
                 stamped.push((*dir, None));
             }
         }
