@@ -16,6 +16,9 @@ packages=(
   busybox-static         # a small static rootfs for runtime tests
   chromium               # the report page test (headless)
   hyperfine              # whole-command timings in the closing notes
+  qemu-system-x86 kmod   # the kernel matrix: microVMs (virtme-ng), depmod/modprobe of their modules
+  python3-venv           # virtme-ng in a venv of its own
+  libcap-ng-dev libseccomp-dev pkg-config   # to build virtiofsd (the Rust one)
 )
 
 missing=()
@@ -44,5 +47,50 @@ if [ "$(id -u)" -eq 0 ]; then
     grep -qw "$m" /proc/filesystems /proc/modules 2>/dev/null || modprobe "$m" 2>/dev/null || true
   done
 fi
+# The kernel matrix (`strata check --kernel`): virtme-ng boots other kernels in microVMs whose
+# root is this machine's filesystem. Everything lands in /opt/strata-vm except two small things
+# the guest's init looks for on the shared root: /lib/modules (where it links the booted
+# kernel's modules) and a udevd (it needs the /dev/virtio-ports/NAME links udev makes; where
+# the machine has no udev, a shim that only makes those links).
+vm=/opt/strata-vm
+if [ "$(id -u)" -eq 0 ]; then
+  if [ "$("$vm/venv/bin/vng" --version 2>/dev/null | awk '{print $NF}')" != "1.42" ]; then
+    echo "provision: installing virtme-ng 1.42 in $vm/venv"
+    python3 -m venv "$vm/venv" && "$vm/venv/bin/pip" install -q "virtme-ng==1.42" \
+      || echo "provision: virtme-ng could not be installed: strata check --kernel will say so"
+  fi
+  if ! "$vm/bin/virtiofsd" --version 2>/dev/null | grep -q ' 1\.14'; then
+    if command -v cargo >/dev/null; then
+      echo "provision: building virtiofsd 1.14 (about 2 minutes) into $vm/bin"
+      build=$(mktemp -d)
+      CARGO_TARGET_DIR="$build" cargo install -q virtiofsd --version 1.14.0 --locked --root "$vm" \
+        || echo "provision: virtiofsd could not be built: strata check --kernel will say so"
+      rm -rf "$build" "$vm/.crates.toml" "$vm/.crates2.json"
+    else
+      echo "provision: no cargo to build virtiofsd with: strata check --kernel will say so"
+    fi
+  fi
+  mkdir -p /lib/modules
+  if [ ! -e /lib/systemd/systemd-udevd ] && [ ! -e /usr/lib/systemd/systemd-udevd ] \
+     && ! grep -qs 'strata: stands in for udev' /usr/local/bin/udevd; then
+    if [ -e /usr/local/bin/udevd ]; then
+      echo "provision: /usr/local/bin/udevd exists and is not strata's shim: left alone"
+    else
+      cat > /usr/local/bin/udevd <<'SHIM'
+#!/bin/sh
+# strata: stands in for udev in virtme-ng guests (installed by strata's ci/provision.sh on a
+# machine without udev). virtme-ng-init finds its console ports by the /dev/virtio-ports/NAME
+# links udev would make; this makes them and exits.
+mkdir -p /dev/virtio-ports
+for p in /sys/class/virtio-ports/*; do
+  [ -r "$p/name" ] || continue
+  ln -sf "../$(basename "$p")" "/dev/virtio-ports/$(cat "$p/name")"
+done
+SHIM
+      chmod 755 /usr/local/bin/udevd
+    fi
+  fi
+fi
+
 [ -e /dev/loop-control ] || echo "provision: no /dev/loop-control: btrfs and reflink benchmarks will be skipped"
 echo "provision: ${#packages[@]} packages checked"

@@ -81,6 +81,10 @@ pub struct SuiteArgs {
     /// and OUT/check.txt, and stderr gets one progress line per step, or bars on a terminal)
     #[arg(long)]
     pub verbose: bool,
+    /// Also run the conformance catalog under these kernels (repeatable; as `strata check
+    /// --kernel`): their records go to OUT/kernels.json and the report has a column each
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernel: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -349,4 +353,9 @@ pub struct CheckArgs {
     /// (`strata check --json FILE`); --json alone prints the record on stdout
     #[arg(value_name = "FILE")]
     pub json_file: Option<std::path::PathBuf>,
+    /// Run the catalog under this kernel (repeatable; one record each): host, debian:SERIES
+    /// (debian:6.1), a Debian package (linux-image-...) or a kernel image path; any but the
+    /// host's boots in a microVM (virtme-ng)
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernel: Vec<String>,
 }

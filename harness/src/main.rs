@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod cmd;
+mod kernel;
 mod output;
 mod runner;
 

@@ -57,5 +57,7 @@ pub fn from_probe(p: &Probe) -> Runner {
         host_mounts: Some(p.host_mounts as u64),
         privileged: Some(p.privileged),
         overlay_params,
+        kernel_source: None,
+        virtualization: None,
     }
 }

@@ -75,6 +75,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
     ratios(&mut h, r);
     conformance(&mut h, r);
     tables(&mut h, r);
+    h.push_str(&crate::kernels::html(r.data));
     benchmarks(&mut h, r);
     notes(&mut h, r);
     h.push_str(

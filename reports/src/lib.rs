@@ -92,6 +92,7 @@ pub mod criterion;
 mod error;
 mod font;
 mod html;
+pub mod kernels;
 mod markdown;
 pub mod merge;
 mod output;

@@ -268,6 +268,7 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         );
     }
 
+    m.push_str(&crate::kernels::markdown(r.data));
     let all = tables::every_benchmark(r.data);
     if !all.rows.is_empty() {
         m.push_str("## Every benchmark\n\n");

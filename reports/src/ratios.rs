@@ -90,7 +90,12 @@ pub fn references<'a>(r: &'a RunnerData, b: &Benchmark) -> Vec<&'a Benchmark> {
 /// Every subject that has at least one floor or peer of its mechanism to compare with.
 pub fn ratios(data: &Dataset) -> Vec<RatioRow> {
     let mut rows = Vec::new();
-    for r in &data.runners {
+    // Times measured under emulation are the emulator's: no ratios from them.
+    for r in data
+        .runners
+        .iter()
+        .filter(|r| !crate::kernels::emulated(&r.runner))
+    {
         for b in &r.benchmarks {
             let refs: Vec<Ratio> = references(r, b)
                 .into_iter()

@@ -192,6 +192,16 @@ pub struct Runner {
     /// one page of legacy mount(2) options with this runner's layer paths.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overlay_params: BTreeMap<String, serde_json::Value>,
+    /// The kernel as `--kernel` named it and what that resolved to (`host`; `debian:6.1:
+    /// Debian linux-image-6.1.0-57-cloud-amd64 6.1.158-1 (deb sha256 ...)`; `image PATH`);
+    /// absent when no `--kernel` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_source: Option<String>,
+    /// How the kernel ran: `none` (the runner's own kernel), `kvm` (a microVM with KVM) or
+    /// `emulated` (a microVM under QEMU's TCG: its timings are not the kernel's; the report
+    /// shows them as such and keeps them out of ratios and the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualization: Option<String>,
 }
 
 /// Filesystem type and mount options.

@@ -234,6 +234,10 @@ pub fn losses(baseline: &Baseline, current: &Dataset) -> Vec<Loss> {
 pub fn compare(baseline: &[Benchmark], current: &Dataset, threshold_pct: f64) -> Vec<Comparison> {
     let mut out = Vec::new();
     for (runner, cur) in current.benchmarks() {
+        // Times measured under emulation are the emulator's: never gated.
+        if crate::kernels::emulated(&runner.runner) {
+            continue;
+        }
         let Some(base) = baseline.iter().find(|b| b.id == cur.id) else {
             continue;
         };

@@ -184,8 +184,9 @@ pub fn load(opts: &ReportOptions) -> Result<Dataset, ReportError> {
         data.add_record(record, dir.clone())?;
     }
     for path in &opts.results {
-        let record = ResultRecord::read(path)?;
-        data.add_record(record, path.clone())?;
+        for record in crate::kernels::read_records(path)? {
+            data.add_record(record, path.clone())?;
+        }
     }
     Ok(data)
 }

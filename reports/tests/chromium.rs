@@ -451,3 +451,92 @@ fn chromium_check_catches_a_missing_image_and_a_console_error() {
     );
     assert_eq!(page.not_found, vec![format!("404 /{}", victim.display())]);
 }
+
+/// Records of three kernels (as `strata check --kernel` writes them, one array file), merged
+/// into one report: the page has a kernel column each, the differing cell marked, and still
+/// loads every image with no console message in Chromium.
+#[test]
+fn kernel_matrix_page_passes_in_chromium() {
+    use strata_reports::record::{Conformance, ResultRecord, Runner, Status};
+    let Some(bin) = chromium() else {
+        strata_runtime::require::skip_or_fail(
+            "chromium",
+            "no chromium binary (looked for STRATA_CHROMIUM, /usr/bin/chromium, chromium-browser, google-chrome); install Debian's chromium package",
+        );
+        return;
+    };
+    let kernel = |id: &str, release: &str, virt: &str, m13: Status| {
+        let mut r = ResultRecord::new(Runner {
+            id: id.into(),
+            kernel: Some(release.into()),
+            kernel_source: Some(format!("test: {release}")),
+            virtualization: Some(virt.into()),
+            ..Runner::default()
+        });
+        for (case, status) in [("P-01", Status::Pass), ("M-13", m13)] {
+            r.conformance.push(Conformance {
+                driver: "fuse-overlayfs".into(),
+                case: case.into(),
+                status,
+                detail: None,
+            });
+        }
+        r
+    };
+    let records = vec![
+        kernel(
+            "box-6.1",
+            "6.1.0-57-cloud-amd64",
+            "emulated",
+            Status::Declared,
+        ),
+        kernel(
+            "box-6.12",
+            "6.12.118+deb12-cloud-amd64",
+            "kvm",
+            Status::Pass,
+        ),
+        kernel("box-6.18", "6.18.44", "none", Status::Pass),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("rec.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&records).unwrap()).unwrap();
+    let out = tmp.path().join("report");
+    let mut opts = strata_reports::ReportOptions::new(&out);
+    opts.results = vec![file];
+    let summary = strata_reports::build_report(&opts).unwrap();
+    assert_eq!(summary.runners.len(), 3);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"kernels\">"),
+        "no kernel section"
+    );
+    assert!(
+        html.contains("<th>6.1.0-57-cloud-amd64 (emulated)</th><th>6.12.118+deb12-cloud-amd64 (kvm)</th><th>6.18.44</th>"),
+        "kernel columns missing"
+    );
+    assert!(html.contains("<tr class=\"differs\"><td>M-13</td>"));
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(
+        md.contains("| M-13 | fuse-overlayfs | DECLARED | ok | ok | ≠ |"),
+        "{md}"
+    );
+
+    let page = check_page(&bin, &out);
+    assert_eq!(page.images, summary.charts.len(), "{}", page.sizes);
+    assert!(
+        page.broken.is_empty(),
+        "images that did not load: {:?}",
+        page.broken
+    );
+    assert!(
+        page.console.is_empty(),
+        "console messages: {:#?}",
+        page.console
+    );
+    assert!(
+        page.not_found.is_empty(),
+        "failed requests: {:?}",
+        page.not_found
+    );
+}

@@ -29,6 +29,9 @@ pub enum FsType {
     Btrfs,
     /// xfs with `-m reflink=1`: reflinks.
     Xfs,
+    /// ext4: a plain disk filesystem (for what tmpfs lacks on older kernels, such as
+    /// `user.*` xattrs before Linux 6.6).
+    Ext4,
 }
 
 impl FsType {
@@ -37,6 +40,7 @@ impl FsType {
         match self {
             FsType::Btrfs => "btrfs",
             FsType::Xfs => "xfs",
+            FsType::Ext4 => "ext4",
         }
     }
 
@@ -44,6 +48,7 @@ impl FsType {
         match self {
             FsType::Btrfs => "mkfs.btrfs",
             FsType::Xfs => "mkfs.xfs",
+            FsType::Ext4 => "mkfs.ext4",
         }
     }
 
@@ -52,6 +57,7 @@ impl FsType {
         match self {
             FsType::Btrfs => "btrfs-progs",
             FsType::Xfs => "xfsprogs",
+            FsType::Ext4 => "e2fsprogs",
         }
     }
 
@@ -60,6 +66,7 @@ impl FsType {
         match self {
             FsType::Btrfs => &["-q", "-f", "-K"],
             FsType::Xfs => &["-q", "-f", "-K", "-m", "reflink=1"],
+            FsType::Ext4 => &["-q", "-F", "-E", "nodiscard"],
         }
     }
 
@@ -68,6 +75,7 @@ impl FsType {
         match self {
             FsType::Btrfs => BTRFS_SUPER_MAGIC,
             FsType::Xfs => XFS_SUPER_MAGIC,
+            FsType::Ext4 => EXT4_SUPER_MAGIC,
         }
     }
 
@@ -76,6 +84,7 @@ impl FsType {
         match self {
             FsType::Btrfs => 128 << 20,
             FsType::Xfs => 320 << 20,
+            FsType::Ext4 => 16 << 20,
         }
     }
 }
@@ -83,6 +92,7 @@ impl FsType {
 /// statfs magic numbers (linux/magic.h).
 pub const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 pub const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
+pub const EXT4_SUPER_MAGIC: i64 = 0xef53;
 
 /// The filesystem type (statfs f_type) of the filesystem holding `path`.
 pub fn fs_magic(path: &Path) -> io::Result<i64> {

@@ -230,12 +230,37 @@ fn overlay(store_root: &Path) -> OverlayProbe {
         } else {
             std::env::temp_dir()
         };
-        o.lowerdir_plus = fs_context_accepts(|fs| {
-            rustix::mount::fsconfig_set_string(fs, "lowerdir+", dir.as_path())
-        });
+        o.lowerdir_plus = lowerdir_plus_mounts(&dir);
         o.userxattr = fs_context_accepts(|fs| rustix::mount::fsconfig_set_flag(fs, "userxattr"));
     }
     o
+}
+
+/// Whether overlayfs mounts a stack given by `lowerdir+` (Linux 6.8+): a read-only overlay
+/// of two empty lower directories made in `dir`, created and mounted detached (fsmount; never
+/// attached anywhere, gone when its fd closes). Setting the key alone proves nothing: before
+/// 6.5 overlay parses its options through the legacy fs context, which takes any key and
+/// only fails when the mount is created. `None` when it cannot try (no fsopen, no root, no
+/// directory to make).
+pub fn lowerdir_plus_mounts(dir: &Path) -> Option<bool> {
+    use rustix::mount::{
+        FsMountFlags, MountAttrFlags, fsconfig_create, fsconfig_set_string, fsmount,
+    };
+    let fs = rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
+    let scratch = dir.join(format!(".strata-probe-ovl-{}", crate::store::unique_id()));
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    if fs::create_dir_all(&a).is_err() || fs::create_dir_all(&b).is_err() {
+        let _ = fs::remove_dir_all(&scratch);
+        return None;
+    }
+    let mounted = fsconfig_set_string(&fs, "source", "strata-probe").is_ok()
+        && fsconfig_set_string(&fs, "lowerdir+", a.as_path()).is_ok()
+        && fsconfig_set_string(&fs, "lowerdir+", b.as_path()).is_ok()
+        && fsconfig_create(&fs).is_ok()
+        && fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).is_ok();
+    drop(fs);
+    let _ = fs::remove_dir_all(&scratch);
+    Some(mounted)
 }
 
 fn fs_context_accepts(
@@ -263,5 +288,34 @@ mod tests {
         if p.privileged && p.overlay.available {
             assert!(p.overlay.lowerdir_plus.is_some());
         }
+    }
+
+    /// The probe mounts: its answer is whether a two-lower `lowerdir+` overlay really
+    /// mounts here, which the legacy mount(2) with the same two layers confirms is possible.
+    #[test]
+    fn the_lowerdir_plus_probe_mounts_and_leaves_nothing() {
+        if !rustix::process::geteuid().is_root() || !crate::driver::kernel_has_fs("overlay") {
+            println!(
+                "skipped: the_lowerdir_plus_probe_mounts_and_leaves_nothing: needs root and overlay"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let got = lowerdir_plus_mounts(dir.path());
+        assert!(got.is_some());
+        // The kernel's own word, asked another way: 6.8 added `lowerdir+`.
+        let release = read_trim("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|x| x.parse::<u32>().ok());
+        let (major, minor) = (v.next().unwrap(), v.next().unwrap());
+        assert_eq!(got, Some((major, minor) >= (6, 8)), "kernel {release}");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "scratch left behind"
+        );
+        assert_eq!(fs::read_to_string("/proc/self/mountinfo").unwrap(), before);
     }
 }

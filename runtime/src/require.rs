@@ -32,6 +32,8 @@ pub const TOOLS: &[&str] = &[
     "chromium",
     "crun",
     "runc",
+    // virtme-ng, for `strata check --kernel` (found in /opt/strata-vm/venv/bin too).
+    "vng",
 ];
 
 /// Every name `STRATA_REQUIRE` accepts: `root`, `cgroup2`, each driver's name, each tool.

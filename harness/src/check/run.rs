@@ -102,6 +102,9 @@ pub fn lanes(drivers: &[&'static dyn Driver]) -> Vec<Lane> {
 
 /// The size of the loop-mounted btrfs the btrfs driver's stores live on (sparse).
 const BTRFS_SIZE: u64 = 4 << 30;
+/// The size of the loop-mounted ext4 the stores move to when the tmpfs takes no `user.*`
+/// xattrs (sparse).
+const STORES_SIZE: u64 = 4 << 30;
 
 /// Where the cases run: a tmpfs in a temporary directory, in the process's own private mount
 /// namespace; unmounted and removed on drop.
@@ -111,6 +114,29 @@ pub struct Workspace {
     mounted: bool,
     /// A btrfs on a loop device (its image on the tmpfs), when a lane needs one.
     btrfs: Option<LoopFs>,
+    /// Where the cases' stores go: the tmpfs, or an ext4 on a loop device (its image on the
+    /// tmpfs) when the tmpfs takes no `user.*` xattrs (Linux before 6.6), which the cases'
+    /// layers and actions set.
+    stores: PathBuf,
+    ext4: Option<LoopFs>,
+}
+
+/// Whether a file in `dir` takes a `user.*` xattr (tmpfs does from Linux 6.6).
+fn takes_user_xattrs(dir: &Path) -> Result<bool, String> {
+    let probe = dir.join(".strata-xattr-probe");
+    std::fs::write(&probe, b"").map_err(|e| format!("{}: create: {e}", probe.display()))?;
+    let r = rustix::fs::setxattr(
+        &probe,
+        "user.strata-probe",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    );
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(false),
+        Err(e) => Err(format!("{}: set a user.* xattr: {e}", probe.display())),
+    }
 }
 
 impl Workspace {
@@ -126,9 +152,11 @@ impl Workspace {
         std::fs::create_dir_all(&tmpfs).map_err(|e| format!("{}: create: {e}", tmpfs.display()))?;
         let mut w = Workspace {
             dir,
+            stores: tmpfs.clone(),
             tmpfs,
             mounted: false,
             btrfs: None,
+            ext4: None,
         };
         nix::mount::mount(
             Some("tmpfs"),
@@ -139,6 +167,17 @@ impl Workspace {
         )
         .map_err(|e| format!("{}: mount tmpfs: {e}", w.tmpfs.display()))?;
         w.mounted = true;
+        if !takes_user_xattrs(&w.tmpfs)? {
+            let ext4 = LoopFs::in_dir(FsType::Ext4, &w.tmpfs, STORES_SIZE).map_err(|e| {
+                format!(
+                    "{}: the tmpfs takes no user.* xattrs (before Linux 6.6) and no ext4 for the \
+                     stores instead: {e}",
+                    w.tmpfs.display()
+                )
+            })?;
+            w.stores = ext4.path().to_path_buf();
+            w.ext4 = Some(ext4);
+        }
         Ok(w)
     }
 }
@@ -146,6 +185,7 @@ impl Workspace {
 impl Drop for Workspace {
     fn drop(&mut self) {
         drop(self.btrfs.take());
+        drop(self.ext4.take());
         if self.mounted {
             let _ = nix::mount::umount2(&self.tmpfs, nix::mount::MntFlags::MNT_DETACH);
         }
@@ -177,7 +217,7 @@ pub fn run_all(
     let Some(mut ws) = ws else {
         return all_skipped(cases, lanes, None);
     };
-    on_workspace(&ws.tmpfs);
+    on_workspace(&ws.stores);
     // One btrfs for every case of the lanes that need it; each case gets a directory of it.
     let mut lanes = lanes.to_vec();
     if lanes.iter().any(|l| l.btrfs_store && l.skip.is_none()) {
@@ -200,7 +240,7 @@ pub fn run_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { break };
-                    let dir = ws.tmpfs.join(format!("case-{i}"));
+                    let dir = ws.stores.join(format!("case-{i}"));
                     let btrfs_dir = btrfs.as_ref().map(|b| b.join(format!("case-{i}")));
                     // A thread per case: its mount namespace ends with it.
                     let cells = std::thread::scope(|s2| {

@@ -20,6 +20,51 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
                 .unwrap_or_default()
         )));
     }
+    if !a.kernel.is_empty() {
+        return crate::kernel::matrix::check(ctx, &a);
+    }
+    let Local {
+        record: rec,
+        table,
+        ok,
+    } = local(&a)?;
+    let mut ok = ok;
+    let json = rec
+        .to_json_pretty()
+        .map_err(|e| Error::Usage(format!("JSON output: {e}")))?;
+    match (&a.json_file, ctx.json) {
+        (None, true) => println!("{json}"),
+        (file, _) => {
+            print!("{table}");
+            if let Some(f) = file
+                && let Err(e) = std::fs::write(f, format!("{json}\n"))
+            {
+                eprintln!(
+                    "strata: error: {}: cannot write the record: {e}",
+                    f.display()
+                );
+                ok = false;
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A check on this host's kernel.
+pub struct Local {
+    pub record: strata_reports::record::ResultRecord,
+    /// The matrix as `strata check` prints it.
+    pub table: String,
+    /// Every case file parsed, every driver name known and no cell failed.
+    pub ok: bool,
+}
+
+/// Runs the catalog on this host's kernel; planning errors are printed on stderr.
+pub fn local(a: &CheckArgs) -> CmdResult<Local> {
     let cat = match &a.cases {
         Some(dir) => catalog::from_dir(dir).map_err(Error::Usage)?,
         None => catalog::embedded(),
@@ -36,32 +81,16 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
         &mut |dir| runner = Some(crate::runner::runner(dir)),
     );
     let runner = runner.unwrap_or_else(|| crate::runner::runner(&std::env::temp_dir()));
-    let rec = record::record(&cells, runner);
+    let record = record::record(&cells, runner);
     let failed = cells.iter().any(|c| c.status == Status::Fail);
-    let mut ok = plan.errors.is_empty() && !failed;
-    let json = rec
-        .to_json_pretty()
-        .map_err(|e| Error::Usage(format!("JSON output: {e}")))?;
-    match (&a.json_file, ctx.json) {
-        (None, true) => println!("{json}"),
-        (file, _) => {
-            if !plan.columns.is_empty() {
-                print!("{}", table::render(&plan.cases, &plan.columns, &cells));
-            }
-            if let Some(f) = file
-                && let Err(e) = std::fs::write(f, format!("{json}\n"))
-            {
-                eprintln!(
-                    "strata: error: {}: cannot write the record: {e}",
-                    f.display()
-                );
-                ok = false;
-            }
-        }
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
+    let table = if plan.columns.is_empty() {
+        String::new()
     } else {
-        ExitCode::from(1)
+        table::render(&plan.cases, &plan.columns, &cells)
+    };
+    Ok(Local {
+        record,
+        table,
+        ok: plan.errors.is_empty() && !failed,
     })
 }

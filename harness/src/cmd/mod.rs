@@ -1,6 +1,6 @@
 //! One module per command.
 
-mod check;
+pub(crate) mod check;
 mod drivers;
 mod exec_ops;
 mod image;

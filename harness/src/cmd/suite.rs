@@ -210,6 +210,8 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         .map_err(|e| strata_runtime::Error::io("write", &result, e))?;
     let mut opts = ReportOptions::new(out.join("report"));
     opts.results = vec![result.clone()];
+    let (kernels, kernels_failed) = crate::kernel::matrix::in_suite(ctx, &out, &a.kernel);
+    opts.results.extend(kernels);
     let summary = build_report(&opts).map_err(|e| err(e.to_string()))?;
     eprintln!(
         "strata suite: done in {:.0?}: {} conformance results ({failed} failing), {} benchmarks; record {}, report {}",
@@ -228,9 +230,9 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
             summary.beaten_floors
         );
     }
-    match failures(&record, &out.join("check.json")) {
-        Some(why) => Err(err(why)),
-        None => Ok(ExitCode::SUCCESS),
+    match (failures(&record, &out.join("check.json")), kernels_failed) {
+        (Some(why), _) | (None, Some(why)) => Err(err(why)),
+        (None, None) => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -337,7 +337,7 @@ mod tests {
             hardlinks_kept: false,
             ..Semantics::oci()
         };
-        let mut c = Clocked::new(tree(), split.clone());
+        let mut c = Clocked::new(tree(), split);
         c.run(
             0,
             &Op::Link {

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
@@ -139,8 +139,55 @@ fn mount_with(
         )),
         OverlayApi::Legacy => mount_legacy(&opts, target),
         OverlayApi::Auto if fits => mount_legacy(&opts, target),
+        OverlayApi::Auto if !lowerdir_plus() => mount_legacy_by_fd(lowers, upper, work, target),
         OverlayApi::Auto | OverlayApi::NewApi => mount_new_api(lowers, upper, work, target),
     }
+}
+
+/// Whether this kernel's overlay mounts `lowerdir+` stacks (Linux 6.8+), probed once by a
+/// real (detached) mount.
+fn lowerdir_plus() -> bool {
+    static PROBED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROBED
+        .get_or_init(|| crate::probe::lowerdir_plus_mounts(&std::env::temp_dir()).unwrap_or(true))
+}
+
+/// mount(2) with each lower directory named by an O_PATH descriptor (`/proc/thread-self/fd/N`:
+/// this thread's, some 25 bytes where a store path takes 100 or more): how a kernel without `lowerdir+` stacks
+/// more layers than their paths fit in one page of options. The descriptors close once
+/// mounted (overlay holds the directories itself).
+fn mount_legacy_by_fd(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    use rustix::fs::{Mode, OFlags, open};
+    let mut fds = Vec::with_capacity(lowers.len());
+    for l in lowers {
+        let fd = open(
+            l,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| driver_err("overlay", format!("open {}: {e}", l.display())))?;
+        fds.push(fd);
+    }
+    let short: Vec<PathBuf> = fds
+        .iter()
+        .map(|fd| PathBuf::from(format!("/proc/thread-self/fd/{}", fd.as_raw_fd())))
+        .collect();
+    let opts = Overlay::legacy_options(&short, upper, work);
+    if opts.len() >= OPTION_PAGE {
+        return Err(driver_err(
+            "overlay",
+            format!(
+                "{} layers need {} bytes of mount(2) options even by descriptor, more than one \
+                 page ({OPTION_PAGE}), and this kernel's overlay mounts no `lowerdir+` stack \
+                 (Linux 6.8+)",
+                lowers.len(),
+                opts.len()
+            ),
+        ));
+    }
+    let r = mount_legacy(&opts, target);
+    drop(fds);
+    r
 }
 
 fn mount_legacy(opts: &str, target: &Path) -> Result<()> {
