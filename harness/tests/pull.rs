@@ -261,3 +261,219 @@ fn add_index(u: &Umoci, tag: &str, entries: &[(&str, &str)]) {
         }));
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
+
+fn b64(data: &[u8], url: bool) -> String {
+    let table: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+/// A token service for a docker-registry with `auth: token`: it answers only requests
+/// with the basic credentials `tester:secret` with a JWT (RS256, signed by `key.pem`, the
+/// certificate in its x5c header) granting pull and push on every scope asked for.
+fn token_service(dir: &Path) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Write};
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=strata-test-issuer", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem")));
+    let der = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap()
+        .stdout;
+    let x5c = b64(&der, false);
+    let key = dir.join("key.pem");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    let want = format!("Basic {}", b64(b"tester:secret", false));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut authorized = false;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("authorization")
+                    && v.trim() == want
+                {
+                    authorized = true;
+                }
+            }
+            if !authorized {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let access: Vec<serde_json::Value> = path
+                .split(['?', '&'])
+                .filter_map(|p| p.strip_prefix("scope="))
+                .map(|s| s.replace("%3A", ":").replace("%2C", ","))
+                .filter_map(|s| {
+                    let mut f = s.split(':');
+                    let (kind, name) = (f.next()?.to_string(), f.next()?.to_string());
+                    Some(serde_json::json!({"type": kind, "name": name, "actions": ["pull", "push"]}))
+                })
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [x5c]});
+            let claims = serde_json::json!({
+                "iss": "strata-test-issuer", "sub": "tester", "aud": "strata-test",
+                "exp": now + 600, "nbf": now - 60, "iat": now, "jti": format!("t{n}"),
+                "access": access,
+            });
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes(), true),
+                b64(claims.to_string().as_bytes(), true)
+            );
+            let mut sign = Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            sign.stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let sig = sign.wait_with_output().unwrap().stdout;
+            let body =
+                serde_json::json!({"token": format!("{input}.{}", b64(&sig, true))}).to_string();
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, served)
+}
+
+#[test]
+fn pull_and_push_with_bearer_tokens_from_docker_config_credentials() {
+    if !strata_runtime::require::root() || !tools(&["umoci", "docker-registry", "openssl"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tport, served) = token_service(d);
+    let reg = Registry::start_with(
+        d,
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+            d.join("cert.pem").display()
+        ),
+    );
+    let host = reg.host();
+    let s = |args: &[&str], config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(d.join("root"))
+            .args(args)
+            .env("DOCKER_CONFIG", config)
+            .output()
+            .unwrap()
+    };
+    // An image to push: umoci's, from a from-host rootfs.
+    let rootfs = d.join("rootfs");
+    let none = d.join("no-config");
+    ok(&s(
+        &[
+            "rootfs",
+            "from-host",
+            "--out",
+            &rootfs.display().to_string(),
+            "/bin/sh",
+        ],
+        &none,
+    ));
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", rootfs.display()))
+            .arg(r));
+    });
+    ok(&s(
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+        &none,
+    ));
+
+    // Without credentials the token service refuses: the error says so.
+    let dest = format!("docker://{host}/team/app:v1");
+    fails(&s(&["image", "push", "app:v1", &dest], &none), "anonymous");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // With them (docker config.json): push, then pull into a fresh name, then run it.
+    let config = d.join("docker");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({"auths": {host.clone(): {"auth": b64(b"tester:secret", false)}}})
+            .to_string(),
+    )
+    .unwrap();
+    let pushed = json(&s(&["--json", "image", "push", "app:v1", &dest], &config));
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    ok(&s(&["image", "rm", "app:v1"], &none));
+    let pulled = json(&s(
+        &["--json", "image", "pull", "--name", "back:v1", &dest],
+        &config,
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
+    let out = ok(&s(
+        &[
+            "run",
+            "back:v1",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo authenticated",
+        ],
+        &none,
+    ));
+    assert_eq!(out, "authenticated");
+}

@@ -195,13 +195,12 @@ fn parse<T: serde::de::DeserializeOwned>(c: &Client, what: &str, bytes: &[u8]) -
 /// `digest` when given.
 fn get_manifest(c: &Client, reference: &str, digest: Option<Digest>) -> Result<(Vec<u8>, String)> {
     let what = format!("manifest {reference}");
-    let mut resp = c.send(
-        &what,
-        c.agent
-            .get(format!("{}/manifests/{reference}", c.base))
+    let url = format!("{}/manifests/{reference}", c.base);
+    let mut resp = c.call(&what, &|a| {
+        registry::with_auth(c.agent.get(&url), a)
             .header("Accept", ACCEPT)
-            .call(),
-    )?;
+            .call()
+    })?;
     if resp.status().as_u16() != 200 {
         return Err(c.status_err(&what, resp));
     }
@@ -250,12 +249,8 @@ fn fetch_blob(
     progress: &mut dyn FnMut(&Digest, u64, u64),
 ) -> Result<u64> {
     let what = format!("blob {}", desc.digest);
-    let mut resp = c.send(
-        &what,
-        c.agent
-            .get(format!("{}/blobs/{}", c.base, desc.digest))
-            .call(),
-    )?;
+    let url = format!("{}/blobs/{}", c.base, desc.digest);
+    let mut resp = c.call(&what, &|a| registry::with_auth(c.agent.get(&url), a).call())?;
     if resp.status().as_u16() != 200 {
         return Err(c.err(&what, format!("the registry answered {}", resp.status())));
     }

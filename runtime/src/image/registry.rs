@@ -131,7 +131,14 @@ pub(crate) struct Client {
     host: String,
     pub(crate) base: String,
     dest: String,
+    /// The `Authorization` value that last worked (a bearer token or basic credentials).
+    auth: std::cell::RefCell<Option<String>>,
+    /// docker config.json credentials for the host (base64 `user:password`).
+    basic: Option<String>,
 }
+
+/// A request, given the `Authorization` header value to send (if any).
+pub(crate) type Build<'a> = &'a dyn Fn(Option<&str>) -> std::result::Result<Resp, ureq::Error>;
 
 pub(crate) type Resp = ureq::http::Response<ureq::Body>;
 
@@ -155,7 +162,94 @@ impl Client {
             host: r.host.clone(),
             base: format!("http://{}/v2/{}", r.host, r.name),
             dest: shown,
+            auth: std::cell::RefCell::new(None),
+            basic: super::auth::docker_credentials(&r.host),
         }
+    }
+
+    /// Sends the request `build` makes; when the registry answers 401 with a challenge,
+    /// authenticates (a bearer token from the realm, or basic credentials) and sends it once
+    /// more.
+    pub(crate) fn call(&self, what: &str, build: Build<'_>) -> Result<Resp> {
+        let auth = self.auth.borrow().clone();
+        let resp = self.send(what, build(auth.as_deref()))?;
+        if resp.status().as_u16() != 401 {
+            return Ok(resp);
+        }
+        let Some(ch) = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::auth::parse_challenge)
+        else {
+            return Ok(resp);
+        };
+        let value = match ch.scheme.as_str() {
+            "bearer" => format!("Bearer {}", self.token(what, &ch)?),
+            "basic" => match &self.basic {
+                Some(b) => format!("Basic {b}"),
+                None => {
+                    return Err(self.err(
+                        what,
+                        format!(
+                            "the registry asks for a user and password, and no docker config.json has any for {}",
+                            self.host
+                        ),
+                    ));
+                }
+            },
+            other => {
+                return Err(self.err(what, format!("unsupported authentication scheme {other:?}")));
+            }
+        };
+        *self.auth.borrow_mut() = Some(value.clone());
+        self.send(what, build(Some(&value)))
+    }
+
+    /// A token for `ch` from its realm.
+    fn token(&self, what: &str, ch: &super::auth::Challenge) -> Result<String> {
+        let url = super::auth::token_url(ch)
+            .ok_or_else(|| self.err(what, "the registry's bearer challenge names no realm"))?;
+        if !url.starts_with("http://") {
+            return Err(self.err(
+                what,
+                format!("the token service {url} needs TLS, which strata does not have"),
+            ));
+        }
+        let mut req = self.agent.get(&url);
+        if let Some(b) = &self.basic {
+            req = req.header("Authorization", &format!("Basic {b}"));
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| self.err(what, format!("token service {url}: {e}")))?;
+        if resp.status().as_u16() != 200 {
+            return Err(self.err(
+                what,
+                format!(
+                    "token service {url} answered {}{}",
+                    resp.status(),
+                    if self.basic.is_none() {
+                        " (anonymous: no docker config.json credentials for this registry)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| self.err(what, format!("token service {url}: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| self.err(what, format!("token service {url}: not JSON: {e}")))?;
+        v.get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| self.err(what, format!("token service {url}: no token in its answer")))
     }
 
     pub(crate) fn err(&self, what: &str, reason: impl std::fmt::Display) -> Error {
@@ -170,8 +264,8 @@ impl Client {
         r.map_err(|e| self.err(what, e))
     }
 
-    /// `GET /v2/`: the registry is reachable and speaks the distribution API without
-    /// authentication.
+    /// `GET /v2/`: the registry is reachable and speaks the distribution API (a 401 here
+    /// only says that requests will need authentication).
     pub(crate) fn ping(&self) -> Result<()> {
         let url = format!("http://{}/v2/", self.host);
         let resp = self.agent.get(&url).call().map_err(|e| {
@@ -181,11 +275,7 @@ impl Client {
             ))
         })?;
         match resp.status().as_u16() {
-            200 => Ok(()),
-            401 => Err(self.err(
-                "the registry",
-                "asks for authentication, which strata does not support (no bearer tokens)",
-            )),
+            200 | 401 => Ok(()),
             _ => Err(self.status_err(&format!("registry {url}"), resp)),
         }
     }
@@ -239,10 +329,8 @@ impl Client {
 
     fn has_blob(&self, d: &Digest) -> Result<bool> {
         let what = format!("blob {d}");
-        let resp = self.send(
-            &what,
-            self.agent.head(format!("{}/blobs/{d}", self.base)).call(),
-        )?;
+        let url = format!("{}/blobs/{d}", self.base);
+        let resp = self.call(&what, &|a| with_auth(self.agent.head(&url), a).call())?;
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -257,7 +345,7 @@ impl Client {
             Some(repo) => format!("{}/blobs/uploads/?mount={d}&from={repo}", self.base),
             None => format!("{}/blobs/uploads/", self.base),
         };
-        let resp = self.send(&what, self.agent.post(url).send_empty())?;
+        let resp = self.call(&what, &|a| with_auth(self.agent.post(&url), a).send_empty())?;
         if from.is_some() && resp.status().as_u16() == 201 {
             return Ok((0, true));
         }
@@ -273,19 +361,30 @@ impl Client {
         let loc = self.url(loc);
         let sep = if loc.contains('?') { '&' } else { '?' };
         let url = format!("{loc}{sep}digest=sha256%3A{}", d.hex());
-        let f = blobs.open(d)?;
         let size = blobs.size(d)?;
-        let resp = self.send(
-            &what,
-            self.agent
-                .put(url)
+        let resp = self.call(&what, &|a| {
+            let f = blobs
+                .open(d)
+                .map_err(|e| ureq::Error::Io(std::io::Error::other(e.to_string())))?;
+            with_auth(self.agent.put(&url), a)
                 .header("Content-Type", "application/octet-stream")
-                .send(f),
-        )?;
+                .send(f)
+        })?;
         if resp.status().as_u16() != 201 {
             return Err(self.status_err(&what, resp));
         }
         Ok((size, false))
+    }
+}
+
+/// `r` with an `Authorization` header when `auth` is given.
+pub(crate) fn with_auth<B>(
+    r: ureq::RequestBuilder<B>,
+    auth: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => r.header("Authorization", a),
+        None => r,
     }
 }
 
@@ -373,13 +472,12 @@ pub fn push(
     }
     let mbytes = blobs.read(&img.record.manifest)?;
     let what = format!("manifest {}", img.record.manifest);
-    let resp = c.send(
-        &what,
-        c.agent
-            .put(format!("{}/manifests/{tag}", c.base))
+    let url = format!("{}/manifests/{tag}", c.base);
+    let resp = c.call(&what, &|a| {
+        with_auth(c.agent.put(&url), a)
             .header("Content-Type", img.manifest.media_type())
-            .send(&mbytes[..]),
-    )?;
+            .send(&mbytes[..])
+    })?;
     if resp.status().as_u16() != 201 {
         return Err(c.status_err(&what, resp));
     }

@@ -185,6 +185,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(dir: &Path) -> Registry {
+        Registry::start_with(dir, "")
+    }
+
+    /// [`Registry::start`] with more YAML for its configuration (e.g. an `auth:` section).
+    pub fn start_with(dir: &Path, extra_config: &str) -> Registry {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -196,7 +201,7 @@ impl Registry {
         fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
                 data.display()
             ),
         )
@@ -223,7 +228,7 @@ impl Registry {
         r
     }
 
-    /// True once `GET /v2/` answers 200.
+    /// True once `GET /v2/` answers 200 (or 401: it wants a token).
     fn answers(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -236,8 +241,15 @@ impl Registry {
         }
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.0 200")
-            || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+        let head = String::from_utf8_lossy(&buf[..n]);
+        [
+            "HTTP/1.0 200",
+            "HTTP/1.1 200",
+            "HTTP/1.0 401",
+            "HTTP/1.1 401",
+        ]
+        .iter()
+        .any(|s| head.starts_with(s))
     }
 
     pub fn host(&self) -> String {
