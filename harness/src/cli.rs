@@ -120,7 +120,7 @@ pub enum ImageCmd {
         #[arg(value_name = "NAME[:TAG]")]
         target: String,
     },
-    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], plain HTTP; TAG
+    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], HTTPS; TAG
     /// defaults to latest) or an OCI layout directory (oci:DIR[:TAG], TAG defaults to the
     /// image's); a destination without a transport is refused
     Push {
@@ -128,11 +128,12 @@ pub enum ImageCmd {
         reference: String,
         #[arg(value_name = "DEST")]
         dest: String,
-        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        /// Allow plain HTTP to a registry on another machine that does not speak TLS
+        /// (trusted networks only; certificates are always verified)
         #[arg(long)]
         insecure: bool,
     },
-    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], plain HTTP;
+    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], HTTPS;
     /// an index picks linux and this machine's architecture); every blob is verified and
     /// blobs and layers the store holds are shared
     Pull {
@@ -141,7 +142,8 @@ pub enum ImageCmd {
         /// Name in the store [default: HOST[:PORT]/NAME:TAG]
         #[arg(long = "name", value_name = "NAME[:TAG]")]
         name: Option<String>,
-        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        /// Allow plain HTTP to a registry on another machine that does not speak TLS
+        /// (trusted networks only; certificates are always verified)
         #[arg(long)]
         insecure: bool,
     },

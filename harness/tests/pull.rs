@@ -208,9 +208,10 @@ fn pull_from_a_registry_then_run_push_with_mounts_and_latest() {
         &s(&["image", "push", "again:v1", "docker://127.0.0.1:1/x:y"]),
         "the registry 127.0.0.1:1",
     );
+    // Another machine is reached over HTTPS: here one that does not exist.
     fails(
         &s(&["image", "pull", "docker://registry.example/x:y"]),
-        "--insecure",
+        "the registry registry.example (https://registry.example/v2/) cannot be reached",
     );
     fails(
         &s(&["run", &format!("{host}/src/nope:v1"), "--", "true"]),
@@ -476,4 +477,243 @@ fn pull_and_push_with_bearer_tokens_from_docker_config_credentials() {
         &none,
     ));
     assert_eq!(out, "authenticated");
+}
+
+/// `openssl` run in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    run(Command::new("openssl").args(args).current_dir(dir));
+}
+
+/// A CA `NAME.pem` (key `NAME.key`) made in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=strata test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn pull_and_push_over_https_trusting_a_ca_through_ssl_cert_file() {
+    if !strata_runtime::require::root()
+        || !tools(&["umoci", "docker-registry", "openssl", "skopeo"])
+    {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A CA, a certificate it signs for 127.0.0.1, and another CA that signs nothing here.
+    make_ca(d, "ca");
+    make_ca(d, "other");
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    std::fs::create_dir(d.join("reg")).unwrap();
+    let reg = Registry::start_tls(&d.join("reg"), &d.join("server.pem"), &d.join("server.key"));
+    let host = reg.host();
+    let s = |args: &[&str], root: &str, ca: &str| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(d.join(root))
+            .args(args)
+            .env("SSL_CERT_FILE", d.join(ca))
+            .env_remove("SSL_CERT_DIR")
+            .env("DOCKER_CONFIG", d.join("no-docker-config"))
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+
+    // An image: one layer with a file, made by umoci.
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        image_util::write(&r.join("hello"), "over tls\n", 0o644);
+    });
+    ok(&s(
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+        "root",
+        "ca.pem",
+    ));
+
+    // Push over HTTPS (the registry speaks nothing else), the CA trusted by SSL_CERT_FILE.
+    let dest = format!("docker://{host}/tls/app:v1");
+    let pushed = json(&s(
+        &["--json", "image", "push", "app:v1", &dest],
+        "root",
+        "ca.pem",
+    ));
+    assert_eq!(pushed["dest"], dest);
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    // skopeo, verifying with the same CA, reads what strata pushed, digest for digest.
+    std::fs::create_dir(d.join("certs.d")).unwrap();
+    std::fs::copy(d.join("ca.pem"), d.join("certs.d/ca.crt")).unwrap();
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(d.join("certs.d"))
+        .arg(&dest));
+    assert_eq!(
+        strata_runtime::Digest::of(raw.as_bytes()).to_string(),
+        pushed["manifest"].as_str().unwrap()
+    );
+
+    // Pull into another store: the same manifest, the file in its layer.
+    let pulled = json(&s(
+        &["--json", "image", "pull", "--name", "back:v1", &dest],
+        "root2",
+        "ca.pem",
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
+    assert_eq!(pulled["blobs_fetched"].as_u64(), Some(2), "{pulled}");
+    let export = d.join("exported");
+    ok(&s(
+        &["image", "export", "back:v1", &export.display().to_string()],
+        "root2",
+        "ca.pem",
+    ));
+
+    // A CA the registry's certificate does not chain to: refused in one line naming the
+    // registry and why, --insecure or not (certificates are always verified); nothing pulled.
+    for extra in [&[][..], &["--insecure"][..]] {
+        let mut args = vec!["image", "pull"];
+        args.extend_from_slice(extra);
+        args.push(&dest);
+        let err = fails(
+            &s(&args, "root3", "other.pem"),
+            "not signed by a trusted CA",
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&dest) && err.contains(&format!("https://{host}/v2/")),
+            "{err}"
+        );
+        assert!(err.contains("SSL_CERT_FILE"), "{err}");
+    }
+    let err = fails(
+        &s(&["image", "push", "app:v1", &dest], "root", "other.pem"),
+        "not signed by a trusted CA",
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let listed = ok(&s(&["image", "ls"], "root3", "other.pem"));
+    assert!(!listed.contains("tls/app"), "{listed}");
+}
+
+/// A registry on another machine that speaks only plain HTTP: refused unless --insecure.
+/// Another machine is played by an address of this one that is not loopback (skipped with a
+/// printed reason when the machine has none).
+#[test]
+fn plain_http_off_this_machine_needs_insecure() {
+    if !strata_runtime::require::root() || !tools(&["umoci", "docker-registry"]) {
+        return;
+    }
+    // The address this machine would send from (nothing is sent: a UDP connect only routes).
+    let ip = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|u| u.connect("192.0.2.1:9").map(|()| u))
+        .and_then(|u| u.local_addr())
+        .map(|a| a.ip());
+    let ip = match ip {
+        Ok(std::net::IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_unspecified() => ip,
+        other => {
+            println!("skipped: this machine has no non-loopback IPv4 address ({other:?})");
+            return;
+        }
+    };
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reg = Registry::start_on(d, &ip.to_string(), "");
+    let host = reg.host();
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        image_util::write(&r.join("hello"), "plain\n", 0o644);
+    });
+    ok(&strata(
+        d,
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+    ));
+    let dest = format!("docker://{host}/plain/app:v1");
+    let err = fails(
+        &strata(d, &["image", "push", "app:v1", &dest]),
+        "does not speak TLS",
+    );
+    assert!(err.contains("--insecure") && err.contains(&dest), "{err}");
+    let pushed = json(&strata(
+        d,
+        &["--json", "image", "push", "--insecure", "app:v1", &dest],
+    ));
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    fails(
+        &strata(d, &["image", "pull", "--name", "back:v1", &dest]),
+        "does not speak TLS",
+    );
+    let pulled = json(&strata(
+        d,
+        &[
+            "--json",
+            "image",
+            "pull",
+            "--insecure",
+            "--name",
+            "back:v1",
+            &dest,
+        ],
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
 }

@@ -5,8 +5,8 @@
 //! answered with those credentials directly.
 //!
 //! Credentials: `auths.<host>.auth` (base64 `user:password`) of `$DOCKER_CONFIG/config.json`,
-//! else `~/.docker/config.json`. The token service, like the registry, is reached over plain
-//! HTTP (strata has no TLS).
+//! else `~/.docker/config.json`. The token service is reached over HTTPS with the same trusted
+//! CAs as the registry; a plain `http://` realm only on this machine or with `--insecure`.
 
 use std::collections::BTreeMap;
 
