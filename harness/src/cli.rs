@@ -11,11 +11,13 @@ use clap::{Args, Parser, Subcommand};
     about = "Test and benchmark container root filesystems: storage drivers, root switches, commits"
 )]
 pub struct Cli {
-    /// State directory (layer store, mount records) [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
+    /// State directory (layer store, mount records), global: it means nothing to `rootfs` and
+    /// `check` (each case has a store of its own) [default: /var/lib/strata as root, else
+    /// $XDG_DATA_HOME/strata]
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Machine-readable output (JSON) on stdout; `run` writes it to stderr (its stdout is
-    /// the container's)
+    /// Machine-readable output (JSON) on stdout, global: every command has it; `run` writes
+    /// it to stderr (its stdout is the container's)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
