@@ -13,7 +13,8 @@ packages=(
   btrfs-progs xfsprogs   # loop-mounted btrfs/xfs for the btrfs driver and reflink copies
   umoci skopeo           # real OCI images in the image tests
   docker-registry        # a local registry for `strata image push`
-  busybox-static         # a small static rootfs for runtime tests
+  busybox-static         # a small static rootfs for runtime tests and the busybox image of container_start
+  debootstrap            # the Debian minbase image of container_start (built once, cached)
   chromium               # the report page test (headless)
   hyperfine              # whole-command timings in the closing notes
   qemu-system-x86 kmod   # the kernel matrix: microVMs (virtme-ng), depmod/modprobe of their modules

@@ -4,12 +4,15 @@
 //! (`strata_<driver>`); the same as a whole `strata run` process (`strata-cli/<driver>`, the
 //! series the peers are compared with: a process against a process); in the same group the
 //! floor (fork + exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI
-//! bundle with the same rootfs, when installed.
+//! bundle with the same rootfs, when installed. Then `strata-cli/<driver>` again on real
+//! images (param `image=busybox`, `image=debian`: see `strata_benches::images`), the Debian
+//! one without the copy driver (each of its starts would copy the whole Debian tree).
 
 use std::process::{Command, Stdio};
 
 use criterion::{BenchmarkId, criterion_group, criterion_main};
 use strata_benches::env::BenchEnv;
+use strata_benches::images;
 use strata_benches::loopfs;
 use strata_benches::peers;
 use strata_benches::profile::Profile;
@@ -104,6 +107,34 @@ fn bench(c: &mut criterion::Criterion) {
                     BenchmarkId::new(format!("strata-cli/{driver}"), ns_name),
                     |b| b.iter(|| run().unwrap_or_else(|e| panic!("{e}"))),
                 );
+            }
+            for (image, make) in images::ALL {
+                let layer = match make(&env) {
+                    Ok(l) => l.info.diff_id.to_string(),
+                    Err(why) => {
+                        skip(&format!("container_start/strata-cli image={image}"), &why);
+                        continue;
+                    }
+                };
+                for driver in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {
+                    if image == "debian" && driver == "copy" {
+                        continue;
+                    }
+                    let d = by_name(driver).unwrap_or_else(|e| panic!("{e}"));
+                    if d.availability_in(env.store.root()).is_err() {
+                        continue; // said above
+                    }
+                    let run = || {
+                        strata_benches::cli::run_true(&bin, env.store.root(), driver, ns, &layer)
+                    };
+                    if let Err(why) = run() {
+                        panic!("strata-cli {driver} image={image}: {why}");
+                    }
+                    g.bench_function(
+                        BenchmarkId::new(format!("strata-cli/{driver}"), format!("image={image}")),
+                        |b| b.iter(|| run().unwrap_or_else(|e| panic!("{e}"))),
+                    );
+                }
             }
         }
         Err(why) => skip("container_start/strata-cli", &why),

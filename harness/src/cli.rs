@@ -11,11 +11,13 @@ use clap::{Args, Parser, Subcommand};
     about = "Test and benchmark container root filesystems: storage drivers, root switches, commits"
 )]
 pub struct Cli {
-    /// State directory (layer store, mount records) [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
+    /// State directory (layer store, mount records), global: it means nothing to `rootfs` and
+    /// `check` (each case has a store of its own) [default: /var/lib/strata as root, else
+    /// $XDG_DATA_HOME/strata]
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Machine-readable output (JSON) on stdout; `run` writes it to stderr (its stdout is
-    /// the container's)
+    /// Machine-readable output (JSON) on stdout, global: every command has it; `run` writes
+    /// it to stderr (its stdout is the container's)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -145,7 +147,7 @@ pub enum ImageCmd {
         #[arg(value_name = "NAME[:TAG]")]
         target: String,
     },
-    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], plain HTTP; TAG
+    /// Push an image to a registry (docker://HOST[:PORT]/NAME[:TAG], HTTPS; TAG
     /// defaults to latest) or an OCI layout directory (oci:DIR[:TAG], TAG defaults to the
     /// image's); a destination without a transport is refused
     Push {
@@ -153,11 +155,12 @@ pub enum ImageCmd {
         reference: String,
         #[arg(value_name = "DEST")]
         dest: String,
-        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        /// Allow plain HTTP to a registry on another machine that does not speak TLS
+        /// (trusted networks only; certificates are always verified)
         #[arg(long)]
         insecure: bool,
     },
-    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], plain HTTP;
+    /// Pull an image from a registry (docker://HOST[:PORT]/NAME[:TAG|@DIGEST], HTTPS;
     /// an index picks linux and this machine's architecture); every blob is verified and
     /// blobs and layers the store holds are shared
     Pull {
@@ -166,7 +169,8 @@ pub enum ImageCmd {
         /// Name in the store [default: HOST[:PORT]/NAME:TAG]
         #[arg(long = "name", value_name = "NAME[:TAG]")]
         name: Option<String>,
-        /// Allow plain HTTP to a registry on another machine (trusted networks only)
+        /// Allow plain HTTP to a registry on another machine that does not speak TLS
+        /// (trusted networks only; certificates are always verified)
         #[arg(long)]
         insecure: bool,
     },

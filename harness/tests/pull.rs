@@ -208,9 +208,10 @@ fn pull_from_a_registry_then_run_push_with_mounts_and_latest() {
         &s(&["image", "push", "again:v1", "docker://127.0.0.1:1/x:y"]),
         "the registry 127.0.0.1:1",
     );
+    // Another machine is reached over HTTPS: here one that does not exist.
     fails(
         &s(&["image", "pull", "docker://registry.example/x:y"]),
-        "--insecure",
+        "the registry registry.example (https://registry.example/v2/) cannot be reached",
     );
     fails(
         &s(&["run", &format!("{host}/src/nope:v1"), "--", "true"]),
@@ -260,4 +261,459 @@ fn add_index(u: &Umoci, tag: &str, entries: &[(&str, &str)]) {
             "annotations": {"org.opencontainers.image.ref.name": tag},
         }));
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+fn b64(data: &[u8], url: bool) -> String {
+    let table: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+/// A token service for a docker-registry with `auth: token`: it answers only requests
+/// with the basic credentials `tester:secret` with a JWT (RS256, signed by `key.pem`, the
+/// certificate in its x5c header) granting pull and push on every scope asked for.
+fn token_service(dir: &Path) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Write};
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=strata-test-issuer", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem")));
+    let der = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap()
+        .stdout;
+    let x5c = b64(&der, false);
+    let key = dir.join("key.pem");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    let want = format!("Basic {}", b64(b"tester:secret", false));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut authorized = false;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("authorization")
+                    && v.trim() == want
+                {
+                    authorized = true;
+                }
+            }
+            if !authorized {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let access: Vec<serde_json::Value> = path
+                .split(['?', '&'])
+                .filter_map(|p| p.strip_prefix("scope="))
+                .map(|s| s.replace("%3A", ":").replace("%2C", ","))
+                .filter_map(|s| {
+                    let mut f = s.split(':');
+                    let (kind, name) = (f.next()?.to_string(), f.next()?.to_string());
+                    Some(serde_json::json!({"type": kind, "name": name, "actions": ["pull", "push"]}))
+                })
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [x5c]});
+            let claims = serde_json::json!({
+                "iss": "strata-test-issuer", "sub": "tester", "aud": "strata-test",
+                "exp": now + 600, "nbf": now - 60, "iat": now, "jti": format!("t{n}"),
+                "access": access,
+            });
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes(), true),
+                b64(claims.to_string().as_bytes(), true)
+            );
+            let mut sign = Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            sign.stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let sig = sign.wait_with_output().unwrap().stdout;
+            let body =
+                serde_json::json!({"token": format!("{input}.{}", b64(&sig, true))}).to_string();
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, served)
+}
+
+#[test]
+fn pull_and_push_with_bearer_tokens_from_docker_config_credentials() {
+    if !strata_runtime::require::root() || !tools(&["umoci", "docker-registry", "openssl"]) {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tport, served) = token_service(d);
+    let reg = Registry::start_with(
+        d,
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+            d.join("cert.pem").display()
+        ),
+    );
+    let host = reg.host();
+    let s = |args: &[&str], config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(d.join("root"))
+            .args(args)
+            .env("DOCKER_CONFIG", config)
+            .output()
+            .unwrap()
+    };
+    // An image to push: umoci's, from a from-host rootfs.
+    let rootfs = d.join("rootfs");
+    let none = d.join("no-config");
+    ok(&s(
+        &[
+            "rootfs",
+            "from-host",
+            "--out",
+            &rootfs.display().to_string(),
+            "/bin/sh",
+        ],
+        &none,
+    ));
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", rootfs.display()))
+            .arg(r));
+    });
+    ok(&s(
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+        &none,
+    ));
+
+    // Without credentials the token service refuses: the error says so.
+    let dest = format!("docker://{host}/team/app:v1");
+    fails(&s(&["image", "push", "app:v1", &dest], &none), "anonymous");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // With them (docker config.json): push, then pull into a fresh name, then run it.
+    let config = d.join("docker");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({"auths": {host.clone(): {"auth": b64(b"tester:secret", false)}}})
+            .to_string(),
+    )
+    .unwrap();
+    let pushed = json(&s(&["--json", "image", "push", "app:v1", &dest], &config));
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    ok(&s(&["image", "rm", "app:v1"], &none));
+    let pulled = json(&s(
+        &["--json", "image", "pull", "--name", "back:v1", &dest],
+        &config,
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
+    let out = ok(&s(
+        &[
+            "run",
+            "back:v1",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo authenticated",
+        ],
+        &none,
+    ));
+    assert_eq!(out, "authenticated");
+}
+
+/// `openssl` run in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    run(Command::new("openssl").args(args).current_dir(dir));
+}
+
+/// A CA `NAME.pem` (key `NAME.key`) made in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=strata test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn pull_and_push_over_https_trusting_a_ca_through_ssl_cert_file() {
+    if !strata_runtime::require::root()
+        || !tools(&["umoci", "docker-registry", "openssl", "skopeo"])
+    {
+        return;
+    }
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A CA, a certificate it signs for 127.0.0.1, and another CA that signs nothing here.
+    make_ca(d, "ca");
+    make_ca(d, "other");
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    std::fs::create_dir(d.join("reg")).unwrap();
+    let reg = Registry::start_tls(&d.join("reg"), &d.join("server.pem"), &d.join("server.key"));
+    let host = reg.host();
+    let s = |args: &[&str], root: &str, ca: &str| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(d.join(root))
+            .args(args)
+            .env("SSL_CERT_FILE", d.join(ca))
+            .env_remove("SSL_CERT_DIR")
+            .env("DOCKER_CONFIG", d.join("no-docker-config"))
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+
+    // An image: one layer with a file, made by umoci.
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        image_util::write(&r.join("hello"), "over tls\n", 0o644);
+    });
+    ok(&s(
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+        "root",
+        "ca.pem",
+    ));
+
+    // Push over HTTPS (the registry speaks nothing else), the CA trusted by SSL_CERT_FILE.
+    let dest = format!("docker://{host}/tls/app:v1");
+    let pushed = json(&s(
+        &["--json", "image", "push", "app:v1", &dest],
+        "root",
+        "ca.pem",
+    ));
+    assert_eq!(pushed["dest"], dest);
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    // skopeo, verifying with the same CA, reads what strata pushed, digest for digest.
+    std::fs::create_dir(d.join("certs.d")).unwrap();
+    std::fs::copy(d.join("ca.pem"), d.join("certs.d/ca.crt")).unwrap();
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(d.join("certs.d"))
+        .arg(&dest));
+    assert_eq!(
+        strata_runtime::Digest::of(raw.as_bytes()).to_string(),
+        pushed["manifest"].as_str().unwrap()
+    );
+
+    // Pull into another store: the same manifest, the file in its layer.
+    let pulled = json(&s(
+        &["--json", "image", "pull", "--name", "back:v1", &dest],
+        "root2",
+        "ca.pem",
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
+    assert_eq!(pulled["blobs_fetched"].as_u64(), Some(2), "{pulled}");
+    let export = d.join("exported");
+    ok(&s(
+        &["image", "export", "back:v1", &export.display().to_string()],
+        "root2",
+        "ca.pem",
+    ));
+
+    // A CA the registry's certificate does not chain to: refused in one line naming the
+    // registry and why, --insecure or not (certificates are always verified); nothing pulled.
+    for extra in [&[][..], &["--insecure"][..]] {
+        let mut args = vec!["image", "pull"];
+        args.extend_from_slice(extra);
+        args.push(&dest);
+        let err = fails(
+            &s(&args, "root3", "other.pem"),
+            "not signed by a trusted CA",
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&dest) && err.contains(&format!("https://{host}/v2/")),
+            "{err}"
+        );
+        assert!(err.contains("SSL_CERT_FILE"), "{err}");
+    }
+    let err = fails(
+        &s(&["image", "push", "app:v1", &dest], "root", "other.pem"),
+        "not signed by a trusted CA",
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let listed = ok(&s(&["image", "ls"], "root3", "other.pem"));
+    assert!(!listed.contains("tls/app"), "{listed}");
+}
+
+/// A registry on another machine that speaks only plain HTTP: refused unless --insecure.
+/// Another machine is played by an address of this one that is not loopback (skipped with a
+/// printed reason when the machine has none).
+#[test]
+fn plain_http_off_this_machine_needs_insecure() {
+    if !strata_runtime::require::root() || !tools(&["umoci", "docker-registry"]) {
+        return;
+    }
+    // The address this machine would send from (nothing is sent: a UDP connect only routes).
+    let ip = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|u| u.connect("192.0.2.1:9").map(|()| u))
+        .and_then(|u| u.local_addr())
+        .map(|a| a.ip());
+    let ip = match ip {
+        Ok(std::net::IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_unspecified() => ip,
+        other => {
+            println!("skipped: this machine has no non-loopback IPv4 address ({other:?})");
+            return;
+        }
+    };
+    sandbox::private_mount_namespace().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reg = Registry::start_on(d, &ip.to_string(), "");
+    let host = reg.host();
+    std::fs::create_dir(d.join("work")).unwrap();
+    let u = Umoci::init(&d.join("layout"), &d.join("work"));
+    u.layer("empty", "v1", |r: &Path| {
+        image_util::write(&r.join("hello"), "plain\n", 0o644);
+    });
+    ok(&strata(
+        d,
+        &["image", "import", &u.image("v1"), "--name", "app:v1"],
+    ));
+    let dest = format!("docker://{host}/plain/app:v1");
+    let err = fails(
+        &strata(d, &["image", "push", "app:v1", &dest]),
+        "does not speak TLS",
+    );
+    assert!(err.contains("--insecure") && err.contains(&dest), "{err}");
+    let pushed = json(&strata(
+        d,
+        &["--json", "image", "push", "--insecure", "app:v1", &dest],
+    ));
+    assert!(pushed["blobs_uploaded"].as_u64().unwrap() >= 2, "{pushed}");
+    fails(
+        &strata(d, &["image", "pull", "--name", "back:v1", &dest]),
+        "does not speak TLS",
+    );
+    let pulled = json(&strata(
+        d,
+        &[
+            "--json",
+            "image",
+            "pull",
+            "--insecure",
+            "--name",
+            "back:v1",
+            &dest,
+        ],
+    ));
+    assert_eq!(pulled["manifest"], pushed["manifest"]);
 }

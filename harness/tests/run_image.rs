@@ -509,6 +509,49 @@ fn volumes_show_host_files_refuse_writes_when_ro_and_are_never_committed() {
     ]);
     assert_eq!(stdout_ok(&o), "absent");
 
+    // A kept container: its record names the mount points strata made (/data, and /srv/vol
+    // with its parent /srv), so a later `strata commit` (tar and image) leaves them out too.
+    let target = dir.path().join("kept");
+    let t = target.display().to_string();
+    let v2 = format!("{}:/srv/vol", host.display());
+    stdout_ok(&s(&[
+        "run",
+        "--keep",
+        "--target",
+        &t,
+        "-v",
+        &v,
+        "-v",
+        &v2,
+        "base:v1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo own > /own; echo k > /srv/vol/k",
+    ]));
+    let kept_tar = dir.path().join("kept.tar");
+    stdout_ok(&s(&[
+        "commit",
+        &t,
+        "--image",
+        "base:kept",
+        "-o",
+        &kept_tar.display().to_string(),
+    ]));
+    let listing = run(Command::new("tar").arg("-tf").arg(&kept_tar));
+    assert_eq!(listing.trim(), "own", "{listing}");
+    stdout_ok(&s(&["umount", &t]));
+    assert_eq!(std::fs::read_to_string(host.join("k")).unwrap(), "k\n");
+    let o = s(&[
+        "run",
+        "base:kept",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /own; [ -e /data ] || [ -e /srv ] && echo present || echo absent",
+    ]);
+    assert_eq!(stdout_ok(&o), "own\nabsent");
+
     // :ro refuses writes (and the host sees none).
     let o = s(&["run", "-v", &vro, "base:v1", "--", "touch", "/data/nope"]);
     assert!(!o.status.success());

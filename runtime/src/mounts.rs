@@ -195,6 +195,22 @@ impl Mount {
         self.record.clone()
     }
 
+    /// [`Mount::keep`], recording `exclude` (paths strata made that no commit may take, e.g.
+    /// a container's volume mount points) in the mount's record. The mount is kept even when
+    /// the record cannot be rewritten; that error is returned beside it.
+    pub fn keep_excluding(
+        mut self,
+        exclude: Vec<crate::model::RelPath>,
+    ) -> (MountRecord, Result<()>) {
+        let written = if exclude.is_empty() {
+            Ok(())
+        } else {
+            self.record.exclude = exclude;
+            self.store.write_record(&self.record)
+        };
+        (self.keep(), written)
+    }
+
     fn teardown(&self) -> Result<()> {
         match self.driver.unmount(&self.view) {
             Ok(()) => {}

@@ -97,6 +97,10 @@ pub struct MountRecord {
     pub layers: Vec<Digest>,
     /// Seconds since the epoch.
     pub created: u64,
+    /// Paths (relative) strata made in the writable layer that are not the user's: a kept
+    /// container's volume mount points. Every commit of the mount leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<crate::model::RelPath>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -470,6 +474,7 @@ impl Store {
             target: target.to_path_buf(),
             layers: layers.iter().map(|l| l.info.diff_id).collect(),
             created: now_secs(),
+            exclude: Vec::new(),
         })
     }
 

@@ -373,6 +373,9 @@ pub struct Container {
     exclude: Vec<crate::model::RelPath>,
     /// The volumes' container paths, for error messages.
     volume_targets: Vec<String>,
+    /// The volumes' mount points strata made: recorded in a kept mount's record, so that a
+    /// later `strata commit` leaves them out too.
+    made: Vec<crate::model::RelPath>,
     /// Our end of the socket the terminal's master arrives on.
     console_socket: Option<OwnedFd>,
     keep: bool,
@@ -481,6 +484,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
             .chain(process.made.iter().cloned())
             .collect(),
         volume_targets: process.volume_targets.clone(),
+        made: process.made.clone(),
         console_socket: None,
         keep: spec.keep,
         exec_end: 0,
@@ -831,7 +835,11 @@ impl Container {
         let mut first_err = None;
         if let Some(m) = self.mount.take() {
             if self.keep {
-                kept = Some(m.keep());
+                let (rec, written) = m.keep_excluding(std::mem::take(&mut self.made));
+                if let Err(e) = written {
+                    first_err.get_or_insert(e);
+                }
+                kept = Some(rec);
             } else if let Err(e) = m.unmount() {
                 first_err.get_or_insert(e);
             }

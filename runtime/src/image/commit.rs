@@ -51,15 +51,16 @@ pub fn image_layers(store: &Store, m: &Mount) -> Result<(Vec<Digest>, bool)> {
     Ok((layers, init))
 }
 
-/// What a commit of `m` leaves out: the init layer's files when the mount has one.
+/// What a commit of `m` leaves out: the init layer's files when the mount has one, and what
+/// its record excludes (a kept container's volume mount points).
 pub fn commit_options(store: &Store, m: &Mount) -> Result<CommitOptions> {
-    Ok(CommitOptions {
-        exclude: if image_layers(store, m)?.1 {
-            InitLayer::excluded()
-        } else {
-            Vec::new()
-        },
-    })
+    let mut exclude = if image_layers(store, m)?.1 {
+        InitLayer::excluded()
+    } else {
+        Vec::new()
+    };
+    exclude.extend(m.record().exclude.iter().cloned());
+    Ok(CommitOptions { exclude })
 }
 
 /// The image a mount was made from: the one whose diff-ids are exactly the mount's layers

@@ -13,6 +13,7 @@
 //! - [`commit`]: a mount's writable layer as a new image on top of its base.
 //! - [`push_layout`], [`registry`], [`export`]: publishing.
 
+pub mod auth;
 pub mod blobs;
 pub mod commit;
 pub mod docker_save;

@@ -180,12 +180,23 @@ pub fn du(dir: &Path) -> u64 {
 /// A docker-registry on 127.0.0.1, storing in the test's temp dir; killed when dropped.
 pub struct Registry {
     child: Child,
+    ip: String,
     pub port: u16,
 }
 
 impl Registry {
     pub fn start(dir: &Path) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0")
+        Registry::start_with(dir, "")
+    }
+
+    /// [`Registry::start`] with more YAML for its configuration (e.g. an `auth:` section).
+    pub fn start_with(dir: &Path, extra_config: &str) -> Registry {
+        Registry::start_on(dir, "127.0.0.1", extra_config)
+    }
+
+    /// [`Registry::start_with`] listening on `ip` (an address of this machine).
+    pub fn start_on(dir: &Path, ip: &str, extra_config: &str) -> Registry {
+        let port = TcpListener::bind((ip, 0))
             .unwrap()
             .local_addr()
             .unwrap()
@@ -196,7 +207,7 @@ impl Registry {
         fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{extra_config}",
                 data.display()
             ),
         )
@@ -210,7 +221,11 @@ impl Registry {
             .stderr(log)
             .spawn()
             .unwrap();
-        let r = Registry { child, port };
+        let r = Registry {
+            child,
+            ip: ip.to_string(),
+            port,
+        };
         let start = Instant::now();
         while !r.answers() {
             assert!(
@@ -223,9 +238,22 @@ impl Registry {
         r
     }
 
-    /// True once `GET /v2/` answers 200.
+    /// [`Registry::start`] serving HTTPS only, with the certificate and key (PEM files) given.
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Registry {
+        Registry::start_with(
+            dir,
+            &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    }
+
+    /// True once `GET /v2/` answers 200 (or 401: it wants a token; or 400: it speaks only
+    /// HTTPS, to which this plain request is an error).
     fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+        let Ok(mut s) = TcpStream::connect((self.ip.as_str(), self.port)) else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -236,12 +264,21 @@ impl Registry {
         }
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.0 200")
-            || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+        let head = String::from_utf8_lossy(&buf[..n]);
+        [
+            "HTTP/1.0 200",
+            "HTTP/1.1 200",
+            "HTTP/1.0 401",
+            "HTTP/1.1 401",
+            "HTTP/1.0 400",
+            "HTTP/1.1 400",
+        ]
+        .iter()
+        .any(|s| head.starts_with(s))
     }
 
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 }
 
