@@ -218,3 +218,418 @@ fn a_ten_thousand_deep_chain_in_a_writable_layer_commits_and_unmounts() {
         );
     }
 }
+
+impl Cli {
+    /// A from-host image with /bin/sh and /bin/cat, imported; its digest.
+    fn image(&self) -> String {
+        let out = s(&self.path("rootfs"));
+        let tar = s(&self.path("rootfs.tar"));
+        self.ok(&[
+            "rootfs",
+            "from-host",
+            "--out",
+            &out,
+            "--tar",
+            &tar,
+            "/bin/sh",
+            "/bin/cat",
+        ]);
+        self.ok(&["layer", "import", &tar]).trim().to_string()
+    }
+
+    /// The store's mount records (mount.json files), parsed.
+    fn records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.root().join("mounts")).unwrap() {
+            let p = e.unwrap().path().join("mount.json");
+            if let Ok(b) = fs::read(&p) {
+                out.push(serde_json::from_slice(&b).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Waits (no time limit: the test's own timeout is the bound) for a record in `state`.
+    fn wait_for_record(&self, state: &str) {
+        while !self.records().iter().any(|r| r["state"] == state) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Issue 14 item 1: `umount --all` took a running container's mount (in the run's private
+/// namespace: EINVAL outside) for stale and deleted its writable layer under it. The run
+/// holds the lock of its mount now; `umount --all` and gc leave it alone.
+#[test]
+fn umount_all_and_gc_leave_a_running_container_alone() {
+    let Some(c) = Cli::new() else {
+        return;
+    };
+    let img = c.image();
+    for d in ["overlay", "copy"] {
+        if !require::driver_in(driver::by_name(d).unwrap(), &c.root()) {
+            continue;
+        }
+        let out = s(&c.path(&format!("run-{d}.tar")));
+        let mut child = c
+            .cmd()
+            .args(["run", "--driver", d, "--commit", &out, &img, "--"])
+            .args(["/bin/sh", "-c", "echo hi > /a; read x; cat /a"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.wait_for_record("mounted");
+        let all = c.ok(&["umount", "--all"]);
+        assert!(all.contains("skipped"), "{d}: {all}");
+        let gc = c.ok(&["gc"]);
+        assert!(
+            gc.contains("0 leftover(s)") && gc.contains("1 live"),
+            "{d}: {gc}"
+        );
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{d}: the container failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n", "{d}");
+        let names: Vec<String> = tar::Archive::new(fs::File::open(&out).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.contains(&"a".to_string()), "{d}: {names:?}");
+        c.assert_nothing_mounted();
+        c.assert_store_clean();
+    }
+}
+
+/// Issue 14 item 3: six parallel mounts onto one target stacked five mounts there. A mount
+/// is made under the target's lock now: one wins, each other one is a clear refusal.
+#[test]
+fn parallel_mounts_onto_one_target_serialize() {
+    let Some(c) = Cli::new() else {
+        return;
+    };
+    let l = c.write_layer("l.tar", &Layer::new().file("f", "x"));
+    let digest = c.ok(&["layer", "import", &l]).trim().to_string();
+    for d in ["copy", "overlay"] {
+        let t = c.empty_dir(&format!("t-{d}"));
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                c.cmd()
+                    .args(["mount", "--driver", d, &digest, &t])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|ch| ch.wait_with_output().unwrap())
+            .collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "{d}: mounts that succeeded");
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{d}: {err}");
+            assert_eq!(err.lines().count(), 1, "{d}: {err}");
+            assert!(
+                err.contains("already a strata mount") || err.contains("not empty"),
+                "{d}: {err}"
+            );
+        }
+        let mi = sandbox::mountinfo().unwrap();
+        let on_t = mi
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(t.as_str()))
+            .count();
+        assert_eq!(on_t, 1, "{d}: mounts on the target");
+        fs::write(Path::new(&t).join("new"), "y").unwrap();
+        let out = s(&c.path(&format!("c-{d}.tar")));
+        c.ok(&["commit", &t, "-o", &out]);
+        let names: Vec<String> = tar::Archive::new(fs::File::open(&out).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["new"], "{d}");
+        c.ok(&["umount", &t]);
+    }
+    c.assert_nothing_mounted();
+    c.assert_store_clean();
+}
+
+/// Issue 14 item 6: a recorded target unmounted by hand, then a user's tmpfs there:
+/// `strata umount` detached the user's tmpfs. Only the mount strata made (its recorded
+/// mountinfo identity) is unmounted now; the record and writable layer still go.
+#[test]
+fn umount_never_detaches_a_mount_strata_did_not_make() {
+    let Some(c) = Cli::new() else {
+        return;
+    };
+    let l = c.write_layer("l.tar", &Layer::new().file("f", "x"));
+    for all in [false, true] {
+        let t = c.empty_dir(&format!("t-{all}"));
+        c.ok(&["mount", "--driver", "copy", &l, &t]);
+        nix::mount::umount2(Path::new(&t), nix::mount::MntFlags::empty()).unwrap();
+        nix::mount::mount(
+            Some("users-tmpfs"),
+            Path::new(&t),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        fs::write(Path::new(&t).join("mine"), "user data").unwrap();
+        if all {
+            c.ok(&["umount", "--all"]);
+        } else {
+            c.ok(&["umount", &t]);
+        }
+        assert_eq!(
+            fs::read_to_string(Path::new(&t).join("mine")).unwrap(),
+            "user data",
+            "all={all}: the user's tmpfs was detached"
+        );
+        assert!(c.records().is_empty(), "all={all}: the record stayed");
+        nix::mount::umount2(Path::new(&t), nix::mount::MntFlags::empty()).unwrap();
+    }
+    // strata's mount covered by a user's: refused, both left as they are.
+    let t = c.empty_dir("covered");
+    c.ok(&["mount", "--driver", "copy", &l, &t]);
+    nix::mount::mount(
+        Some("users-tmpfs"),
+        Path::new(&t),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    c.fails(&["umount", &t], "covered by a mount it did not make");
+    nix::mount::umount2(Path::new(&t), nix::mount::MntFlags::empty()).unwrap();
+    c.ok(&["umount", &t]);
+    c.assert_nothing_mounted();
+    c.assert_store_clean();
+}
+
+/// Runs `args` under strace, SIGKILLed at the `when`-th call of `syscall`; true when it was
+/// killed (false: the command finished before that call).
+fn killed_at(c: &Cli, syscall: &str, when: usize, args: &[&str]) -> bool {
+    let o = Command::new("strace")
+        // Not -f: the kill is for strata itself (a followed fuse-overlayfs daemon would keep
+        // strace waiting for it).
+        .args(["-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject={syscall}:signal=KILL:when={when}"))
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(c.root())
+        .args(args)
+        .output()
+        .unwrap();
+    !o.status.success()
+        && (o.status.code() == Some(137)
+            || String::from_utf8_lossy(&o.stderr).contains("Killed")
+            || std::os::unix::process::ExitStatusExt::signal(&o.status) == Some(9))
+}
+
+/// Kills `args` at the 1st, 2nd, ... call of each of `syscalls` in turn (up to `max` calls,
+/// until the command finishes unkilled), calling `recover` after each run; returns the kill
+/// points (runs that were killed).
+fn each_kill_point(
+    c: &Cli,
+    syscalls: &[&str],
+    max: usize,
+    args: &[&str],
+    mut recover: impl FnMut(&str, usize, bool),
+) -> usize {
+    let mut points = 0;
+    for sc in syscalls {
+        for n in 1..=max {
+            let killed = killed_at(c, sc, n, args);
+            recover(sc, n, killed);
+            if !killed {
+                break;
+            }
+            points += 1;
+        }
+    }
+    points
+}
+
+/// After a crash and `strata gc`: nothing mounted, nothing staged, the store consistent.
+fn assert_recovered(c: &Cli, what: &str) {
+    let gc = c.run(&["gc"]);
+    assert!(
+        gc.status.success(),
+        "{what}: gc: {}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    c.assert_nothing_mounted();
+    c.assert_store_clean();
+    let check = c.run(&["gc", "--check"]);
+    assert!(
+        check.status.success(),
+        "{what}: gc --check: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// Issue 14 items 5 and 7: SIGKILL at each call of the syscalls that change the store or the
+/// mount table, for mount, umount, commit -o and layer import on every driver; then `strata
+/// gc`: no mount left, nothing staged, `gc --check` clean, committed and imported data whole,
+/// and the same command then succeeds. Item 5 in particular: a kill at the record's rename
+/// after the kernel mount left a mount nothing could remove; the intent record finds it.
+#[test]
+fn sigkill_at_each_kill_point_then_gc_recovers() {
+    let Some(c) = Cli::new() else {
+        return;
+    };
+    if !require::tools(&["strace"]) {
+        return;
+    }
+    let l = c.write_layer(
+        "l.tar",
+        &Layer::new().file("f", "x").dir("d").file("d/g", "y"),
+    );
+    let digest = c.ok(&["layer", "import", &l]).trim().to_string();
+    let mut summary = Vec::new();
+    for d in drivers(&c.root()) {
+        let t = c.empty_dir(&format!("t-{d}"));
+        // mount: an idle mount a kill left complete is the user's: `strata umount` ends it.
+        let mut left_mounted = 0;
+        let mount = ["mount", "--driver", d, &digest, &t];
+        let points = each_kill_point(
+            &c,
+            &["mkdir", "rename", "mount", "move_mount", "fsmount"],
+            8,
+            &mount,
+            |sc, n, killed| {
+                let what = format!("{d} mount, kill at {sc} #{n}");
+                let mi = sandbox::mountinfo().unwrap();
+                let mounted = mi.lines().any(|l| l.split(' ').nth(4) == Some(t.as_str()));
+                let recorded_whole = c.records().iter().any(|r| r["state"] == "mounted");
+                if killed && mounted && !recorded_whole {
+                    left_mounted += 1;
+                }
+                if recorded_whole {
+                    c.ok(&["umount", &t]);
+                }
+                assert_recovered(&c, &what);
+                c.ok(&mount);
+                c.ok(&["umount", &t]);
+            },
+        );
+        assert!(
+            left_mounted > 0,
+            "{d}: no kill point fell between the kernel mount and the record"
+        );
+        summary.push(format!(
+            "{d} mount: {points} kill points ({left_mounted} between the kernel mount and the completed record), all recovered"
+        ));
+        // umount.
+        c.ok(&mount);
+        let points = each_kill_point(
+            &c,
+            &["umount2", "unlinkat", "rename"],
+            8,
+            &["umount", &t],
+            |sc, n, _| {
+                let what = format!("{d} umount, kill at {sc} #{n}");
+                assert_recovered_after(&c, &what, &t);
+                c.ok(&mount);
+            },
+        );
+        summary.push(format!("{d} umount: {points} kill points, all recovered"));
+        // commit -o: the output is whole or absent, never a torn tar; the same commit then
+        // gives the same digest.
+        fs::write(Path::new(&t).join("new"), "z".repeat(100_000)).unwrap();
+        let out = s(&c.path(&format!("c-{d}.tar")));
+        let digest_ok = c.ok(&["commit", &t, "-o", &out]).trim().to_string();
+        fs::remove_file(&out).unwrap();
+        let points = each_kill_point(
+            &c,
+            &["openat", "write", "rename", "fsync"],
+            8,
+            &["commit", &t, "-o", &out],
+            |sc, n, killed| {
+                let what = format!("{d} commit, kill at {sc} #{n}");
+                if killed && Path::new(&out).exists() {
+                    let got = strata_runtime::Digest::of(&fs::read(&out).unwrap()).to_string();
+                    assert_eq!(got, digest_ok, "{what}: a torn output");
+                }
+                let again = c.ok(&["commit", &t, "-o", &out]);
+                assert_eq!(again.trim(), digest_ok, "{what}");
+                let temps: Vec<_> = fs::read_dir(c.dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(".tmp-"))
+                    .collect();
+                assert!(temps.is_empty(), "{what}: temporaries left: {temps:?}");
+                fs::remove_file(&out).unwrap();
+            },
+        );
+        summary.push(format!(
+            "{d} commit -o: {points} kill points, all recovered"
+        ));
+        c.ok(&["umount", &t]);
+    }
+    // layer import (no driver): the layer is whole or absent.
+    let l2 = c.write_layer(
+        "l2.tar",
+        &Layer::new()
+            .dir("x")
+            .file("x/big", "q".repeat(50_000).as_str()),
+    );
+    let points = each_kill_point(
+        &c,
+        &["mkdir", "openat", "rename", "write"],
+        8,
+        &["layer", "import", &l2],
+        |sc, n, _| {
+            let what = format!("layer import, kill at {sc} #{n}");
+            assert_recovered(&c, &what);
+            let d2 = c.ok(&["layer", "import", &l2]).trim().to_string();
+            let t = c.empty_dir("imported");
+            c.ok(&["mount", "--driver", "overlay", &d2, &t]);
+            assert_eq!(
+                fs::read_to_string(Path::new(&t).join("x/big")).unwrap(),
+                "q".repeat(50_000),
+                "{what}"
+            );
+            c.ok(&["umount", &t]);
+            // Forget it, so the next kill point imports it again.
+            fs::remove_dir_all(
+                c.root()
+                    .join("layers/sha256")
+                    .join(d2.trim_start_matches("sha256:")),
+            )
+            .unwrap();
+        },
+    );
+    summary.push(format!("layer import: {points} kill points, all recovered"));
+    for line in &summary {
+        println!("fault injection: {line}");
+    }
+}
+
+/// [`assert_recovered`] after a killed umount: gc, then `strata umount` of a mount the kill
+/// left whole (idle) succeeds, and nothing is left.
+fn assert_recovered_after(c: &Cli, what: &str, t: &str) {
+    let gc = c.run(&["gc"]);
+    assert!(
+        gc.status.success(),
+        "{what}: gc: {}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    if !c.records().is_empty() {
+        c.ok(&["umount", t]);
+    }
+    assert_recovered(c, what);
+}

@@ -394,7 +394,11 @@ pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    sweep_dead_temps(dir, path);
     let mut tmp = tempfile_in(dir, path)?;
+    // Held while this process writes it: a later commit to the same output removes only
+    // temporaries nobody holds (those of killed commits).
+    let _held = crate::fsutil::Flock::wait(&tmp.0)?;
     let mut hw = HashingWriter::new(&mut tmp.1);
     let result = f(&mut hw);
     let (digest, _, _) = hw.finish();
@@ -407,6 +411,29 @@ pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
         return Err(e);
     }
     Ok(digest)
+}
+
+/// Removes the temporaries of earlier commits to `path` that were killed before their
+/// rename (no live process holds their lock). Best effort: a leftover is only untidy.
+fn sweep_dead_temps(dir: &Path, path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        if !ent.file_name().to_string_lossy().starts_with(&prefix)
+            || !ent.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let p = ent.path();
+        if let Ok(Some(_dead)) = crate::fsutil::Flock::try_take(&p) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 fn tempfile_in(dir: &Path, path: &Path) -> Result<(std::path::PathBuf, File)> {

@@ -840,6 +840,57 @@ pub fn open_path_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
     .map_err(ioe)
 }
 
+/// An exclusive flock(2) on a file or directory, held until dropped (or the process dies:
+/// the kernel releases it, so a lock nobody holds is how a crashed holder is recognised).
+#[derive(Debug)]
+pub struct Flock(#[allow(dead_code)] File);
+
+impl Flock {
+    /// Waits for the lock on `path`: a directory, or a lock file (created when missing).
+    pub fn wait(path: &Path) -> Result<Flock> {
+        let f = Self::open(path)?;
+        rfs::flock(&f, rfs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", path, ioe(e)))?;
+        Ok(Flock(f))
+    }
+
+    /// The lock on `path` if nobody holds it, else `None` (also when `path` is gone).
+    pub fn try_take(path: &Path) -> Result<Option<Flock>> {
+        let f = match Self::open(path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rfs::flock(&f, rfs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Flock(f))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("lock", path, ioe(e))),
+        }
+    }
+
+    /// True when a live process holds the lock on `path`.
+    pub fn is_held(path: &Path) -> Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        Ok(Self::try_take(path)?.is_none())
+    }
+
+    fn open(path: &Path) -> Result<File> {
+        let dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+        let r = if dir {
+            File::open(path)
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+        };
+        r.map_err(|e| Error::io("open lock", path, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

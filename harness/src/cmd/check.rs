@@ -43,10 +43,10 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
         .to_json_pretty()
         .map_err(|e| Error::Usage(format!("JSON output: {e}")))?;
     match (&a.json_file, ctx.json) {
-        (None, true) => println!("{json}"),
+        (None, true) => crate::output::print_out(&format!("{json}\n")),
         (file, _) => {
             if !plan.columns.is_empty() {
-                print!("{}", table::render(&plan.cases, &plan.columns, &cells));
+                crate::output::print_out(&table::render(&plan.cases, &plan.columns, &cells));
             }
             if let Some(f) = file
                 && let Err(e) = std::fs::write(f, format!("{json}\n"))

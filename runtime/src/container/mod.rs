@@ -350,7 +350,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     let t = tm.since("init_layer", t);
     let id = store::unique_id();
     let target = Target::make(store, spec.target.as_deref(), &id)?;
-    let mount = mounts::mount(store, driver, layers, &target.path)?;
+    let mount = mounts::mount_as(store, driver, layers, &target.path, Some(&id))?;
     let t = tm.since("union_mount", t);
     let cgroup = if spec.limits.is_empty() {
         None
