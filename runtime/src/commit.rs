@@ -398,7 +398,7 @@ pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
     let mut tmp = tempfile_in(dir, path)?;
     // Held while this process writes it: a later commit to the same output removes only
     // temporaries nobody holds (those of killed commits).
-    let _held = crate::fsutil::Flock::wait(&tmp.0)?;
+    let _held = crate::fsutil::Flock::wait_existing(&tmp.0)?;
     let mut hw = HashingWriter::new(&mut tmp.1);
     let result = f(&mut hw);
     let (digest, _, _) = hw.finish();

@@ -846,20 +846,37 @@ pub fn open_path_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
 pub struct Flock(#[allow(dead_code)] File);
 
 impl Flock {
-    /// Waits for the lock on `path`: a directory, or a lock file (created when missing).
+    /// Waits for the lock on the lock file `path` (created when missing).
     pub fn wait(path: &Path) -> Result<Flock> {
-        let f = Self::open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open lock", path, e))?;
+        Self::lock(f, path)
+    }
+
+    /// Waits for the lock on the existing file or directory `path` (never created: a
+    /// missing one is an ENOENT error).
+    pub fn wait_existing(path: &Path) -> Result<Flock> {
+        let f = File::open(path).map_err(|e| Error::io("open lock", path, e))?;
+        Self::lock(f, path)
+    }
+
+    fn lock(f: File, path: &Path) -> Result<Flock> {
         rfs::flock(&f, rfs::FlockOperation::LockExclusive)
             .map_err(|e| Error::io("lock", path, ioe(e)))?;
         Ok(Flock(f))
     }
 
-    /// The lock on `path` if nobody holds it, else `None` (also when `path` is gone).
+    /// The lock on the existing file or directory `path` if nobody holds it, else `None`
+    /// (also when `path` is gone; nothing is created).
     pub fn try_take(path: &Path) -> Result<Option<Flock>> {
-        let f = match Self::open(path) {
+        let f = match File::open(path) {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open lock", path, e)),
         };
         match rfs::flock(&f, rfs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(Flock(f))),
@@ -868,26 +885,19 @@ impl Flock {
         }
     }
 
+    /// True while the locked file or directory still has a name (a directory another
+    /// process removed before this lock was taken has none).
+    pub fn still_linked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.0.metadata().is_ok_and(|m| m.nlink() > 0)
+    }
+
     /// True when a live process holds the lock on `path`.
     pub fn is_held(path: &Path) -> Result<bool> {
         if !path.exists() {
             return Ok(false);
         }
         Ok(Self::try_take(path)?.is_none())
-    }
-
-    fn open(path: &Path) -> Result<File> {
-        let dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-        let r = if dir {
-            File::open(path)
-        } else {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path)
-        };
-        r.map_err(|e| Error::io("open lock", path, e))
     }
 }
 

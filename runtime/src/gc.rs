@@ -7,7 +7,8 @@
 //!   umount); the mount is unmounted only when it is the one strata made;
 //! - mount directories without a record, staging directories of dead imports (`ROOT/tmp`);
 //! - empty container root directories (`ROOT/containers/<id>`) no record names;
-//! - cgroups `strata-<id>` (v2 and v1) of containers no live run has, when empty.
+//! - cgroups `strata-<id>` (v2 and v1) of this store's containers whose run died (processes
+//!   still in one are killed).
 //!
 //! An idle mount (`strata mount`, `strata run --keep`) is not garbage: `strata umount` ends it.
 
@@ -73,13 +74,19 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
     let act = |f: &dyn Fn() -> Result<()>| if dry_run { None } else { Some(f()) };
     let records = store.records()?;
     let mut live_containers = Vec::new();
+    // Containers of this store whose run is dead: their cgroups are garbage too.
+    let mut dead_containers: Vec<String> = Vec::new();
+    // Targets of the records that stay (live and idle mounts).
+    let mut kept: Vec<PathBuf> = Vec::new();
     for rec in &records {
         let dir = store.mount_dir(&rec.id);
         let Some(lock) = Flock::try_take(&dir)? else {
+            kept.push(rec.target.clone());
             rep.live += 1;
             live_containers.extend(rec.container.clone());
             continue;
         };
+        dead_containers.extend(rec.container.clone());
         let reason = if rec.state == RecordState::Intent {
             "intent record of a mount whose process died".to_string()
         } else if let Some(c) = &rec.container {
@@ -88,6 +95,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
             match mounts::ownership(store, rec)? {
                 Ownership::Gone => "recorded mount no longer mounted".to_string(),
                 Ownership::Ours | Ownership::Covered(_) => {
+                    kept.push(rec.target.clone());
                     rep.idle += 1;
                     continue;
                 }
@@ -130,13 +138,22 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
         let r = act(&|| crate::fsutil::remove_tree(&p));
         rep.push("staging", p, "staging directory of a dead import".into(), r);
     }
-    let targets: Vec<&Path> = records.iter().map(|r| r.target.as_path()).collect();
     let cdir = store.root().join("containers");
     if let Ok(rd) = fs::read_dir(&cdir) {
         for ent in rd.flatten() {
             let p = ent.path();
-            let empty = fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
-            if !empty || targets.contains(&p.as_path()) {
+            dead_containers.push(ent.file_name().to_string_lossy().into_owned());
+            let empty = || fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+            if !empty() || (!dry_run && kept.contains(&p)) || (dry_run && targets_of(&records, &p))
+            {
+                continue;
+            }
+            // A running container holds the lock of its directory (whose mount lives in the
+            // run's own namespace: the directory looks empty from here).
+            let Some(_held) = Flock::try_take(&p)? else {
+                continue;
+            };
+            if !empty() {
                 continue;
             }
             let r = act(&|| fs::remove_dir(&p).map_err(|e| Error::io("remove", &p, e)));
@@ -148,30 +165,47 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
             );
         }
     }
+    // Only cgroups of this store's containers: another store's run may be between making
+    // its cgroup and moving its child in.
     for cg in strata_cgroups() {
         let name = cg
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let id = name.trim_start_matches("strata-");
-        if live_containers.iter().any(|c| c == id) {
+        if live_containers.iter().any(|c| c == id) || !dead_containers.iter().any(|c| c == id) {
             continue;
         }
         let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
-        if !procs.trim().is_empty() {
-            rep.push(
-                "cgroup",
-                cg,
-                "cgroup of a dead run still has processes: left alone".into(),
-                Some(Err(Error::Usage(format!(
-                    "processes {} remain",
-                    procs.split_whitespace().collect::<Vec<_>>().join(" ")
-                )))),
-            );
-            continue;
-        }
-        let r = act(&|| fs::remove_dir(&cg).map_err(|e| Error::io("remove cgroup", &cg, e)));
-        rep.push("cgroup", cg, "cgroup of a dead run".into(), r);
+        let reason = if procs.trim().is_empty() {
+            "cgroup of a dead run".to_string()
+        } else {
+            format!(
+                "cgroup of a dead run, processes {} killed",
+                procs.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        };
+        let r = act(&|| {
+            for pid in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: kill(2) of a process in the cgroup of this store's dead run.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let mut tries = 0;
+            loop {
+                match fs::remove_dir(&cg) {
+                    // Killed processes leave the cgroup when they are reaped.
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    r => return r.map_err(|e| Error::io("remove cgroup", &cg, e)),
+                }
+            }
+        });
+        rep.push("cgroup", cg, reason, r);
     }
     Ok(rep)
 }
@@ -207,6 +241,11 @@ pub fn check(store: &Store) -> Result<Vec<Finding>> {
         }
     }
     Ok(out)
+}
+
+/// True when a record's target is `p` (in a dry run no record is removed).
+fn targets_of(records: &[crate::store::MountRecord], p: &Path) -> bool {
+    records.iter().any(|r| r.target == p)
 }
 
 /// True when `pid` is still a fuse-overlayfs process (not yet exited, not reused).

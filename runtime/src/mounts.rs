@@ -110,9 +110,8 @@ pub fn mount_as(
             store.mount_dir(&r.id).display()
         )));
     }
-    let mut record = store.new_record(driver.name(), &target, &layers)?;
+    let (mut record, lock) = store.new_record(driver.name(), &target, &layers)?;
     record.container = container.map(str::to_string);
-    let lock = Flock::wait(&store.mount_dir(&record.id))?;
     // The intent: written before the kernel mount, so a crash after it is findable.
     if let Err(e) = store.write_record(&record) {
         let _ = store.remove_mount_dir(&record.id);

@@ -204,6 +204,29 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     })
 }
 
+/// Makes a new directory (named by `name`) and locks it. gc may find it between the mkdir
+/// and the lock, take it for a dead process's and remove it: then it is made again under a
+/// new name, so the caller always holds the lock of a directory that exists.
+fn locked_dir(name: impl Fn() -> PathBuf) -> Result<(PathBuf, Flock)> {
+    let mut tries = 0;
+    loop {
+        let p = name();
+        fs::create_dir(&p).map_err(|e| Error::io("create", &p, e))?;
+        match Flock::wait_existing(&p) {
+            Ok(lock) if lock.still_linked() => return Ok((p, lock)),
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) || tries >= 100 => return Err(e),
+            _ if tries >= 100 => {
+                return Err(Error::io(
+                    "create",
+                    &p,
+                    io::Error::other("removed by another process as soon as made, 100 times"),
+                ));
+            }
+            _ => tries += 1,
+        }
+    }
+}
+
 /// Removes a directory tree when dropped, unless disarmed.
 struct TmpGuard(Option<PathBuf>);
 
@@ -272,14 +295,10 @@ impl Store {
 
     /// [`Store::import_reader`] recording `source` as where the layer came from.
     pub fn import_reader_from(&self, r: impl Read, label: &Path, source: &str) -> Result<Imported> {
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("import-{}", unique_id()));
-        let fs_dir = tmp.join("fs");
-        fs::create_dir_all(&fs_dir).map_err(|e| Error::io("create", &fs_dir, e))?;
         // Held while the import runs: `umount --all` and gc leave a held staging dir alone.
-        let _staging = Flock::wait(&tmp)?;
+        let (tmp, _staging) = self.staging_dir("import")?;
+        let fs_dir = tmp.join("fs");
+        fs::create_dir(&fs_dir).map_err(|e| Error::io("create", &fs_dir, e))?;
         let mut guard = TmpGuard(Some(tmp.clone()));
         let imported = layer::import_tar(r, label, &fs_dir)?;
         let final_dir = self.layer_dir(&imported.diff_id);
@@ -452,8 +471,11 @@ impl Store {
         for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
             let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
             let p = ent.path().join("mount.json");
-            if p.exists() {
-                out.push(read_json(&p)?);
+            match read_json(&p) {
+                Ok(r) => out.push(r),
+                // No record (yet), or removed meanwhile by an unmount in another process.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
             }
         }
         out.sort_by(|a: &MountRecord, b| a.target.cmp(&b.target));
@@ -475,17 +497,20 @@ impl Store {
             })
     }
 
-    /// A new mount record (its directory is created; the record is written by the caller).
+    /// A new mount record (its directory is created and locked; the record is written by the
+    /// caller).
     pub fn new_record(
         &self,
         driver: &str,
         target: &Path,
         layers: &[StoredLayer],
-    ) -> Result<MountRecord> {
-        let id = unique_id();
-        let dir = self.mount_dir(&id);
-        fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        Ok(MountRecord {
+    ) -> Result<(MountRecord, Flock)> {
+        let (dir, lock) = locked_dir(|| self.mount_dir(&unique_id()))?;
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rec = MountRecord {
             id,
             driver: driver.to_string(),
             target: target.to_path_buf(),
@@ -495,7 +520,8 @@ impl Store {
             mount: None,
             container: None,
             pid: std::process::id(),
-        })
+        };
+        Ok((rec, lock))
     }
 
     /// Removes a mount's directory (its writable layer) and record.
@@ -538,12 +564,7 @@ impl Store {
     /// A staging directory under `ROOT/tmp` named `prefix-<unique>`, locked while the
     /// returned lock lives (a crashed holder's is removed by `strata gc`).
     pub fn staging_dir(&self, prefix: &str) -> Result<(PathBuf, Flock)> {
-        let p = self
-            .root
-            .join("tmp")
-            .join(format!("{prefix}-{}", unique_id()));
-        fs::create_dir(&p).map_err(|e| Error::io("create", &p, e))?;
-        let lock = Flock::wait(&p)?;
-        Ok((p, lock))
+        let tmp = self.root.join("tmp");
+        locked_dir(|| tmp.join(format!("{prefix}-{}", unique_id())))
     }
 }
