@@ -134,8 +134,10 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
         let r = act(&|| crate::fsutil::remove_tree(&p));
         rep.push("mount-dir", p, "mount directory without a record".into(), r);
     }
-    for p in store.clean_tmp(true)? {
-        let r = act(&|| crate::fsutil::remove_tree(&p));
+    // Removed (or listed) under their lock, so an import that locks its new directory
+    // meanwhile never loses it.
+    for p in store.clean_tmp(dry_run)? {
+        let r = (!dry_run).then_some(Ok(()));
         rep.push("staging", p, "staging directory of a dead import".into(), r);
     }
     let cdir = store.root().join("containers");
