@@ -17,6 +17,7 @@ packages=(
   debootstrap            # the Debian minbase image of container_start (built once, cached)
   chromium               # the report page test (headless)
   hyperfine              # whole-command timings in the closing notes
+  strace                 # the store's fault injection (SIGKILL at the Nth call of a syscall)
   qemu-system-x86 kmod   # the kernel matrix: microVMs (virtme-ng), depmod/modprobe of their modules
   python3-venv           # virtme-ng in a venv of its own
   libcap-ng-dev libseccomp-dev pkg-config   # to build virtiofsd (the Rust one)

@@ -37,6 +37,8 @@ pub enum Command {
     Umount(UmountArgs),
     /// Write a mount's writable layer as an OCI layer tar, or as a new image (--image)
     Commit(CommitArgs),
+    /// Remove what a crash left in the store (never what a live process holds)
+    Gc(GcArgs),
     /// Import, list, inspect, remove, push and export images (OCI layouts, docker-save tars)
     #[command(subcommand)]
     Image(ImageCmd),
@@ -216,9 +218,20 @@ pub struct UmountArgs {
     /// The mount's target directory
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub target: Option<PathBuf>,
-    /// Unmount every recorded mount and remove stale imports (after a crash)
+    /// Unmount every idle recorded mount and remove stale imports (a mount a running
+    /// container or another command holds is left alone)
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// List what would be removed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change nothing; exit 1 when anything is left over or the store is inconsistent
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

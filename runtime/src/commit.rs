@@ -7,7 +7,7 @@
 //! - hard links: the first name of an inode carries the data, later names are links to it;
 //! - names beginning with `.wh.` cannot be committed (they would read back as whiteouts).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -17,7 +17,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, file_type, open_dir, open_dir_beneath, open_file_at};
+use crate::fsutil::{self, file_type, open_dir, open_file_at};
 use crate::model::{Entry, EntryKind, FileData, Meta, RelPath, is_within, parent_and_name};
 use crate::tarw::{TarWriter, WHITEOUT_PREFIX};
 
@@ -77,30 +77,88 @@ impl Item {
             Item::Entry { path, .. } | Item::Whiteout { path } | Item::Opaque { path, .. } => path,
         }
     }
+}
 
-    /// Depth first; in a directory: opaque marker, whiteouts, then entries, each by name.
-    fn sort_key(&self) -> Vec<(u8, &str)> {
-        fn comps(p: &str) -> Vec<(u8, &str)> {
-            p.split('/')
-                .filter(|c| !c.is_empty())
-                .map(|c| (2u8, c))
-                .collect()
+/// `items` in tar order, depth first; in a directory: opaque marker, whiteouts, then entries,
+/// each by name. Of two items with the same place the first given stays. Linear in the
+/// total length of the paths (a sort by component lists costs the square of the depth, and
+/// a writable layer may hold a chain 10,000 directories deep).
+fn tar_order(items: Vec<Item>) -> Vec<Item> {
+    use std::collections::hash_map::Entry as Slot;
+    fn split(p: &str) -> (&str, &str) {
+        parent_and_name(p).unwrap_or(("", p))
+    }
+    // Every directory entry by path (with its item, if one was given), intermediate
+    // directories included so that every item is reachable from the root.
+    let mut entries: HashMap<&str, Option<usize>> = HashMap::new();
+    let mut root = None;
+    for (i, item) in items.iter().enumerate() {
+        if let Item::Entry { path, .. } = item {
+            if path.is_empty() {
+                root.get_or_insert(i);
+            } else if let Slot::Vacant(v) = entries.entry(path.as_str()) {
+                v.insert(Some(i));
+            } else if let Some(slot @ None) = entries.get_mut(path.as_str()) {
+                *slot = Some(i);
+            }
         }
-        match self {
-            Item::Entry { path, .. } => comps(path),
-            Item::Opaque { path, .. } => {
-                let mut k = comps(path);
-                k.push((0, ""));
-                k
+        let mut up = match item {
+            Item::Entry { path, .. } => split(path).0,
+            Item::Opaque { path, .. } => path.as_str(),
+            Item::Whiteout { path } => split(path).0,
+        };
+        while !up.is_empty() {
+            match entries.entry(up) {
+                Slot::Occupied(_) => break,
+                Slot::Vacant(v) => {
+                    v.insert(None);
+                }
             }
-            Item::Whiteout { path } => {
-                let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-                let mut k = comps(parent);
-                k.push((1, name));
-                k
-            }
+            up = split(up).0;
         }
     }
+    // A directory's children: (0 opaque marker, 1 whiteout, 2 entry; name; item).
+    type Child<'a> = (u8, &'a str, Option<usize>);
+    let mut children: HashMap<&str, Vec<Child>> = HashMap::new();
+    for (path, idx) in &entries {
+        let (parent, name) = split(path);
+        children.entry(parent).or_default().push((2, name, *idx));
+    }
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Item::Opaque { path, .. } => children.entry(path).or_default().push((0, "", Some(i))),
+            Item::Whiteout { path } => {
+                let (parent, name) = split(path);
+                children.entry(parent).or_default().push((1, name, Some(i)));
+            }
+            Item::Entry { .. } => {}
+        }
+    }
+    for list in children.values_mut() {
+        // Stable: of equal keys the one given first stays first, and dedup keeps it.
+        list.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.cmp(&b.2)));
+        list.dedup_by(|b, a| (a.0, a.1) == (b.0, b.1));
+    }
+    let mut order = Vec::with_capacity(items.len());
+    order.extend(root);
+    // Depth first with an explicit stack: (directory path, its children, the next one).
+    let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
+    while let Some((dir, next)) = stack.pop() {
+        let Some(list) = children.get(dir.as_str()) else {
+            continue;
+        };
+        let Some(&(rank, name, idx)) = list.get(next) else {
+            continue;
+        };
+        order.extend(idx);
+        let child = (rank == 2).then(|| crate::model::join(&dir, name));
+        stack.push((dir, next + 1));
+        if let Some(child) = child {
+            stack.push((child, 0));
+        }
+    }
+    let mut slots: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// True when two directory (or root) attributes differ in a way a layer records:
@@ -251,8 +309,7 @@ pub fn write(
         items
     };
     let items = apply_exclusions(items, opts);
-    let mut sorted: BTreeMap<Vec<(u8, String)>, Item> = BTreeMap::new();
-    for item in items {
+    for item in &items {
         if let Item::Entry { path, .. } = &item
             && let Some((_, base)) = parent_and_name(path)
             && base.starts_with(WHITEOUT_PREFIX)
@@ -262,18 +319,13 @@ pub fn write(
                 data_root.join(path).display()
             )));
         }
-        let key = item
-            .sort_key()
-            .into_iter()
-            .map(|(o, s)| (o, s.to_string()))
-            .collect();
-        sorted.entry(key).or_insert(item);
     }
+    let sorted = tar_order(items);
     let root = open_dir(data_root)?;
     let mut tw = TarWriter::new(io::BufWriter::with_capacity(1 << 17, out));
     let mut first_name: HashMap<(u64, u64), RelPath> = HashMap::new();
     let werr = |p: &str, e: io::Error| Error::io("write tar entry", data_root.join(p), e);
-    for item in sorted.into_values() {
+    for item in sorted {
         match item {
             Item::Whiteout { path } => tw.whiteout(&path).map_err(|e| werr(&path, e))?,
             Item::Opaque { path, meta } => tw.opaque(&path, &meta).map_err(|e| werr(&path, e))?,
@@ -331,7 +383,7 @@ pub fn write(
 
 fn open_data(root: BorrowedFd<'_>, path: &str) -> io::Result<File> {
     let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-    let dir = open_dir_beneath(root, parent)?;
+    let dir = fsutil::open_dir_beneath_long(root, parent)?;
     open_file_at(dir.as_fd(), name)
 }
 
@@ -342,7 +394,11 @@ pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    sweep_dead_temps(dir, path);
     let mut tmp = tempfile_in(dir, path)?;
+    // Held while this process writes it: a later commit to the same output removes only
+    // temporaries nobody holds (those of killed commits).
+    let _held = crate::fsutil::Flock::wait_existing(&tmp.0)?;
     let mut hw = HashingWriter::new(&mut tmp.1);
     let result = f(&mut hw);
     let (digest, _, _) = hw.finish();
@@ -355,6 +411,29 @@ pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
         return Err(e);
     }
     Ok(digest)
+}
+
+/// Removes the temporaries of earlier commits to `path` that were killed before their
+/// rename (no live process holds their lock). Best effort: a leftover is only untidy.
+fn sweep_dead_temps(dir: &Path, path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        if !ent.file_name().to_string_lossy().starts_with(&prefix)
+            || !ent.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let p = ent.path();
+        if let Ok(Some(_dead)) = crate::fsutil::Flock::try_take(&p) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 fn tempfile_in(dir: &Path, path: &Path) -> Result<(std::path::PathBuf, File)> {

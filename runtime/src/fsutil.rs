@@ -346,10 +346,6 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    remove_known(dir, name, ft)
-}
-
-fn remove_known(dir: BorrowedFd<'_>, name: &str, ft: FileType) -> io::Result<()> {
     if ft == FileType::Directory {
         let sub = open_dir_beneath(dir, name)?;
         clear_dir(sub.as_fd())?;
@@ -359,13 +355,195 @@ fn remove_known(dir: BorrowedFd<'_>, name: &str, ft: FileType) -> io::Result<()>
     }
 }
 
-/// Removes everything inside directory `dir`, keeping the directory.
+/// Removes everything inside directory `dir`, keeping the directory. Any depth: the walk
+/// keeps its own stack ([`walk_tree`]).
 pub fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    for (child, known) in list_dir_typed(dir)? {
-        let ft = type_of(dir, &child, known)?;
-        remove_known(dir, &child, ft)?;
+    walk_tree(
+        dir,
+        |step| match step {
+            Step::Entry { dir, name, ft, .. } => {
+                if type_of(dir, name, ft)? == FileType::Directory {
+                    return Ok(Next::Descend);
+                }
+                rfs::unlinkat(dir, name, AtFlags::empty()).map_err(ioe)?;
+                Ok(Next::Skip)
+            }
+            Step::Leave { dir, name, .. } => {
+                rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(ioe)?;
+                Ok(Next::Skip)
+            }
+        },
+        |_, _, e| e,
+    )
+}
+
+/// One step of [`walk_tree`].
+pub enum Step<'a> {
+    /// `name` in directory `dir`, at `path` under the walk's root; `ft` is its type when
+    /// readdir said.
+    Entry {
+        dir: BorrowedFd<'a>,
+        path: &'a str,
+        name: &'a str,
+        ft: Option<FileType>,
+    },
+    /// Every entry of the directory `name` in `dir` (at `path`) has been visited.
+    Leave {
+        dir: BorrowedFd<'a>,
+        path: &'a str,
+        name: &'a str,
+    },
+}
+
+/// What [`walk_tree`] does after an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Skip,
+    /// Walk into it (a directory), then report [`Step::Leave`] for it.
+    Descend,
+}
+
+/// Open directory fds a walk keeps at most (besides the root it was given).
+const WALK_OPEN_DIRS: usize = 64;
+
+enum WalkFd {
+    Root,
+    Open(OwnedFd),
+    Closed,
+}
+
+struct WalkFrame {
+    fd: WalkFd,
+    path: String,
+    names: std::vec::IntoIter<(String, Option<FileType>)>,
+    id: (u64, u64),
+}
+
+/// Walks the tree under `root` depth-first, each directory's names in sorted order, never
+/// following a symlink: `visit` sees every entry and says whether to descend into it. The
+/// walk keeps an explicit stack (no recursion, any depth) and at most [`WALK_OPEN_DIRS`]
+/// directory fds: an ancestor whose fd was closed is reopened as `..` of its child and must
+/// be the same directory (device and inode) as before, else the walk fails (something moved
+/// it meanwhile). `err` turns a failed step of the walk itself (`op`, path) into `E`.
+pub fn walk_tree<E>(
+    root: BorrowedFd<'_>,
+    mut visit: impl FnMut(Step<'_>) -> Result<Next, E>,
+    err: impl Fn(&'static str, &str, io::Error) -> E,
+) -> Result<(), E> {
+    let ident = |fd: BorrowedFd<'_>| rfs::fstat(fd).map(|st| (st.st_dev, st.st_ino)).map_err(ioe);
+    let mut stack = vec![WalkFrame {
+        fd: WalkFd::Root,
+        path: String::new(),
+        names: list_dir_typed(root)
+            .map_err(|e| err("read directory", "", e))?
+            .into_iter(),
+        id: ident(root).map_err(|e| err("stat", "", e))?,
+    }];
+    // Frames 1..lowest_open have their fd closed; lowest_open.. are open.
+    let mut lowest_open = 1;
+    fn fd_of<'a>(root: BorrowedFd<'a>, f: &'a WalkFrame) -> BorrowedFd<'a> {
+        match &f.fd {
+            WalkFd::Open(fd) => fd.as_fd(),
+            // Closed frames are never the ones whose fd is asked for.
+            WalkFd::Root | WalkFd::Closed => root,
+        }
     }
-    Ok(())
+    loop {
+        let top = stack.len() - 1;
+        if let Some((name, ft)) = stack[top].names.next() {
+            let path = crate::model::join(&stack[top].path, &name);
+            let dir = fd_of(root, &stack[top]);
+            let next = visit(Step::Entry {
+                dir,
+                path: &path,
+                name: &name,
+                ft,
+            })?;
+            if next == Next::Skip {
+                continue;
+            }
+            let sub = open_dir_beneath(dir, &name).map_err(|e| err("open directory", &path, e))?;
+            let id = ident(sub.as_fd()).map_err(|e| err("stat", &path, e))?;
+            let names = list_dir_typed(sub.as_fd())
+                .map_err(|e| err("read directory", &path, e))?
+                .into_iter();
+            stack.push(WalkFrame {
+                fd: WalkFd::Open(sub),
+                path,
+                names,
+                id,
+            });
+            if stack.len() - lowest_open > WALK_OPEN_DIRS {
+                stack[lowest_open].fd = WalkFd::Closed;
+                lowest_open += 1;
+            }
+            continue;
+        }
+        if top == 0 {
+            return Ok(());
+        }
+        let Some(frame) = stack.pop() else {
+            return Ok(());
+        };
+        let parent = top - 1;
+        if parent >= 1 && parent < lowest_open {
+            let child = fd_of(root, &frame);
+            let up = openat2(
+                child,
+                "..",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                ResolveFlags::empty(),
+            )
+            .map_err(|e| err("open directory", &stack[parent].path, e))?;
+            let id = ident(up.as_fd()).map_err(|e| err("stat", &stack[parent].path, e))?;
+            if id != stack[parent].id {
+                return Err(err(
+                    "walk",
+                    &stack[parent].path,
+                    io::Error::other("the directory moved during the walk"),
+                ));
+            }
+            stack[parent].fd = WalkFd::Open(up);
+            lowest_open = parent;
+        }
+        let name = frame.path.rsplit('/').next().unwrap_or(&frame.path);
+        visit(Step::Leave {
+            dir: fd_of(root, &stack[parent]),
+            path: &frame.path,
+            name,
+        })?;
+    }
+}
+
+/// [`open_dir_beneath`] for a relative path of any length: one longer than a lookup takes
+/// (PATH_MAX) is opened a piece at a time, each piece beneath the last.
+pub fn open_dir_beneath_long(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    const PIECE: usize = 2048;
+    if rel.len() <= PIECE {
+        return open_dir_beneath(dir, rel);
+    }
+    let mut cur: Option<OwnedFd> = None;
+    let mut rest = rel;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= PIECE {
+            rest.len()
+        } else {
+            // '/' is ASCII: a cut there is a char boundary.
+            rest.as_bytes()[..PIECE]
+                .iter()
+                .rposition(|&b| b == b'/')
+                .filter(|&i| i > 0)
+                .unwrap_or(rest.len())
+        };
+        let (piece, tail) = rest.split_at(cut);
+        let base = cur.as_ref().map(|f| f.as_fd()).unwrap_or(dir);
+        cur = Some(open_dir_beneath(base, piece)?);
+        rest = tail.trim_start_matches('/');
+    }
+    match cur {
+        Some(fd) => Ok(fd),
+        None => open_dir_beneath(dir, ""),
+    }
 }
 
 /// Removes `path` and everything under it (for directories strata owns, e.g. in its store).
@@ -662,6 +840,67 @@ pub fn open_path_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
     .map_err(ioe)
 }
 
+/// An exclusive flock(2) on a file or directory, held until dropped (or the process dies:
+/// the kernel releases it, so a lock nobody holds is how a crashed holder is recognised).
+#[derive(Debug)]
+pub struct Flock(#[allow(dead_code)] File);
+
+impl Flock {
+    /// Waits for the lock on the lock file `path` (created when missing).
+    pub fn wait(path: &Path) -> Result<Flock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open lock", path, e))?;
+        Self::lock(f, path)
+    }
+
+    /// Waits for the lock on the existing file or directory `path` (never created: a
+    /// missing one is an ENOENT error).
+    pub fn wait_existing(path: &Path) -> Result<Flock> {
+        let f = File::open(path).map_err(|e| Error::io("open lock", path, e))?;
+        Self::lock(f, path)
+    }
+
+    fn lock(f: File, path: &Path) -> Result<Flock> {
+        rfs::flock(&f, rfs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", path, ioe(e)))?;
+        Ok(Flock(f))
+    }
+
+    /// The lock on the existing file or directory `path` if nobody holds it, else `None`
+    /// (also when `path` is gone; nothing is created).
+    pub fn try_take(path: &Path) -> Result<Option<Flock>> {
+        let f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open lock", path, e)),
+        };
+        match rfs::flock(&f, rfs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Flock(f))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("lock", path, ioe(e))),
+        }
+    }
+
+    /// True while the locked file or directory still has a name (a directory another
+    /// process removed before this lock was taken has none).
+    pub fn still_linked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.0.metadata().is_ok_and(|m| m.nlink() > 0)
+    }
+
+    /// True when a live process holds the lock on `path`.
+    pub fn is_held(path: &Path) -> Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        Ok(Self::try_take(path)?.is_none())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +922,49 @@ mod tests {
             );
             assert_eq!(read_xattrs(d.as_fd(), "f").unwrap()["user.long"], value);
         }
+    }
+
+    #[test]
+    fn a_walk_of_a_deep_chain_keeps_few_fds_and_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fd = open_dir(dir.path()).unwrap();
+        let depth = 500;
+        for _ in 0..depth {
+            rfs::mkdirat(fd.as_fd(), "d", Mode::from_raw_mode(0o755)).unwrap();
+            rfs::mkdirat(fd.as_fd(), "e", Mode::from_raw_mode(0o755)).unwrap();
+            fd = open_dir_beneath(fd.as_fd(), "d").unwrap();
+        }
+        drop(fd);
+        let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let before = open_fds();
+        let root = open_dir(dir.path()).unwrap();
+        let (mut entries, mut leaves, mut most) = (0, 0, 0);
+        walk_tree(
+            root.as_fd(),
+            |step| {
+                most = most.max(open_fds());
+                Ok::<_, io::Error>(match step {
+                    Step::Entry { .. } => {
+                        entries += 1;
+                        Next::Descend
+                    }
+                    Step::Leave { .. } => {
+                        leaves += 1;
+                        Next::Skip
+                    }
+                })
+            },
+            |_, _, e| e,
+        )
+        .unwrap();
+        assert_eq!((entries, leaves), (2 * depth, 2 * depth));
+        // Other test threads open fds too: a bound well under the depth is what counts.
+        assert!(
+            most < before + WALK_OPEN_DIRS + 40,
+            "{most} fds open (before {before})"
+        );
+        clear_dir(root.as_fd()).unwrap();
+        assert!(list_dir(root.as_fd()).unwrap().is_empty());
     }
 
     #[test]

@@ -25,10 +25,12 @@ pub mod driver;
 pub mod error;
 pub mod fixture;
 pub mod fsutil;
+pub mod gc;
 pub mod image;
 pub mod layer;
 pub mod loopfs;
 pub mod model;
+pub mod mountinfo;
 pub mod mounts;
 #[cfg(feature = "mutants")]
 pub mod mutants;

@@ -3,6 +3,14 @@
 //! A [`Mount`] made here unmounts itself and removes its writable layer when dropped, unless
 //! [`Mount::keep`] hands it over to the record under the store root (what `strata mount`
 //! does), so another process can later commit or unmount it.
+//!
+//! Crash safety: the record is written (state `intent`) before the kernel mount and
+//! completed after it with the mount's mountinfo identity, so every mount strata makes is
+//! findable; while a process uses a mount it holds the flock on its directory, so nothing
+//! else unmounts it under a running container or a commit; a mount onto a target is made
+//! under that target's lock, so parallel mounts onto one target serialize (the second is
+//! refused); and a mount is only ever unmounted when mountinfo still shows the one strata
+//! made there (never a mount someone else put on the target since).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +19,9 @@ use crate::commit::{self, CommitOptions};
 use crate::digest::Digest;
 use crate::driver::{self, Driver, MountView};
 use crate::error::{Error, Result};
-use crate::store::{MountRecord, Store, StoredLayer};
+use crate::fsutil::Flock;
+use crate::mountinfo::{self, MountLine};
+use crate::store::{MountRecord, MountSig, RecordState, Store, StoredLayer};
 
 /// A mounted stack.
 pub struct Mount {
@@ -21,6 +31,8 @@ pub struct Mount {
     record: MountRecord,
     /// This value owns the mount: dropping it unmounts.
     owned: bool,
+    /// The lock on the mount's directory, held while this process uses the mount.
+    lock: Option<Flock>,
 }
 
 impl std::fmt::Debug for Mount {
@@ -59,6 +71,17 @@ pub fn mount(
     layers: Vec<StoredLayer>,
     target: &Path,
 ) -> Result<Mount> {
+    mount_as(store, driver, layers, target, None)
+}
+
+/// [`mount`] for container `container` (recorded, so gc knows whose it is).
+pub fn mount_as(
+    store: &Store,
+    driver: &'static dyn Driver,
+    layers: Vec<StoredLayer>,
+    target: &Path,
+    container: Option<&str>,
+) -> Result<Mount> {
     driver.availability().map_err(|reason| Error::Driver {
         driver: driver.name().into(),
         reason: format!("unavailable: {reason}"),
@@ -76,14 +99,24 @@ pub fn mount(
             reason: format!("{} layers exceed its limit of {max}", layers.len()),
         });
     }
+    let abs = std::fs::canonicalize(target).map_err(|e| Error::io("mount target", target, e))?;
+    // From the target check to the completed record, one mount onto this target at a time.
+    let _target_lock = Flock::wait(&store.target_lock(&abs))?;
     let target = check_target(target)?;
-    if store.records()?.iter().any(|r| r.target == target) {
+    if let Some(r) = store.records()?.iter().find(|r| r.target == target) {
         return Err(Error::Usage(format!(
-            "{}: already a strata mount",
-            target.display()
+            "{}: already a strata mount (record {}; `strata umount` it first)",
+            target.display(),
+            store.mount_dir(&r.id).display()
         )));
     }
-    let record = store.new_record(driver.name(), &target, &layers)?;
+    let (mut record, lock) = store.new_record(driver.name(), &target, &layers)?;
+    record.container = container.map(str::to_string);
+    // The intent: written before the kernel mount, so a crash after it is findable.
+    if let Err(e) = store.write_record(&record) {
+        let _ = store.remove_mount_dir(&record.id);
+        return Err(e);
+    }
     let view = MountView {
         layers,
         scratch: store.mount_dir(&record.id),
@@ -93,13 +126,24 @@ pub fn mount(
         let _ = store.remove_mount_dir(&record.id);
         return Err(e);
     }
-    let m = Mount {
+    let mut m = Mount {
         store: store.clone(),
         driver,
         view,
         record,
         owned: true,
+        lock: Some(lock),
     };
+    let lines = mountinfo::read()?;
+    let top = mountinfo::top_at(&lines, &m.view.target).ok_or_else(|| Error::Driver {
+        driver: driver.name().into(),
+        reason: format!(
+            "{}: not a mount point after mounting",
+            m.view.target.display()
+        ),
+    })?;
+    m.record.mount = Some(MountSig::of(top));
+    m.record.state = RecordState::Mounted;
     m.store.write_record(&m.record)?;
     Ok(m)
 }
@@ -117,11 +161,26 @@ pub fn mount_refs(
     mount(store, driver, layers, target)
 }
 
-/// Opens the recorded mount at `target` (made by this or another process). Dropping the
-/// returned value leaves it mounted; call [`Mount::unmount`] to end it.
+/// Opens the recorded mount at `target` (made by this or another process) and takes its
+/// lock: refused while another process uses it. Dropping the returned value leaves it
+/// mounted; call [`Mount::unmount`] to end it.
 pub fn open(store: &Store, target: &Path) -> Result<Mount> {
     let record = store.record_for(target)?;
-    from_record(store, record)
+    let lock = Flock::try_take(&store.mount_dir(&record.id))?.ok_or_else(|| busy(&record))?;
+    let mut m = from_record(store, record)?;
+    m.lock = Some(lock);
+    Ok(m)
+}
+
+fn busy(record: &MountRecord) -> Error {
+    Error::Usage(format!(
+        "{}: in use by a live strata process ({}): left alone",
+        record.target.display(),
+        match &record.container {
+            Some(c) => format!("container {c} is running on it"),
+            None => "a commit or unmount of it".into(),
+        }
+    ))
 }
 
 fn from_record(store: &Store, record: MountRecord) -> Result<Mount> {
@@ -140,7 +199,67 @@ fn from_record(store: &Store, record: MountRecord) -> Result<Mount> {
         },
         record,
         owned: false,
+        lock: None,
     })
+}
+
+/// Whose the mount on a record's target is.
+#[derive(Debug)]
+pub enum Ownership {
+    /// The topmost mount there is the one strata made.
+    Ours,
+    /// Nothing strata made is mounted there (any mount there is someone else's, left alone).
+    Gone,
+    /// strata's mount is there, but under a mount strata did not make.
+    Covered(MountLine),
+}
+
+/// True when `l` is the mount `rec` describes: its recorded identity, or for an intent
+/// record (a crash before the identity was written) a mount that names the record's own
+/// directory (overlay's upperdir, a bind mount's root), or a fuse-overlayfs whose daemon
+/// serves that directory.
+fn is_ours(store: &Store, rec: &MountRecord, l: &MountLine) -> bool {
+    if let Some(sig) = &rec.mount {
+        return sig.matches(l);
+    }
+    let dir = format!("/mounts/{}/", rec.id);
+    let end = format!("/mounts/{}", rec.id);
+    if l.root.contains(&dir) || l.root.ends_with(&end) || l.super_opts.contains(&dir) {
+        return true;
+    }
+    l.fstype.starts_with("fuse") && fuse_daemon(store, rec).is_some()
+}
+
+/// The fuse-overlayfs daemon serving the mount of `rec`, if one runs: the pid in its
+/// directory, when that process is fuse-overlayfs with the directory in its arguments.
+pub fn fuse_daemon(store: &Store, rec: &MountRecord) -> Option<i32> {
+    let scratch = store.mount_dir(&rec.id);
+    let pid: i32 = std::fs::read_to_string(scratch.join("fuse-overlayfs.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    (cmdline.contains("fuse-overlayfs") && cmdline.contains(&*scratch.to_string_lossy()))
+        .then_some(pid)
+}
+
+/// Whose the mount on `rec`'s target is, as this thread's mount namespace shows it.
+pub fn ownership(store: &Store, rec: &MountRecord) -> Result<Ownership> {
+    let lines = mountinfo::read()?;
+    let at: Vec<&MountLine> = lines
+        .iter()
+        .filter(|l| l.mount_point == rec.target)
+        .collect();
+    match at.last() {
+        None => Ok(Ownership::Gone),
+        Some(top) if is_ours(store, rec, top) => Ok(Ownership::Ours),
+        Some(top) if at.iter().any(|l| is_ours(store, rec, l)) => {
+            Ok(Ownership::Covered((*top).clone()))
+        }
+        Some(_) => Ok(Ownership::Gone),
+    }
 }
 
 impl Mount {
@@ -192,6 +311,11 @@ impl Mount {
     /// lets `strata umount` end it.
     pub fn keep(mut self) -> MountRecord {
         self.owned = false;
+        if self.record.container.take().is_some() {
+            // No container holds it any more: an idle mount like `strata mount`'s.
+            let _ = self.store.write_record(&self.record);
+        }
+        self.lock = None;
         self.record.clone()
     }
 
@@ -211,12 +335,39 @@ impl Mount {
         (self.keep(), written)
     }
 
+    /// Unmounts (only the mount strata made: one someone put on the target since is left
+    /// alone) and removes the writable layer and the record.
     fn teardown(&self) -> Result<()> {
-        match self.driver.unmount(&self.view) {
-            Ok(()) => {}
-            // Not mounted any more (a reboot, a manual umount): clean up all the same.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {}
-            Err(e) => return Err(e),
+        match ownership(&self.store, &self.record)? {
+            Ownership::Ours => match self.driver.unmount(&self.view) {
+                Ok(()) => {}
+                // Not mounted any more (a reboot, a manual umount): clean up all the same.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {}
+                Err(e) => return Err(e),
+            },
+            Ownership::Covered(l) => {
+                return Err(Error::Usage(format!(
+                    "{}: strata's mount is covered by a mount it did not make ({} from {}, mount id {}): unmount that first; nothing was changed",
+                    self.record.target.display(),
+                    l.fstype,
+                    l.source,
+                    l.id
+                )));
+            }
+            Ownership::Gone => {
+                // The driver's own cleanup (a btrfs snapshot, a fuse daemon), with a target
+                // that is surely no mount point: the scratch directory itself.
+                let view = MountView {
+                    target: self.view.scratch.clone(),
+                    ..self.view.clone()
+                };
+                match self.driver.unmount(&view) {
+                    Err(e) if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {
+                        return Err(e);
+                    }
+                    _ => {}
+                }
+            }
         }
         self.store.remove_mount_dir(&self.record.id)
     }
@@ -230,7 +381,8 @@ impl Drop for Mount {
     }
 }
 
-/// Unmounts the recorded mount at `target` and removes its writable layer.
+/// Unmounts the recorded mount at `target` and removes its writable layer (refused while a
+/// live process uses it).
 pub fn unmount_target(store: &Store, target: &Path) -> Result<MountRecord> {
     let m = open(store, target)?;
     let rec = m.record.clone();
@@ -238,14 +390,44 @@ pub fn unmount_target(store: &Store, target: &Path) -> Result<MountRecord> {
     Ok(rec)
 }
 
-/// Unmounts every recorded mount (after a crash, say) and removes stale imports.
+/// Unmounts (if strata's mount is still there) and removes the mount of `rec`, whose lock
+/// the caller holds.
+pub fn release(store: &Store, rec: MountRecord) -> Result<()> {
+    from_record(store, rec)?.unmount()
+}
+
+/// What `umount --all` did with one record.
+#[derive(Debug)]
+pub enum Outcome {
+    Unmounted,
+    /// A live process uses it (a running container): left alone.
+    Busy(String),
+    Failed(Error),
+}
+
+/// Unmounts every idle recorded mount (after a crash, say) and removes stale imports; a
+/// mount a live process holds (a running container, a commit in progress) is left alone.
 /// Returns each record with the outcome.
-pub fn unmount_all(store: &Store) -> Result<Vec<(MountRecord, Result<()>)>> {
+pub fn unmount_all(store: &Store) -> Result<Vec<(MountRecord, Outcome)>> {
     let mut out = Vec::new();
     for rec in store.records()? {
-        let result = from_record(store, rec.clone()).and_then(|m| m.unmount());
-        out.push((rec, result));
+        let Some(lock) = Flock::try_take(&store.mount_dir(&rec.id))? else {
+            let why = busy(&rec).to_string();
+            out.push((rec, Outcome::Busy(why)));
+            continue;
+        };
+        let result = from_record(store, rec.clone()).and_then(|mut m| {
+            m.lock = Some(lock);
+            m.unmount()
+        });
+        out.push((
+            rec,
+            match result {
+                Ok(()) => Outcome::Unmounted,
+                Err(e) => Outcome::Failed(e),
+            },
+        ));
     }
-    store.clean_tmp()?;
+    store.clean_tmp(false)?;
     Ok(out)
 }

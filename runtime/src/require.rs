@@ -34,6 +34,8 @@ pub const TOOLS: &[&str] = &[
     "runc",
     // virtme-ng, for `strata check --kernel` (found in /opt/strata-vm/venv/bin too).
     "vng",
+    // The store's fault injection (SIGKILL at the Nth call of a syscall).
+    "strace",
 ];
 
 /// Every name `STRATA_REQUIRE` accepts: `root`, `cgroup2`, each driver's name, each tool.

@@ -4,9 +4,17 @@
 //! ROOT/layers/sha256/<hex>/fs/            the layer in overlayfs lower form (shared by every mount)
 //! ROOT/layers/sha256/<hex>/changes.json   its change set, for the model and the copy driver
 //! ROOT/layers/sha256/<hex>/layer.json     diff-id, tar size, entry count, root attributes
-//! ROOT/mounts/<id>/mount.json             a live mount: driver, target, layers
+//! ROOT/mounts/<id>/mount.json             a mount: driver, target, layers; written before the
+//!                                         kernel mount (state "intent"), completed after it
+//!                                         ("mounted", with the mount's id, type and source)
 //! ROOT/mounts/<id>/...                    the mount's writable layer (driver-specific)
 //! ROOT/tmp/                               imports in progress (renamed into place when whole)
+//! ROOT/locks/                             lock files (per mount target)
+//!
+//! Locks are flock(2)s, which the kernel drops when their holder dies: a process using a
+//! mount (a running container, a commit, an unmount) holds the lock on `ROOT/mounts/<id>`,
+//! an import the lock on its staging directory under `ROOT/tmp`. What nobody holds and is
+//! not whole is a crash's leftover (`strata gc`).
 //! ROOT/blobs/sha256/<hex>                 image blobs: layer blobs, configs, manifests
 //! ROOT/images/<name>/<tag>.json           image tags (see [`crate::image`])
 //! ```
@@ -21,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::fsutil::remove_tree;
+use crate::fsutil::{Flock, remove_tree};
 use crate::layer::{self, open_source};
 use crate::model::{Change, ChangeSet, Meta};
 
@@ -101,6 +109,54 @@ pub struct MountRecord {
     /// container's volume mount points. Every commit of the mount leaves them out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<crate::model::RelPath>,
+    /// `intent` from before the kernel mount until it is recorded as `mounted`.
+    #[serde(default)]
+    pub state: RecordState,
+    /// The mount as mountinfo showed it right after it was made: only a mount on the target
+    /// that still matches is unmounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<MountSig>,
+    /// The container (`strata run`) whose private namespace holds the mount, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The process that made it.
+    #[serde(default)]
+    pub pid: u32,
+}
+
+/// How far a mount got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    /// Recorded before the kernel mount: a crash may have left it mounted or not.
+    Intent,
+    /// Mounted and recorded.
+    #[default]
+    Mounted,
+}
+
+/// What identifies the mount strata made on a target (mountinfo's fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSig {
+    pub mnt_id: u64,
+    pub fstype: String,
+    pub source: String,
+    pub root: String,
+}
+
+impl MountSig {
+    pub fn of(l: &crate::mountinfo::MountLine) -> MountSig {
+        MountSig {
+            mnt_id: l.id,
+            fstype: l.fstype.clone(),
+            source: l.source.clone(),
+            root: l.root.clone(),
+        }
+    }
+
+    pub fn matches(&self, l: &crate::mountinfo::MountLine) -> bool {
+        *self == MountSig::of(l)
+    }
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -152,6 +208,29 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     })
 }
 
+/// Makes a new directory (named by `name`) and locks it. gc may find it between the mkdir
+/// and the lock, take it for a dead process's and remove it: then it is made again under a
+/// new name, so the caller always holds the lock of a directory that exists.
+fn locked_dir(name: impl Fn() -> PathBuf) -> Result<(PathBuf, Flock)> {
+    let mut tries = 0;
+    loop {
+        let p = name();
+        fs::create_dir(&p).map_err(|e| Error::io("create", &p, e))?;
+        match Flock::wait_existing(&p) {
+            Ok(lock) if lock.still_linked() => return Ok((p, lock)),
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) || tries >= 100 => return Err(e),
+            _ if tries >= 100 => {
+                return Err(Error::io(
+                    "create",
+                    &p,
+                    io::Error::other("removed by another process as soon as made, 100 times"),
+                ));
+            }
+            _ => tries += 1,
+        }
+    }
+}
+
 /// Removes a directory tree when dropped, unless disarmed.
 struct TmpGuard(Option<PathBuf>);
 
@@ -166,7 +245,14 @@ impl Drop for TmpGuard {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["layers/sha256", "mounts", "tmp", "blobs/sha256", "images"] {
+        for sub in [
+            "layers/sha256",
+            "mounts",
+            "tmp",
+            "blobs/sha256",
+            "images",
+            "locks",
+        ] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|e| Error::io("create store directory", &p, e))?;
         }
@@ -213,12 +299,10 @@ impl Store {
 
     /// [`Store::import_reader`] recording `source` as where the layer came from.
     pub fn import_reader_from(&self, r: impl Read, label: &Path, source: &str) -> Result<Imported> {
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("import-{}", unique_id()));
+        // Held while the import runs: `umount --all` and gc leave a held staging dir alone.
+        let (tmp, _staging) = self.staging_dir("import")?;
         let fs_dir = tmp.join("fs");
-        fs::create_dir_all(&fs_dir).map_err(|e| Error::io("create", &fs_dir, e))?;
+        fs::create_dir(&fs_dir).map_err(|e| Error::io("create", &fs_dir, e))?;
         let mut guard = TmpGuard(Some(tmp.clone()));
         let imported = layer::import_tar(r, label, &fs_dir)?;
         let final_dir = self.layer_dir(&imported.diff_id);
@@ -435,8 +519,11 @@ impl Store {
         for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
             let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
             let p = ent.path().join("mount.json");
-            if p.exists() {
-                out.push(read_json(&p)?);
+            match read_json(&p) {
+                Ok(r) => out.push(r),
+                // No record (yet), or removed meanwhile by an unmount in another process.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
             }
         }
         out.sort_by(|a: &MountRecord, b| a.target.cmp(&b.target));
@@ -458,24 +545,32 @@ impl Store {
             })
     }
 
-    /// A new mount record (its directory is created; the record is written by the caller).
+    /// A new mount record (its directory is created and locked; the record is written by the
+    /// caller).
     pub fn new_record(
         &self,
         driver: &str,
         target: &Path,
         layers: &[StoredLayer],
-    ) -> Result<MountRecord> {
-        let id = unique_id();
-        let dir = self.mount_dir(&id);
-        fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        Ok(MountRecord {
+    ) -> Result<(MountRecord, Flock)> {
+        let (dir, lock) = locked_dir(|| self.mount_dir(&unique_id()))?;
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rec = MountRecord {
             id,
             driver: driver.to_string(),
             target: target.to_path_buf(),
             layers: layers.iter().map(|l| l.info.diff_id).collect(),
             created: now_secs(),
             exclude: Vec::new(),
-        })
+            state: RecordState::Intent,
+            mount: None,
+            container: None,
+            pid: std::process::id(),
+        };
+        Ok((rec, lock))
     }
 
     /// Removes a mount's directory (its writable layer) and record.
@@ -488,15 +583,37 @@ impl Store {
         }
     }
 
-    /// Removes imports a crashed process left in `ROOT/tmp`.
-    pub fn clean_tmp(&self) -> Result<usize> {
+    /// Removes what crashed imports left in `ROOT/tmp`: every entry no live process holds
+    /// the lock of. Returns the paths removed (with `dry_run`, that would be).
+    pub fn clean_tmp(&self, dry_run: bool) -> Result<Vec<PathBuf>> {
         let dir = self.root.join("tmp");
-        let mut n = 0;
+        let mut out = Vec::new();
         for ent in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))? {
             let ent = ent.map_err(|e| Error::io("read", &dir, e))?;
-            remove_tree(&ent.path())?;
-            n += 1;
+            let p = ent.path();
+            let Some(_held) = Flock::try_take(&p)? else {
+                continue;
+            };
+            if !dry_run {
+                remove_tree(&p)?;
+            }
+            out.push(p);
         }
-        Ok(n)
+        Ok(out)
+    }
+
+    /// The lock file for mount target `target` (taken while a mount onto it is made).
+    pub fn target_lock(&self, target: &Path) -> PathBuf {
+        let d = Digest::of(target.as_os_str().as_encoded_bytes());
+        self.root
+            .join("locks")
+            .join(format!("target-{}", &d.hex()[..32]))
+    }
+
+    /// A staging directory under `ROOT/tmp` named `prefix-<unique>`, locked while the
+    /// returned lock lives (a crashed holder's is removed by `strata gc`).
+    pub fn staging_dir(&self, prefix: &str) -> Result<(PathBuf, Flock)> {
+        let tmp = self.root.join("tmp");
+        locked_dir(|| tmp.join(format!("{prefix}-{}", unique_id())))
     }
 }

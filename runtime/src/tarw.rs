@@ -46,7 +46,15 @@ impl<W: Write> TarWriter<W> {
                 h.set_size(d.size);
                 let empty: &mut dyn Read = &mut io::empty();
                 let data = data.unwrap_or(empty);
-                self.builder.append_data(&mut h, &name, data.take(d.size))
+                // Exactly the size in the header: a file that shrinks while it is read fails
+                // the entry (a short entry would corrupt the tar); one that grows is cut at
+                // the size it had.
+                let exact = Exact {
+                    inner: data.take(d.size),
+                    want: d.size,
+                    got: 0,
+                };
+                self.builder.append_data(&mut h, &name, exact)
             }
             EntryKind::Dir => {
                 h.set_entry_type(EntryType::Directory);
@@ -138,4 +146,28 @@ fn set_meta(h: &mut Header, meta: &Meta) {
     h.set_uid(meta.uid as u64);
     h.set_gid(meta.gid as u64);
     h.set_mtime(meta.mtime.sec.max(0) as u64);
+}
+
+/// Reads exactly `want` bytes from `inner`: an end of file before that is an error.
+struct Exact<R> {
+    inner: R,
+    want: u64,
+    got: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.got += n as u64;
+        if n == 0 && !buf.is_empty() && self.got < self.want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file shrank while it was read ({} of {} bytes): nothing was committed",
+                    self.got, self.want
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }

@@ -826,6 +826,8 @@ fn keep_leaves_the_mount_and_writable_layer_for_a_later_commit() {
     let m = mounts::open(&e.store, &rec.target).unwrap();
     let tar = common::commit(&m);
     assert_eq!(common::tar_names(&tar), vec!["kept"]);
+    // An opened mount holds its lock: another unmount waits for it to be dropped.
+    drop(m);
     mounts::unmount_target(&e.store, &rec.target).unwrap();
     fs::remove_dir(&rec.target).unwrap();
     assert_eq!(common::mountinfo(), before);

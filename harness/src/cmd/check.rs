@@ -33,9 +33,9 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
         .to_json_pretty()
         .map_err(|e| Error::Usage(format!("JSON output: {e}")))?;
     match (&a.json_file, ctx.json) {
-        (None, true) => println!("{json}"),
+        (None, true) => crate::output::print_out(&format!("{json}\n")),
         (file, _) => {
-            print!("{table}");
+            crate::output::print_out(&table);
             if let Some(f) = file
                 && let Err(e) = std::fs::write(f, format!("{json}\n"))
             {

@@ -3,6 +3,7 @@
 pub(crate) mod check;
 mod drivers;
 mod exec_ops;
+mod gc;
 mod image;
 mod layer;
 mod mount;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> CmdResult<ExitCode> {
         Command::Mount(a) => mount::mount(&ctx, a),
         Command::Umount(a) => mount::umount(&ctx, a),
         Command::Commit(a) => mount::commit(&ctx, a),
+        Command::Gc(a) => gc::run(&ctx, a),
         Command::Rootfs(c) => rootfs::run(&ctx, c),
         Command::Run(a) => run::run(&ctx, *a),
         Command::Image(c) => image::run(&ctx, c),

@@ -53,6 +53,9 @@ struct Unmounted {
     target: PathBuf,
     driver: String,
     error: Option<String>,
+    /// Why it was left alone (a live process uses it), with `--all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
 }
 
 pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<ExitCode> {
@@ -61,18 +64,27 @@ pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<ExitCode> {
         let results = mounts::unmount_all(&store)?;
         let rows: Vec<Unmounted> = results
             .into_iter()
-            .map(|(rec, r)| Unmounted {
-                target: rec.target,
-                driver: rec.driver,
-                error: r.err().map(|e| e.to_string()),
+            .map(|(rec, r)| {
+                let (error, skipped) = match r {
+                    mounts::Outcome::Unmounted => (None, None),
+                    mounts::Outcome::Busy(why) => (None, Some(why)),
+                    mounts::Outcome::Failed(e) => (Some(e.to_string()), None),
+                };
+                Unmounted {
+                    target: rec.target,
+                    driver: rec.driver,
+                    error,
+                    skipped,
+                }
             })
             .collect();
         let failed = rows.iter().filter(|r| r.error.is_some()).count();
         emit(ctx.json, &rows, |rows| {
             rows.iter()
-                .map(|r| match &r.error {
-                    None => format!("unmounted {}\n", r.target.display()),
-                    Some(e) => format!("failed {}: {e}\n", r.target.display()),
+                .map(|r| match (&r.error, &r.skipped) {
+                    (Some(e), _) => format!("failed {}: {e}\n", r.target.display()),
+                    (None, Some(why)) => format!("skipped {}\n", why),
+                    (None, None) => format!("unmounted {}\n", r.target.display()),
                 })
                 .collect()
         })?;
@@ -91,6 +103,7 @@ pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<ExitCode> {
         target: rec.target,
         driver: rec.driver,
         error: None,
+        skipped: None,
     };
     emit(ctx.json, &row, |r| {
         format!("unmounted {}", r.target.display())

@@ -306,6 +306,9 @@ struct Target {
     path: PathBuf,
     created: bool,
     keep: bool,
+    /// The lock of a directory made under the store's `containers/`, held while the
+    /// container lives: `strata gc` removes only unlocked ones.
+    _lock: Option<crate::fsutil::Flock>,
 }
 
 impl Target {
@@ -322,8 +325,22 @@ impl Target {
                 (dir.join(id), true)
             }
         };
+        let mut lock = None;
         if must_create {
-            std::fs::create_dir(&path).map_err(|e| Error::io("create container root", &path, e))?;
+            // gc may remove the empty directory between the mkdir and the lock: make it again.
+            for _ in 0..100 {
+                std::fs::create_dir(&path)
+                    .map_err(|e| Error::io("create container root", &path, e))?;
+                match crate::fsutil::Flock::wait_existing(&path) {
+                    Ok(l) if l.still_linked() => {
+                        lock = Some(l);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         } else {
             rustix::fs::access(&path, rustix::fs::Access::WRITE_OK)
                 .map_err(|e| Error::io("target is not writable", &path, crate::fsutil::ioe(e)))?;
@@ -332,6 +349,7 @@ impl Target {
             path,
             created: must_create,
             keep: false,
+            _lock: lock,
         })
     }
 
@@ -454,7 +472,7 @@ pub fn start(store: &Store, mut spec: ContainerSpec) -> Result<Container> {
     let t = tm.since("init_layer", t);
     let id = store::unique_id();
     let target = Target::make(store, spec.target.as_deref(), &id)?;
-    let mount = mounts::mount(store, driver, layers, &target.path)?;
+    let mount = mounts::mount_as(store, driver, layers, &target.path, Some(&id))?;
     let process = process_spec(&spec, image_config.as_ref(), argv, &hostname, &target.path)?;
     let t = tm.since("union_mount", t);
     let cgroup = if spec.limits.is_empty() {

@@ -14,15 +14,19 @@ use crate::commit::{self, Item, ItemKind};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    self, DirIdentity, file_type, list_dir, lstat_at, open_dir, open_dir_beneath, open_file_at,
+    self, DirIdentity, Next, Step, file_type, lstat_at, open_dir, open_dir_beneath_long,
+    open_file_at,
 };
-use crate::model::{Kind, Meta, RelPath, Tree, join, parent_and_name};
+use crate::model::{Kind, Meta, RelPath, Tree, parent_and_name};
 
 /// What the walk of the merged tree saw at one path.
 struct Seen {
     item: Item,
     ino: u64,
     dev: u64,
+    /// A directory's identity, read during the walk (a path lookup from the root would fail
+    /// on paths longer than PATH_MAX).
+    dir_id: Option<DirIdentity>,
 }
 
 /// The changes between the stack's model `lower` (root attributes `lower_root`) and the tree
@@ -51,9 +55,7 @@ pub fn tree_diff(
         };
         let differs = match (kind, &l.kind) {
             (ItemKind::Dir, Kind::Dir) => {
-                let now = fsutil::dir_identity(root.as_fd(), path)
-                    .map_err(|e| Error::io("stat", merged.join(path), e))?;
-                if dirs.get(path) != Some(&now) {
+                if dirs.get(path) != s.dir_id.as_ref() {
                     recreated.insert(path.clone());
                     true
                 } else {
@@ -225,44 +227,68 @@ fn walk(
     root: &Path,
     seen: &mut BTreeMap<RelPath, Seen>,
 ) -> Result<()> {
-    if rel.is_empty() {
-        let st = lstat_at(dir, ".").map_err(|e| Error::io("stat", root, e))?;
-        let item = commit::item_at(dir, ".", "", &st, root)?;
-        seen.insert(
-            String::new(),
-            Seen {
-                item,
-                ino: st.st_ino,
-                dev: st.st_dev,
-            },
-        );
-    }
-    for name in list_dir(dir).map_err(|e| Error::io("read directory", root.join(rel), e))? {
-        let path = join(rel, &name);
-        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", root.join(&path), e))?;
-        let item = commit::item_at(dir, &name, &path, &st, root)?;
-        let is_dir = file_type(&st) == FileType::Directory;
-        seen.insert(
-            path.clone(),
-            Seen {
-                item,
-                ino: st.st_ino,
-                dev: st.st_dev,
-            },
-        );
-        if is_dir {
-            let sub =
-                open_dir_beneath(dir, &name).map_err(|e| Error::io("open", root.join(&path), e))?;
-            walk(sub.as_fd(), &path, root, seen)?;
-        }
-    }
-    Ok(())
+    debug_assert!(rel.is_empty());
+    let st = lstat_at(dir, ".").map_err(|e| Error::io("stat", root, e))?;
+    let item = commit::item_at(dir, ".", "", &st, root)?;
+    let dir_id = fsutil::dir_identity(dir, ".").map_err(|e| Error::io("stat", root, e))?;
+    seen.insert(
+        String::new(),
+        Seen {
+            item,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            dir_id: Some(dir_id),
+        },
+    );
+    // An explicit stack, not recursion: any depth the kernel allows works.
+    fsutil::walk_tree(
+        dir,
+        |step| {
+            let Step::Entry {
+                dir, path, name, ..
+            } = step
+            else {
+                return Ok(Next::Skip);
+            };
+            let is_dir = entry(dir, name, path, root, seen)?;
+            Ok(if is_dir { Next::Descend } else { Next::Skip })
+        },
+        |op, path, e| Error::io(op, root.join(path), e),
+    )
+}
+
+/// Records `name` in `dir` (at `path`); true when it is a directory.
+fn entry(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &str,
+    root: &Path,
+    seen: &mut BTreeMap<RelPath, Seen>,
+) -> Result<bool> {
+    let st = lstat_at(dir, name).map_err(|e| Error::io("stat", root.join(path), e))?;
+    let item = commit::item_at(dir, name, path, &st, root)?;
+    let is_dir = file_type(&st) == FileType::Directory;
+    let dir_id = if is_dir {
+        Some(fsutil::dir_identity(dir, name).map_err(|e| Error::io("stat", root.join(path), e))?)
+    } else {
+        None
+    };
+    seen.insert(
+        path.to_string(),
+        Seen {
+            item,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            dir_id,
+        },
+    );
+    Ok(is_dir)
 }
 
 fn file_digest(root: BorrowedFd<'_>, path: &str, merged: &Path) -> Result<Digest> {
     let (parent, name) = parent_and_name(path).unwrap_or(("", path));
     let open = || -> io::Result<File> {
-        let d = open_dir_beneath(root, parent)?;
+        let d = open_dir_beneath_long(root, parent)?;
         open_file_at(d.as_fd(), name)
     };
     let f = open().map_err(|e| Error::io("open", merged.join(path), e))?;

@@ -11,7 +11,7 @@ use crate::commit::{self, Item};
 use crate::driver::MountView;
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    self, OVERLAY_OPAQUE_XATTR, file_type, list_dir, lstat_at, open_dir, open_dir_beneath,
+    self, Next, OVERLAY_OPAQUE_XATTR, Step, file_type, lstat_at, open_dir, open_dir_beneath,
 };
 use crate::model::{Meta, join, parent_and_name};
 use crate::tarw::WHITEOUT_PREFIX;
@@ -127,57 +127,80 @@ fn walk_upper(
     form: &UpperForm,
     items: &mut Vec<Item>,
 ) -> Result<()> {
+    debug_assert!(rel.is_empty());
+    // An explicit stack, not recursion: any depth the kernel allows works.
+    fsutil::walk_tree(
+        dir,
+        |step| {
+            let Step::Entry {
+                dir, path, name, ..
+            } = step
+            else {
+                return Ok(Next::Skip);
+            };
+            let descend = upper_entry(view, dir, name, path, upper, form, items)?;
+            Ok(if descend { Next::Descend } else { Next::Skip })
+        },
+        |op, path, e| Error::io(op, upper.join(path), e),
+    )
+}
+
+/// The items of upper entry `name` in `dir` (at `path`); true when it is a directory to walk.
+fn upper_entry(
+    view: &MountView,
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &str,
+    upper: &Path,
+    form: &UpperForm,
+    items: &mut Vec<Item>,
+) -> Result<bool> {
     let at = |p: &str| upper.join(p);
-    for name in list_dir(dir).map_err(|e| Error::io("read directory", at(rel), e))? {
-        let path = join(rel, &name);
-        let st = lstat_at(dir, &name).map_err(|e| Error::io("stat", at(&path), e))?;
-        match classify(&name, &st, form) {
-            Seen::Sentinel => continue,
-            Seen::Whiteout(target) => {
-                // fuse-overlayfs leaves a whiteout where a name it made is removed, though
-                // nothing below had it (`mkdir d; rmdir d`): no change, nothing to commit.
-                let path = join(rel, target);
-                if lower_has(view, &path)? {
-                    items.push(Item::Whiteout { path });
-                }
-                continue;
+    let rel = parent_and_name(path).map(|(p, _)| p).unwrap_or("");
+    let st = lstat_at(dir, name).map_err(|e| Error::io("stat", at(path), e))?;
+    match classify(name, &st, form) {
+        Seen::Sentinel => return Ok(false),
+        Seen::Whiteout(target) => {
+            // fuse-overlayfs leaves a whiteout where a name it made is removed, though
+            // nothing below had it (`mkdir d; rmdir d`): no change, nothing to commit.
+            let path = join(rel, target);
+            if lower_has(view, &path)? {
+                items.push(Item::Whiteout { path });
             }
-            Seen::Entry => {}
+            return Ok(false);
         }
-        let mut item = commit::item_at(dir, &name, &path, &st, upper)?;
-        if let Item::Entry { meta, .. } = &mut item {
-            strip_private(meta, form);
-        }
-        if file_type(&st) != FileType::Directory {
-            items.push(item);
-            continue;
-        }
-        let opaque = is_opaque(dir, &name, &at(&path), form)?;
-        let lower = lower_dir(view, &path)?;
-        let meta = match &item {
-            Item::Entry { meta, .. } => meta.clone(),
-            _ => Meta::implied_dir(),
-        };
-        // A directory copied up only to hold a changed child is unchanged itself.
-        let same = lower
-            .as_ref()
-            .is_some_and(|l| !commit::meta_changed(l, &meta));
-        items.push(if same && !opaque {
-            item.as_parent()
-        } else {
-            item
-        });
-        if opaque && lower.is_some() {
-            items.push(Item::Opaque {
-                path: path.clone(),
-                meta,
-            });
-        }
-        let sub =
-            open_dir_beneath(dir, &name).map_err(|e| Error::io("open directory", at(&path), e))?;
-        walk_upper(view, sub.as_fd(), &path, upper, form, items)?;
+        Seen::Entry => {}
     }
-    Ok(())
+    let mut item = commit::item_at(dir, name, path, &st, upper)?;
+    if let Item::Entry { meta, .. } = &mut item {
+        strip_private(meta, form);
+    }
+    if file_type(&st) != FileType::Directory {
+        items.push(item);
+        return Ok(false);
+    }
+    let opaque = is_opaque(dir, name, &at(path), form)?;
+    let lower = lower_dir(view, path)?;
+    let meta = match &item {
+        Item::Entry { meta, .. } => meta.clone(),
+        _ => Meta::implied_dir(),
+    };
+    // A directory copied up only to hold a changed child is unchanged itself.
+    let same = lower
+        .as_ref()
+        .is_some_and(|l| !commit::meta_changed(l, &meta));
+    items.push(if same && !opaque {
+        item.as_parent()
+    } else {
+        item
+    });
+    if opaque && lower.is_some() {
+        items.push(Item::Opaque {
+            path: path.to_string(),
+            meta,
+        });
+    }
+    Ok(true)
 }
 
 /// True when the layers below show something at `path`.
@@ -190,14 +213,23 @@ fn lower_has(view: &MountView, path: &str) -> Result<bool> {
 /// directory on the way in a higher layer, hides everything lower. The layer's directory
 /// holding it, and its stat.
 fn lower_node(view: &MountView, path: &str) -> Result<Option<(std::path::PathBuf, OwnedFd, Stat)>> {
-    let comps: Vec<&str> = path.split('/').collect();
+    // Components one at a time (no list of them: a commit asks this for every directory of
+    // a chain that may be 10,000 deep, and the lower layers usually end after a few).
     for l in view.layers.iter().rev() {
         let fs = l.fs();
         let mut dir = open_dir(&fs)?;
         let mut hidden_below = false;
-        let mut depth = 0;
-        while depth + 1 < comps.len() {
-            let c = comps[depth];
+        let mut comps = path.split('/');
+        let mut cur = comps.next();
+        // The byte length of the components entered so far.
+        let mut entered = 0;
+        let mut last = None;
+        while let Some(c) = cur {
+            let next = comps.next();
+            if next.is_none() {
+                last = Some(c);
+                break;
+            }
             match lstat_at(dir.as_fd(), c) {
                 Ok(st) if file_type(&st) == FileType::Directory => {
                     let opaque = fsutil::get_xattr(dir.as_fd(), c, OVERLAY_OPAQUE_XATTR)
@@ -205,20 +237,25 @@ fn lower_node(view: &MountView, path: &str) -> Result<Option<(std::path::PathBuf
                     hidden_below |= opaque.as_deref() == Some(b"y");
                     dir = open_dir_beneath(dir.as_fd(), c)
                         .map_err(|e| Error::io("open directory", fs.join(c), e))?;
-                    depth += 1;
+                    entered = if entered == 0 {
+                        c.len()
+                    } else {
+                        entered + 1 + c.len()
+                    };
+                    cur = next;
                 }
                 // A whiteout or non-directory on the way: nothing below shows there.
                 Ok(_) => return Ok(None),
                 Err(_) => break,
             }
         }
-        if depth + 1 == comps.len()
-            && let Ok(st) = lstat_at(dir.as_fd(), comps[depth])
+        if let Some(name) = last
+            && let Ok(st) = lstat_at(dir.as_fd(), name)
         {
             if fsutil::is_whiteout(&st) {
                 return Ok(None);
             }
-            return Ok(Some((fs.join(comps[..depth].join("/")), dir, st)));
+            return Ok(Some((fs.join(&path[..entered]), dir, st)));
         }
         if hidden_below {
             return Ok(None);

@@ -22,8 +22,8 @@ use super::{Capabilities, Driver, MountView, driver_err, need_mount_privilege, u
 use crate::commit::{self, CommitOptions};
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    self, CopyMethod, DirIdentity, file_type, ioe, lstat_at, open_dir, open_dir_beneath,
-    open_file_at,
+    self, CopyMethod, DirIdentity, Next, Step, file_type, ioe, lstat_at, open_dir,
+    open_dir_beneath, open_file_at,
 };
 use crate::model::resolve::{Lookup, Node, OnMissing, Resolved, Walker};
 use crate::model::{
@@ -606,27 +606,41 @@ impl Materializer {
         rel: &str,
         out: &mut BTreeMap<RelPath, DirIdentity>,
     ) -> Result<()> {
-        for (name, known) in
-            fsutil::list_dir_typed(dir).map_err(|e| self.err("read directory", rel, e))?
-        {
-            if known.is_some_and(|t| t != FileType::Directory) {
-                continue;
-            }
-            let path = join(rel, &name);
-            let st = lstat_at(dir, &name).map_err(|e| self.err("stat", &path, e))?;
-            if file_type(&st) != FileType::Directory {
-                continue;
-            }
-            let sub = open_dir_beneath(dir, &name).map_err(|e| self.err("open", &path, e))?;
-            self.finish_dirs(sub.as_fd(), &path, out)?;
-            if let Some(mtime) = self.dir_mtimes.get(&st.st_ino).copied() {
-                fsutil::set_mtime_at(dir, &name, mtime)
-                    .map_err(|e| self.err("set mtime", &path, e))?;
-            }
-            let id = fsutil::dir_identity(dir, &name).map_err(|e| self.err("stat", &path, e))?;
-            out.insert(path, id);
-        }
-        Ok(())
+        debug_assert!(rel.is_empty());
+        // An explicit stack, not recursion: any depth the kernel allows works.
+        fsutil::walk_tree(
+            dir,
+            |step| match step {
+                Step::Entry {
+                    dir,
+                    path,
+                    name,
+                    ft,
+                } => {
+                    if ft.is_some_and(|t| t != FileType::Directory) {
+                        return Ok(Next::Skip);
+                    }
+                    let st = lstat_at(dir, name).map_err(|e| self.err("stat", path, e))?;
+                    Ok(if file_type(&st) == FileType::Directory {
+                        Next::Descend
+                    } else {
+                        Next::Skip
+                    })
+                }
+                Step::Leave { dir, path, name } => {
+                    let st = lstat_at(dir, name).map_err(|e| self.err("stat", path, e))?;
+                    if let Some(mtime) = self.dir_mtimes.get(&st.st_ino).copied() {
+                        fsutil::set_mtime_at(dir, name, mtime)
+                            .map_err(|e| self.err("set mtime", path, e))?;
+                    }
+                    let id =
+                        fsutil::dir_identity(dir, name).map_err(|e| self.err("stat", path, e))?;
+                    out.insert(path.to_string(), id);
+                    Ok(Next::Skip)
+                }
+            },
+            |op, path, e| self.err(op, path, e),
+        )
     }
 }
 

@@ -102,17 +102,16 @@ pub struct Staging {
     staged: Vec<(Digest, PathBuf)>,
     new_layers: Vec<Digest>,
     done: bool,
+    /// Held while the import runs: gc and `umount --all` leave the directory alone.
+    _lock: crate::fsutil::Flock,
 }
 
 impl Staging {
     pub fn new(store: &Store) -> Result<Staging> {
         let blobs = Blobs::of(store)?;
-        let dir = store
-            .root()
-            .join("tmp")
-            .join(format!("image-{}", unique_id()));
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let (dir, lock) = store.staging_dir("image")?;
         Ok(Staging {
+            _lock: lock,
             store: store.clone(),
             blobs,
             dir,
