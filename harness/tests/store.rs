@@ -251,7 +251,12 @@ impl Cli {
 
     /// Waits (no time limit: the test's own timeout is the bound) for a record in `state`.
     fn wait_for_record(&self, state: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !self.records().iter().any(|r| r["state"] == state) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no record in state {state} after 60 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -273,7 +278,8 @@ fn umount_all_and_gc_leave_a_running_container_alone() {
         let out = s(&c.path(&format!("run-{d}.tar")));
         let mut child = c
             .cmd()
-            .args(["run", "--driver", d, "--commit", &out, &img, "--"])
+            // -i: the command reads its stdin (without it, /dev/null).
+            .args(["run", "-i", "--driver", d, "--commit", &out, &img, "--"])
             .args(["/bin/sh", "-c", "echo hi > /a; read x; cat /a"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -734,7 +740,7 @@ fn gc_cleans_up_after_a_killed_run() {
     for d in drivers(&c.root()) {
         let mut child = c
             .cmd()
-            .args(["run", "--driver", d, "--pids", "64", &img, "--"])
+            .args(["run", "-i", "--driver", d, "--pids", "64", &img, "--"])
             .args(["/bin/sh", "-c", "read x"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
