@@ -36,15 +36,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> CmdResult<ExitCode> {
         (None, true) => crate::output::print_out(&format!("{json}\n")),
         (file, _) => {
             crate::output::print_out(&table);
-            if let Some(f) = file
-                && let Err(e) = std::fs::write(f, format!("{json}\n"))
-            {
-                eprintln!(
-                    "strata: error: {}: cannot write the record: {e}",
-                    f.display()
-                );
-                ok = false;
-            }
+            ok &= write_record_file(file.as_deref(), &json, "record");
         }
     }
     Ok(if ok {
@@ -93,4 +85,20 @@ pub fn local(a: &CheckArgs) -> CmdResult<Local> {
         table,
         ok: plan.errors.is_empty() && !failed,
     })
+}
+
+/// Writes `json` (a record, or the records of several kernels: `what`) to `file` when one is
+/// given; false, with one line on stderr, when it cannot be written.
+pub(crate) fn write_record_file(file: Option<&std::path::Path>, json: &str, what: &str) -> bool {
+    let Some(f) = file else { return true };
+    match std::fs::write(f, format!("{json}\n")) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "strata: error: {}: cannot write the {what}: {e}",
+                f.display()
+            );
+            false
+        }
+    }
 }

@@ -74,15 +74,7 @@ pub fn check(ctx: &Ctx, a: &CheckArgs) -> CmdResult<ExitCode> {
             if runs.len() > 1 {
                 print!("{}", differences(&runs));
             }
-            if let Some(f) = file
-                && let Err(e) = std::fs::write(f, format!("{json}\n"))
-            {
-                eprintln!(
-                    "strata: error: {}: cannot write the records: {e}",
-                    f.display()
-                );
-                ok = false;
-            }
+            ok &= crate::cmd::check::write_record_file(file.as_deref(), &json, "records");
         }
     }
     Ok(if ok {

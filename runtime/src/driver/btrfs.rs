@@ -140,7 +140,7 @@ impl Btrfs {
         if record(top).exists() {
             return Ok(path(top));
         }
-        let _lock = super::StoreLock::take(&base.join("lock"))?;
+        let _lock = crate::fsutil::Flock::wait(&base.join("lock"))?;
         // The longest prefix already built (under the lock: no one is building it now).
         let mut have = None;
         for (i, id) in ids.iter().enumerate().rev() {

@@ -112,7 +112,7 @@ pub fn chain_layers(store_root: &Path, layers: &[StoredLayer]) -> Result<Vec<Sto
         return Ok((0..layers.len()).map(level).collect());
     }
     std::fs::create_dir_all(&chains).map_err(|e| Error::io("create", &chains, e))?;
-    let _lock = super::StoreLock::take(&base.join("lock"))?;
+    let _lock = crate::fsutil::Flock::wait(&base.join("lock"))?;
     remove_leftovers(&chains)?;
     for i in 1..layers.len() {
         if built(i) {
@@ -392,7 +392,7 @@ pub fn remove_unused(store_root: &Path, keep: &[Vec<Digest>]) -> Result<(Vec<Str
         return Ok((Vec::new(), 0));
     }
     // No chain is built while this runs.
-    let _lock = super::StoreLock::take(&base.join("lock"))?;
+    let _lock = crate::fsutil::Flock::wait(&base.join("lock"))?;
     let used: std::collections::HashSet<String> = keep
         .iter()
         .flat_map(|stack| chain_ids_of(stack))

@@ -280,24 +280,6 @@ pub(crate) fn umount(target: &Path) -> Result<()> {
     }
 }
 
-/// An exclusive flock(2) on a store's lock file (btrfs and overlay chains), released when dropped (or when the process dies).
-pub(crate) struct StoreLock(#[allow(dead_code)] std::fs::File);
-
-impl StoreLock {
-    pub(crate) fn take(path: &Path) -> Result<StoreLock> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open lock", path, e))?;
-        // Waits while another process builds chains in this store.
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock", path, crate::fsutil::ioe(e)))?;
-        Ok(StoreLock(f))
-    }
-}
-
 /// EBUSY retries of [`umount`], 2 ms apart.
 const UMOUNT_BUSY_TRIES: u32 = 50;
 
