@@ -443,54 +443,47 @@ pub fn phases(data: &Dataset) -> Option<Table> {
         for (pi, phase) in order.iter().enumerate() {
             let v: Vec<f64> = runs.iter().filter_map(|(_, v)| v[pi]).collect();
             let Some(s) = PhaseStat::of(&v) else { continue };
-            let mut row = vec![
-                phase.clone(),
-                human_ns(s.median),
-                format!("{} – {}", human_ns(s.min), human_ns(s.max)),
-                s.first.map_or("-".into(), human_ns),
-                if s.outliers.is_empty() {
-                    "-".into()
-                } else {
-                    s.outliers
-                        .iter()
-                        .map(|o| human_ns(*o))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-                s.runs.to_string(),
-            ];
-            if multi {
-                row.insert(0, r.runner.id.clone());
-            }
-            t.rows.push(row);
+            t.rows
+                .push(phase_row(phase, &s, multi.then_some(&r.runner.id)));
         }
         for (_, v) in &runs {
             total.push(v.iter().flatten().sum::<f64>());
         }
         if let Some(s) = PhaseStat::of(&total) {
-            let mut row = vec![
-                "whole start (sum of phases)".to_string(),
-                human_ns(s.median),
-                format!("{} – {}", human_ns(s.min), human_ns(s.max)),
-                s.first.map_or("-".into(), human_ns),
-                if s.outliers.is_empty() {
-                    "-".into()
-                } else {
-                    s.outliers
-                        .iter()
-                        .map(|o| human_ns(*o))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-                s.runs.to_string(),
-            ];
-            if multi {
-                row.insert(0, r.runner.id.clone());
-            }
-            t.rows.push(row);
+            t.rows.push(phase_row(
+                "whole start (sum of phases)",
+                &s,
+                multi.then_some(&r.runner.id),
+            ));
         }
     }
     Some(t)
+}
+
+/// One row of the phases table: the phase, its median, range, first run, outlier runs and
+/// run count, after the runner's id when the table has several runners.
+fn phase_row(phase: &str, s: &PhaseStat, runner: Option<&String>) -> Vec<String> {
+    let outliers = if s.outliers.is_empty() {
+        "-".into()
+    } else {
+        s.outliers
+            .iter()
+            .map(|o| human_ns(*o))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    runner
+        .cloned()
+        .into_iter()
+        .chain([
+            phase.to_string(),
+            human_ns(s.median),
+            format!("{} – {}", human_ns(s.min), human_ns(s.max)),
+            s.first.map_or("-".into(), human_ns),
+            outliers,
+            s.runs.to_string(),
+        ])
+        .collect()
 }
 
 /// Samples per benchmark: `10 (every benchmark)` or `10–30`.

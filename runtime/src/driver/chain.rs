@@ -42,7 +42,7 @@ use crate::diff::upper::{KERNEL_OVERLAY, upper_items};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::model::{Change, ChangeSet, Entry, EntryKind, FileData, RelPath};
+use crate::model::{Change, ChangeSet, Entry, EntryKind, FileData, RelPath, ancestors};
 use crate::store::{LayerInfo, StoredLayer, now_secs, write_json};
 
 /// The chain part of a store under `store_root`.
@@ -266,11 +266,6 @@ fn lands_as_extracted(merged: &Path, layer: &ChangeSet) -> Result<bool> {
         }
     }
     Ok(true)
-}
-
-/// The proper ancestors of `path` (not the root), shortest first: `a/b/c` -> `a`, `a/b`.
-fn ancestors(path: &str) -> Vec<&str> {
-    path.match_indices('/').map(|(i, _)| &path[..i]).collect()
 }
 
 /// The change set a chain directory (an overlay upper directory over `below`) holds: its

@@ -38,7 +38,7 @@ mod tree;
 
 pub use apply::{apply, apply_layer, apply_layer_traced, apply_layer_with, apply_with};
 pub use changeset::{Change, ChangeSet, Entry, EntryKind};
-pub use path::{RelPath, is_within, join, normalize, parent_and_name};
+pub use path::{RelPath, ancestors, is_within, join, normalize, parent_and_name};
 pub use semantics::{Semantics, symlink_loops};
 pub use tree::{
     CompareOptions, FileData, Ino, Inode, Kind, Meta, Mismatch, MtimeCompare, Timespec, Tree,

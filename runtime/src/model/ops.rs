@@ -249,12 +249,10 @@ impl Writable {
         {
             return false;
         }
-        let ways = |p: &str| -> Vec<String> {
-            p.match_indices('/')
-                .map(|(i, _)| p[..i].to_string())
-                .collect()
-        };
-        let mut paths = ways(full);
+        let mut paths: Vec<String> = super::ancestors(full)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         if itself {
             paths.push(full.to_string());
         }

@@ -41,6 +41,11 @@ pub fn join(parent: &str, name: &str) -> RelPath {
     }
 }
 
+/// The proper ancestors of `p` (not the root), shortest first: `a/b/c` -> `a`, `a/b`.
+pub fn ancestors(p: &str) -> Vec<&str> {
+    p.match_indices('/').map(|(i, _)| &p[..i]).collect()
+}
+
 /// True when `p` is `dir` or lies under it.
 pub fn is_within(p: &str, dir: &str) -> bool {
     dir.is_empty() || p == dir || (p.starts_with(dir) && p.as_bytes().get(dir.len()) == Some(&b'/'))
@@ -49,6 +54,12 @@ pub fn is_within(p: &str, dir: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_are_the_proper_parents_shortest_first() {
+        assert_eq!(ancestors("a/b/c"), ["a", "a/b"]);
+        assert!(ancestors("a").is_empty());
+    }
 
     #[test]
     fn normalize_strips_dots_and_slashes_and_refuses_escapes() {
