@@ -85,8 +85,9 @@ pub struct SuiteArgs {
     /// and OUT/check.txt, and stderr gets one progress line per step, or bars on a terminal)
     #[arg(long)]
     pub verbose: bool,
-    /// Also run the conformance catalog under these kernels (repeatable; as `strata check
-    /// --kernel`): their records go to OUT/kernels.json and the report has a column each
+    /// Also run the suite without its benchmarks (catalog, phases, disk) under these kernels,
+    /// each in a microVM (repeatable; KERNEL as in `strata check --kernel`; `host` is this
+    /// run): their records go to OUT/kernels.json and the report has a column each
     #[arg(long = "kernel", value_name = "KERNEL")]
     pub kernel: Vec<String>,
 }

@@ -142,3 +142,58 @@ fn a_kernel_that_cannot_be_had_is_one_line_and_a_failed_record() {
     assert_eq!(r.failed.len(), 1);
     assert_eq!(r.failed[0].what, "kernel /no/such/vmlinuz");
 }
+
+/// `strata suite --kernel`: a kernel that cannot be had fails the suite with one line naming
+/// it, and its failed record lands in OUT/kernels.json beside the suite's own; `host` is the
+/// suite's own record, not run twice.
+#[test]
+fn the_suite_names_a_kernel_that_cannot_be_had_and_fails() {
+    if !strata_runtime::require::root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = strata(&[
+        "--root",
+        dir.path().join("store").to_str().unwrap(),
+        "suite",
+        "--no-bench",
+        "--quick",
+        "--kernel",
+        "host",
+        "--kernel",
+        "/no/such/vmlinuz",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("strata: error: kernel"))
+        .collect();
+    assert_eq!(
+        errors,
+        ["strata: error: kernel /no/such/vmlinuz: /no/such/vmlinuz: no such kernel image file"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("strata suite: kernel host: this host's kernel is the suite's own record"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(out.join("kernels.json")).unwrap();
+    let r = ResultRecord::read(&out.join("kernels.json"))
+        .map(|r| vec![r])
+        .unwrap_or_else(|_| serde_json::from_str(&text).unwrap());
+    assert_eq!(r.len(), 1, "{text}");
+    assert_eq!(r[0].failed[0].what, "kernel /no/such/vmlinuz");
+    // The suite's own record is whole, and the report has both runners.
+    let own = ResultRecord::read(&out.join("result.json")).unwrap();
+    assert!(!own.conformance.is_empty());
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(
+        html.contains(&r[0].runner.id),
+        "no {} in the report",
+        r[0].runner.id
+    );
+}

@@ -120,6 +120,11 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         verbose: a.verbose,
     };
     let mut record = ResultRecord::new(crate::runner::runner(store.root()));
+    if !a.kernel.is_empty() {
+        // Beside the kernels' records, this one is the host's kernel, run without a VM.
+        record.runner.kernel_source = Some("host".into());
+        record.runner.virtualization = Some("none".into());
+    }
     record.run = Some(RunInfo {
         profile: Some(if a.quick { "quick" } else { "full" }.to_string()),
         date: Some(utc_now()),
@@ -210,7 +215,7 @@ pub fn run(ctx: &Ctx, a: SuiteArgs) -> CmdResult<ExitCode> {
         .map_err(|e| strata_runtime::Error::io("write", &result, e))?;
     let mut opts = ReportOptions::new(out.join("report"));
     opts.results = vec![result.clone()];
-    let (kernels, kernels_failed) = crate::kernel::matrix::in_suite(ctx, &out, &a.kernel);
+    let (kernels, kernels_failed) = crate::kernel::matrix::in_suite(&out, &a.kernel, a.quick);
     opts.results.extend(kernels);
     let summary = build_report(&opts).map_err(|e| err(e.to_string()))?;
     eprintln!(

@@ -151,7 +151,7 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
         let local = crate::cmd::check::local(a).map_err(|e| e.to_string())?;
         let mut record = local.record;
         let kernel = record.runner.kernel.clone().unwrap_or_default();
-        record.runner.id = super::runner_id(&kernel);
+        record.runner.id = super::runner_id(&kernel, None);
         record.runner.kernel_source = Some("host".into());
         record.runner.virtualization = Some("none".into());
         return Ok(Run {
@@ -161,8 +161,6 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
             ok: local.ok,
         });
     }
-    let tools = vm::tools()?;
-    let ready = super::prepare(given, &spec, say)?;
     let mut args: Vec<String> = vec![
         "check".into(),
         "--json".into(),
@@ -180,11 +178,26 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
         let abs = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         args.extend(["--cases".into(), abs.display().to_string()]);
     }
-    let run = vm::run_strata(&tools, &ready.image, &args, say)?;
-    let path = run.out.path().join("record.json");
+    in_vm(given, &spec, &args, "record.json", say)
+}
+
+/// One kernel in a VM: the guest runs `strata ARGS` and leaves its record at `{OUT}/RECORD`,
+/// which comes back with the runner block naming the kernel and how it ran.
+fn in_vm(
+    given: &str,
+    spec: &KernelSpec,
+    args: &[String],
+    record: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<Run, String> {
+    let tools = vm::tools()?;
+    let ready = super::prepare(given, spec, say)?;
+    let run = vm::run_strata(&tools, &ready.image, args, say)?;
+    let path = run.out.path().join(record);
     let mut record = ResultRecord::read(&path).map_err(|e| {
         format!(
-            "the guest's strata check (exit status {}) left no record: {e}",
+            "the guest's strata {} (exit status {}) left no record: {e}",
+            vm::subcommand(args),
             run.status
         )
     })?;
@@ -195,7 +208,7 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
         run.accel.as_str()
     ));
     let kernel = record.runner.kernel.clone().unwrap_or_default();
-    record.runner.id = super::runner_id(&kernel);
+    record.runner.id = super::runner_id(&kernel, Some(run.accel));
     record.runner.kernel_source = Some(ready.source);
     record.runner.virtualization = Some(run.accel.as_str().into());
     let failed = record.conformance.iter().any(|c| c.status == Status::Fail);
@@ -207,52 +220,76 @@ fn one(given: &str, a: &CheckArgs, say: &mut dyn FnMut(&str)) -> Result<Run, Str
     })
 }
 
-/// `strata suite --kernel K...`: `strata check --kernel K... --json OUT/kernels.json` in a
-/// process of its own (its progress and matrices on stderr). The records' file for the
-/// report, when it was written, and why the kernels failed (one line), if they did.
+/// `strata suite --kernel K...`: the suite without its criterion benchmarks (`strata suite
+/// --no-bench`: the catalog on every driver the guest has, the phases of a container start,
+/// each driver's disk use) in each kernel's VM, the records in `OUT/kernels.json`. `host` is
+/// the suite's own record already. Returns that file, when it was written, and why the
+/// kernels failed (one line), if they did.
 pub fn in_suite(
-    ctx: &Ctx,
     out: &std::path::Path,
     kernels: &[String],
+    quick: bool,
 ) -> (Option<std::path::PathBuf>, Option<String>) {
-    if kernels.is_empty() {
+    let mut records = Vec::new();
+    let mut failed = Vec::new();
+    for given in kernels {
+        let started = Instant::now();
+        let mut say = |line: &str| eprintln!("strata suite: kernel {given}: {line}");
+        let spec = match KernelSpec::parse(given) {
+            Ok(KernelSpec::Host) => {
+                say("this host's kernel is the suite's own record");
+                continue;
+            }
+            Ok(spec) => spec,
+            Err(why) => {
+                eprintln!("strata: error: kernel {given}: {why}");
+                failed.push(given.clone());
+                records.push(super::failed_record(given, &why));
+                continue;
+            }
+        };
+        // The guest's store on its tmpfs: the shared directory is virtiofs, which overlay
+        // takes for no upper layer.
+        let root = format!("{}/store", vm::GUEST_TMP);
+        let mut args: Vec<String> =
+            vec!["--root".into(), root, "suite".into(), "--no-bench".into()];
+        if quick {
+            args.push("--quick".into());
+        }
+        args.extend(["--out".into(), "{OUT}/suite".into()]);
+        match in_vm(given, &spec, &args, "suite/result.json", &mut say) {
+            Ok(run) => {
+                if !run.ok {
+                    failed.push(given.clone());
+                }
+                say(&format!(
+                    "{} in {:.0} s",
+                    count(&run.record),
+                    started.elapsed().as_secs_f64()
+                ));
+                records.push(run.record);
+            }
+            Err(why) => {
+                eprintln!("strata: error: kernel {given}: {why}");
+                failed.push(given.clone());
+                records.push(super::failed_record(given, &why));
+            }
+        }
+    }
+    if records.is_empty() {
         return (None, None);
     }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return (None, Some(format!("where is strata? {e}"))),
-    };
     let file = out.join("kernels.json");
-    eprintln!("strata suite: the catalog under {}", kernels.join(", "));
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root").arg(&ctx.root).arg("check");
-    for k in kernels {
-        cmd.arg("--kernel").arg(k);
+    let written = super::records_json(&records).and_then(|json| {
+        std::fs::write(&file, json + "\n").map_err(|e| format!("write {}: {e}", file.display()))
+    });
+    if let Err(why) = written {
+        return (None, Some(why));
     }
-    let o = match cmd
-        .arg("--json")
-        .arg(&file)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => return (None, Some(format!("strata check --kernel: {e}"))),
-    };
-    eprint!("{}", String::from_utf8_lossy(&o.stdout));
-    if !file.exists() {
-        return (
-            None,
-            Some(format!(
-                "strata check --kernel wrote no record ({})",
-                o.status
-            )),
-        );
-    }
-    let why = (!o.status.success()).then(|| {
+    let why = (!failed.is_empty()).then(|| {
         format!(
-            "strata check --kernel {}: a kernel or a case failed (see {})",
-            kernels.join(" --kernel "),
+            "the suite under kernel {} failed (see {})",
+            failed.join(", "),
             file.display()
         )
     });

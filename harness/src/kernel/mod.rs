@@ -119,13 +119,18 @@ pub fn host_name() -> String {
 }
 
 /// The runner id of a kernel's run on this host: `STRATA_RUNNER_ID` (or the hostname) and
-/// the kernel release.
-pub fn runner_id(kernel: &str) -> String {
+/// the kernel release, and `-emulated` for a VM under QEMU's TCG, so that every table and
+/// chart that names the runner says its timings are the emulator's (and the gate never
+/// compares such a run with one under KVM).
+pub fn runner_id(kernel: &str, accel: Option<vm::Accel>) -> String {
     let base = std::env::var("STRATA_RUNNER_ID")
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(host_name);
-    format!("{base}-{kernel}")
+    match accel {
+        Some(vm::Accel::Emulated) => format!("{base}-{kernel}-emulated"),
+        _ => format!("{base}-{kernel}"),
+    }
 }
 
 /// Writes one record as an object, several as an array (`strata report` reads both).

@@ -229,6 +229,22 @@ fn env_u64(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+/// The strata subcommand in `args`, after global options (`--root DIR`, `--json`).
+pub fn subcommand(args: &[String]) -> &str {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--root" {
+            it.next();
+        } else if !a.starts_with('-') {
+            return a;
+        }
+    }
+    ""
+}
+
+/// A tmpfs the guest mounts for its temporary files and stores (TMPDIR).
+pub const GUEST_TMP: &str = "/run/strata-tmp";
+
 /// Boots `image` and runs `strata ARGS` in the guest (`{OUT}` in an argument is replaced by
 /// the shared directory). `progress` gets one line per step and each line the guest writes
 /// on stderr.
@@ -266,6 +282,13 @@ pub fn run_strata(
         let mut script = String::from(
             "for m in overlay loop btrfs xfs fuse; do modprobe -q $m 2>/dev/null; done; ",
         );
+        // The guest's /tmp is virtme-ng's overlay over the host's /tmp, and an overlay is no
+        // upper layer for another one (before 6.7): temporary stores go on a tmpfs of their own.
+        script.push_str(&format!(
+            "mkdir -p {GUEST_TMP} && mount -t tmpfs -o mode=1777 strata-tmp {GUEST_TMP} || \
+             {{ echo 'strata: error: cannot mount a tmpfs on {GUEST_TMP} in the guest' >&2; exit 125; }}; \
+             export TMPDIR={GUEST_TMP}; "
+        ));
         script.push_str(&format!(": > {}/booted; ", shell_quote(&o)));
         script.push_str(&format!(
             "test -x {e} || {{ printf 'strata: error: %s is not visible in the guest (under a \
@@ -362,7 +385,7 @@ pub fn run_strata(
                 booted = Some(s);
                 progress(&format!(
                     "booted in {s:.1} s; running strata {}",
-                    args.first().map_or("", String::as_str)
+                    subcommand(args)
                 ));
             }
             match child.try_wait() {
