@@ -3,7 +3,8 @@
 //! the from-host rootfs, per driver (btrfs on a loop-mounted btrfs) and namespace set
 //! (`strata_<driver>`); the same as a whole `strata run` process (`strata-cli/<driver>`, the
 //! series the peers are compared with: a process against a process); in the same group the
-//! floor (fork + exec + wait of /bin/true) and the peers `crun run` and `runc run` on an OCI
+//! floor (fork + exec + wait of /bin/true), a `strata --version` process (`strata_process`:
+//! what every strata command pays before its work) and the peers `crun run` and `runc run` on an OCI
 //! bundle with the same rootfs, when installed. Then `strata-cli/<driver>` again on real
 //! images (param `image=busybox`, `image=debian`: see `strata_benches::images`), the Debian
 //! one without the copy driver (each of its starts would copy the whole Debian tree).
@@ -91,6 +92,18 @@ fn bench(c: &mut criterion::Criterion) {
     // The whole `strata run` process, with the peers' namespaces.
     match strata_benches::cli::strata_bin() {
         Ok(bin) => {
+            // What any strata command pays before its work (load, start, parse), against
+            // the floor above: `strata --version`.
+            g.bench_function(BenchmarkId::new("strata_process", "--version"), |b| {
+                b.iter(|| {
+                    let st = Command::new(&bin)
+                        .arg("--version")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .status();
+                    assert!(st.is_ok_and(|s| s.success()));
+                })
+            });
             let (ns_name, _) = SETS[2];
             let ns = "mount,uts,ipc,pid,net";
             for driver in ["overlay", "copy", "btrfs", "fuse-overlayfs"] {

@@ -156,9 +156,16 @@ pub fn builtin(group: &str, function: &str) -> Option<SeriesKind> {
         ("container_start", "floor_fork_exec") => s(
             Floor,
             "floor",
-            &[START_LIBRARY, START_PROCESS],
+            &[START_LIBRARY, START_PROCESS, FORK_EXEC],
             "tmpfs",
             "fork + exec + wait of /bin/true",
+        ),
+        ("container_start", "strata_process") => s(
+            Subject,
+            "strata",
+            &[FORK_EXEC],
+            "tmpfs",
+            "fork + exec + wait of `strata --version`: what every strata command pays first",
         ),
         ("container_start", f) if f.starts_with("strata_") => {
             let d = &f["strata_".len()..];
@@ -363,6 +370,11 @@ mod tests {
         let crun = lookup(&[], "container_start", "crun");
         assert!(crun.is_reference_for(&lookup(&[], "container_start", "strata-cli/overlay")));
         assert!(!crun.is_reference_for(&lookup(&[], "container_start", "strata_overlay")));
+        // `strata --version` is held against the process floor only, never against a start.
+        let version = lookup(&[], "container_start", "strata_process");
+        assert_eq!(version.kind, Kind::Subject);
+        assert!(!crun.is_reference_for(&version));
+        assert!(lookup(&[], "container_start", "floor_fork_exec").is_reference_for(&version));
         assert_eq!(
             lookup(&[], "x", "floor_mystery").kind,
             Kind::Subject,
