@@ -152,6 +152,7 @@ fn s(p: &Path) -> String {
 /// build, e.g. the one before issue 14), else this build's.
 fn bin() -> PathBuf {
     std::env::var_os("STRATA_BIN")
+        .filter(|b| !b.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strata")))
 }
@@ -1285,7 +1286,7 @@ fn stress_parallel_commands_on_one_store() {
     let ops = ops.into_inner().unwrap();
     let total: usize = ops.values().map(|v| v.0).sum();
     for (kind, (done, refused)) in &ops {
-        println!("stress: {kind}: {done} done, {refused} refused");
+        println!("stress: {kind}: {done} attempted, {refused} refused");
     }
     let errors = errors.into_inner().unwrap();
     for r in refusals {
@@ -1708,16 +1709,17 @@ fn a_running_import_keeps_its_staging_dir_through_umount_all_and_gc() {
     let staged = names_in(&c.root().join("tmp"));
     assert_eq!(staged.len(), 1, "the import's staging dir: {staged:?}");
     let all = c.ok(&["umount", "--all"]);
+    assert_eq!(
+        names_in(&c.root().join("tmp")),
+        staged,
+        "umount --all took the running import's staging dir: {all}"
+    );
     let gc = c.ok(&["gc"]);
     assert!(
         !gc.contains("staging"),
         "gc took the running import's: {gc}"
     );
-    assert_eq!(
-        names_in(&c.root().join("tmp")),
-        staged,
-        "after umount --all: {all}"
-    );
+    assert_eq!(names_in(&c.root().join("tmp")), staged, "after gc: {gc}");
     w.write_all(&tar[half..]).unwrap();
     drop(w);
     let o = child.wait_with_output().unwrap();
