@@ -16,7 +16,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TagWrites};
 use crate::fsutil::{self, file_type, open_dir, open_file_at};
 use crate::model::{Entry, EntryKind, FileData, Meta, RelPath, is_within, parent_and_name};
 use crate::tarw::{TarWriter, WHITEOUT_PREFIX};
@@ -388,29 +388,40 @@ fn open_data(root: BorrowedFd<'_>, path: &str) -> io::Result<File> {
 }
 
 /// Writes a commit to `path` atomically: a temporary beside it, renamed into place only when
-/// whole. Returns the sha256 of the tar (its diff-id).
-pub fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Digest> {
+/// whole; on any error the temporary is removed. Returns the sha256 of the tar (its diff-id).
+/// Out of room, the error says `what` was writing `path`, in which output directory.
+pub fn write_file(
+    what: &'static str,
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<Digest> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let place = || format!("output directory {}", dir.display());
     sweep_dead_temps(dir, path);
-    let mut tmp = tempfile_in(dir, path)?;
-    // Held while this process writes it: a later commit to the same output removes only
-    // temporaries nobody holds (those of killed commits).
-    let _held = crate::fsutil::Flock::wait_existing(&tmp.0)?;
-    let mut hw = HashingWriter::new(&mut tmp.1);
-    let result = f(&mut hw);
-    let (digest, _, _) = hw.finish();
-    let finish = result.and_then(|()| {
-        tmp.1.sync_all().map_err(|e| Error::io("sync", &tmp.0, e))?;
-        std::fs::rename(&tmp.0, path).map_err(|e| Error::io("rename", path, e))
-    });
-    if let Err(e) = finish {
-        let _ = std::fs::remove_file(&tmp.0);
-        return Err(e);
-    }
-    Ok(digest)
+    let (tmp, file) = tempfile_in(dir, path).map_err(|e| e.no_space(what, place))?;
+    // A failed write names the output (the file being read names itself).
+    let mut file = TagWrites::new(file, path);
+    let result = (|| -> Result<Digest> {
+        // Held while this process writes it: a later commit to the same output removes only
+        // temporaries nobody holds (those of killed commits).
+        let _held = crate::fsutil::Flock::wait_existing(&tmp)?;
+        let mut hw = HashingWriter::new(&mut file);
+        let result = f(&mut hw);
+        let (digest, _, _) = hw.finish();
+        result?;
+        file.get_mut()
+            .sync_all()
+            .map_err(|e| Error::io("sync", path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
+        Ok(digest)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.no_space(what, place)
+    })
 }
 
 /// Removes the temporaries of earlier commits to `path` that were killed before their

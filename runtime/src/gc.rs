@@ -6,6 +6,8 @@
 //!   daemon such a run leaves is ended), records whose mount is gone (a reboot, a manual
 //!   umount); the mount is unmounted only when it is the one strata made;
 //! - mount directories without a record, staging directories of dead imports (`ROOT/tmp`);
+//! - btrfs subvolumes no record names: a mount's snapshot whose mount directory is gone, a
+//!   chain subvolume without its record (`ROOT/btrfs`, when it is on btrfs);
 //! - empty container root directories (`ROOT/containers/<id>`) no record names;
 //! - cgroups `strata-<id>` (v2 and v1) of this store's containers whose run died (processes
 //!   still in one are killed).
@@ -13,7 +15,7 @@
 //! An idle mount (`strata mount`, `strata run --keep`) is not garbage: `strata umount` ends it.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -25,7 +27,8 @@ use crate::store::{RecordState, Store};
 /// One leftover and what was done with it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// `mount`, `mount-dir`, `staging`, `container-dir`, `cgroup`, `fuse-daemon`, `layer`.
+    /// `mount`, `mount-dir`, `staging`, `container-dir`, `cgroup`, `fuse-daemon`,
+    /// `btrfs-subvolume`, `btrfs-temp`, `layer`.
     pub kind: &'static str,
     pub path: PathBuf,
     /// Why it is garbage.
@@ -134,6 +137,11 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
         let r = act(&|| crate::fsutil::remove_tree(&p));
         rep.push("mount-dir", p, "mount directory without a record".into(), r);
     }
+    // btrfs subvolumes no record names (after the records: a dead mount's snapshot went
+    // with its mount above).
+    crate::driver::btrfs::gc_leftovers(store.root(), dry_run, &mut |kind, p, why, r| {
+        rep.push(kind, p, why.into(), r)
+    })?;
     // Removed (or listed) under their lock, so an import that locks its new directory
     // meanwhile never loses it.
     for p in store.clean_tmp(dry_run)? {
@@ -146,8 +154,9 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Report> {
             let p = ent.path();
             dead_containers.push(ent.file_name().to_string_lossy().into_owned());
             let empty = || fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
-            if !empty() || (!dry_run && kept.contains(&p)) || (dry_run && targets_of(&records, &p))
-            {
+            // A dead run's record goes above (in a dry run: would go), and its directory
+            // with it; only a kept mount's target stays.
+            if !empty() || kept.contains(&p) {
                 continue;
             }
             // A running container holds the lock of its directory (whose mount lives in the
@@ -243,11 +252,6 @@ pub fn check(store: &Store) -> Result<Vec<Finding>> {
         }
     }
     Ok(out)
-}
-
-/// True when a record's target is `p` (in a dry run no record is removed).
-fn targets_of(records: &[crate::store::MountRecord], p: &Path) -> bool {
-    records.iter().any(|r| r.target == p)
 }
 
 /// True when `pid` is still a fuse-overlayfs process (not yet exited, not reused).

@@ -115,7 +115,7 @@ pub fn mount_as(
     // The intent: written before the kernel mount, so a crash after it is findable.
     if let Err(e) = store.write_record(&record) {
         let _ = store.remove_mount_dir(&record.id);
-        return Err(e);
+        return Err(e.no_space("mount", || store.place()));
     }
     let view = MountView {
         layers,
@@ -124,7 +124,8 @@ pub fn mount_as(
     };
     if let Err(e) = driver.mount(&view) {
         let _ = store.remove_mount_dir(&record.id);
-        return Err(e);
+        // A copy materialised into ROOT/mounts/ (or a btrfs snapshot) that ran out of room.
+        return Err(e.no_space("mount", || store.place()));
     }
     let mut m = Mount {
         store: store.clone(),
@@ -298,7 +299,7 @@ impl Mount {
 
     /// [`Mount::commit_file`] leaving out what `opts` excludes.
     pub fn commit_file_with(&self, opts: &CommitOptions, path: &Path) -> Result<Digest> {
-        commit::write_file(path, |w| self.driver.commit(&self.view, opts, w))
+        commit::write_file("commit", path, |w| self.driver.commit(&self.view, opts, w))
     }
 
     /// Unmounts and removes the writable layer.

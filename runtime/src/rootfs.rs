@@ -117,7 +117,9 @@ pub fn from_host(out: &Path, bins: &[String]) -> Result<Built> {
 /// layer's diff-id, the digest `strata layer import` prints for it).
 pub fn from_host_tar(out: &Path, bins: &[String], tar: &Path) -> Result<Built> {
     let mut built = from_host(out, bins)?;
-    let digest = crate::commit::write_file(tar, |w| crate::layer::source::tar_directory(out, w))?;
+    let digest = crate::commit::write_file("rootfs --tar", tar, |w| {
+        crate::layer::source::tar_directory(out, w)
+    })?;
     built.tar = Some(tar.to_path_buf());
     built.digest = Some(digest);
     Ok(built)

@@ -297,8 +297,19 @@ impl Store {
         self.import_reader_from(r, label, &label.display().to_string())
     }
 
-    /// [`Store::import_reader`] recording `source` as where the layer came from.
+    /// [`Store::import_reader`] recording `source` as where the layer came from. Out of
+    /// room, the error names the file in the store being written, and the store.
     pub fn import_reader_from(&self, r: impl Read, label: &Path, source: &str) -> Result<Imported> {
+        self.import_staged(r, label, source)
+            .map_err(|e| e.no_space("layer import", || self.place()))
+    }
+
+    /// `store ROOT`, for errors that say which store ran out of room.
+    pub fn place(&self) -> String {
+        format!("store {}", self.root.display())
+    }
+
+    fn import_staged(&self, r: impl Read, label: &Path, source: &str) -> Result<Imported> {
         // Held while the import runs: `umount --all` and gc leave a held staging dir alone.
         let (tmp, _staging) = self.staging_dir("import")?;
         let fs_dir = tmp.join("fs");

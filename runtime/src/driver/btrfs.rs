@@ -292,6 +292,75 @@ impl Driver for Btrfs {
     }
 }
 
+/// Finds, and unless `dry_run` deletes, what a crash left in the btrfs part of the store
+/// under `store_root` (`strata gc`): a mount's snapshot whose mount directory (and so its
+/// record) is gone, a chain subvolume without its record (a build cut short) and a chain
+/// record's temporary; chains are looked at only while no build holds the chain lock.
+/// `found` gets each one's kind, path, why it is a leftover, and the outcome of its removal
+/// (`None` with `dry_run`).
+pub fn gc_leftovers(
+    store_root: &Path,
+    dry_run: bool,
+    found: &mut dyn FnMut(&'static str, PathBuf, &'static str, Option<Result<()>>),
+) -> Result<()> {
+    let base = state_dir(store_root);
+    if !matches!(fs_magic(&base), Ok(BTRFS_SUPER_MAGIC)) {
+        return Ok(());
+    }
+    const SUBVOLUME: &str = "btrfs-subvolume";
+    let mut subvolume = |dir: &Path, name: &str, why: &'static str| {
+        let path = dir.join(name);
+        let r = (!dry_run)
+            .then(|| open_dir(dir).and_then(|fd| delete_subvolume(fd.as_fd(), name, &path)));
+        found(SUBVOLUME, path, why, r);
+    };
+    let mounts = base.join("mounts");
+    if let Ok(fd) = open_dir(&mounts) {
+        for (name, _) in list_dir_typed(fd.as_fd()).map_err(|e| Error::io("read", &mounts, e))? {
+            // The mount directory is made (and locked) before its snapshot, and removed
+            // after it: a snapshot without one is nobody's.
+            if !store_root.join("mounts").join(&name).exists() {
+                subvolume(&mounts, &name, "btrfs snapshot of a mount without a record");
+            }
+        }
+    }
+    let chains = base.join("chains");
+    let Ok(fd) = open_dir(&chains) else {
+        return Ok(());
+    };
+    let Some(_building) = crate::fsutil::Flock::try_take(&base.join("lock"))? else {
+        return Ok(());
+    };
+    let mut temps = Vec::new();
+    for (name, _) in list_dir_typed(fd.as_fd()).map_err(|e| Error::io("read", &chains, e))? {
+        if name.contains(".tmp-") {
+            temps.push(name);
+            continue;
+        }
+        if Digest::parse(&name).is_none() || chains.join(format!("{name}.json")).exists() {
+            continue;
+        }
+        let is_subvolume = lstat_at(fd.as_fd(), &name).is_ok_and(|st| {
+            file_type(&st) == FileType::Directory && st.st_ino == BTRFS_FIRST_FREE_OBJECTID
+        });
+        if is_subvolume {
+            subvolume(&chains, &name, "btrfs chain subvolume without its record");
+        }
+    }
+    for name in temps {
+        let path = chains.join(&name);
+        let r = (!dry_run)
+            .then(|| std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e)));
+        found(
+            "btrfs-temp",
+            path,
+            "temporary of a chain record never renamed",
+            r,
+        );
+    }
+    Ok(())
+}
+
 // The btrfs ioctls (linux/btrfs.h): magic 0x94, argument structs of 4096 bytes.
 const BTRFS_IOC_SNAP_DESTROY: libc::c_ulong = 0x5000_940f;
 const BTRFS_IOC_SNAP_CREATE_V2: libc::c_ulong = 0x5000_9417;

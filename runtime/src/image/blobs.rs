@@ -163,6 +163,7 @@ impl Staging {
     ) -> Result<(PathBuf, Digest, u64)> {
         let p = self.tmp_path(what);
         let f = File::create(&p).map_err(|e| Error::io("create", &p, e))?;
+        let f = crate::error::TagWrites::new(f, &p);
         let mut hw = HashingWriter::new(io::BufWriter::with_capacity(1 << 17, f));
         fill(&mut hw)?;
         let (d, n, mut w) = hw.finish();

@@ -95,8 +95,20 @@ pub fn commit_image(store: &Store, m: &Mount, new_ref: &str) -> Result<CommitRep
 }
 
 /// [`commit_image`] with `created_by` for the history entry (e.g. the container's command)
-/// and more paths to leave out (e.g. volume mount points).
+/// and more paths to leave out (e.g. volume mount points). Out of room, the error names the
+/// file in the store being written, and the store.
 pub fn commit_image_as(
+    store: &Store,
+    m: &Mount,
+    new_ref: &str,
+    created_by: &str,
+    exclude: &[String],
+) -> Result<CommitReport> {
+    commit_staged(store, m, new_ref, created_by, exclude)
+        .map_err(|e| e.no_space("commit --image", || store.place()))
+}
+
+fn commit_staged(
     store: &Store,
     m: &Mount,
     new_ref: &str,

@@ -69,7 +69,9 @@ pub fn export(store: &Store, img: &Image, out: &Path, format: ExportFormat) -> R
             p.written.bytes_written
         }
         ExportFormat::DockerSave => {
-            crate::commit::write_file(out, |w| docker_save::write(store, img, w, out))?;
+            crate::commit::write_file("image export", out, |w| {
+                docker_save::write(store, img, w, out)
+            })?;
             std::fs::metadata(out)
                 .map(|m| m.len())
                 .map_err(|e| Error::io("stat", out, e))?

@@ -180,7 +180,7 @@ pub fn import(store: &Store, spec: &str, opts: &ImportOptions) -> Result<ImportR
         ));
     };
     let _lock = records::lock(store)?;
-    run(store, &input, plan)
+    run(store, &input, plan).map_err(|e| e.no_space("image import", || store.place()))
 }
 
 /// Reads a manifest, index or config blob of a layout and checks it against `desc`.
@@ -569,6 +569,8 @@ fn store_layer(
     }
     let tmp = staging.tmp_path("layer");
     let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    // A failed write of the staged blob names it (not the source being read).
+    let file = crate::error::TagWrites::new(file, &tmp);
     let mut tee = TeeReader::new(reader, io::BufWriter::with_capacity(1 << 17, file));
     let mut compression = Compression::None;
     // (diff-id, tar size, newly extracted)

@@ -52,6 +52,8 @@ enum Held {
 
 struct Importer<'a> {
     label: &'a Path,
+    /// The layer directory written (named by errors that are its own: out of room).
+    dest: &'a Path,
     root: OwnedFd,
     held: HashMap<RelPath, Held>,
     dir_mtimes: BTreeMap<RelPath, Timespec>,
@@ -67,6 +69,7 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
     let mut hr = HashingReader::new(reader);
     let mut imp = Importer {
         label,
+        dest,
         root: open_dir(dest)?,
         held: HashMap::new(),
         dir_mtimes: BTreeMap::new(),
@@ -79,6 +82,8 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
     let mut last: Option<String> = None;
     loop {
         let member = tr.next_member().map_err(|e| match (&last, e.kind()) {
+            // Reading the source also wrote it somewhere (a staged blob), and that failed.
+            _ if crate::error::is_write_failed(&e) => Error::io("read", label, e),
             (None, std::io::ErrorKind::InvalidData) => {
                 imp.archive_err(format!("not a tar archive ({e})"))
             }
@@ -95,9 +100,13 @@ pub fn import_tar(reader: impl Read, label: &Path, dest: &Path) -> Result<Import
         last = Some(raw);
     }
     drop(tr);
-    let (diff_id, tar_size) = hr
-        .finish()
-        .map_err(|e| imp.archive_err(format!("reading past the archive: {e}")))?;
+    let (diff_id, tar_size) = hr.finish().map_err(|e| {
+        if crate::error::is_write_failed(&e) {
+            Error::io("read", label, e)
+        } else {
+            imp.archive_err(format!("reading past the archive: {e}"))
+        }
+    })?;
     let changes = ChangeSet { changes };
     imp.apply_deletions(&changes)?;
     imp.finish_dirs()?;
@@ -126,7 +135,7 @@ impl Importer<'_> {
     }
 
     fn io(&self, op: &'static str, path: &str, e: std::io::Error) -> Error {
-        Error::io(op, PathBuf::from(self.label).join(path), e)
+        Error::io(op, at_path(self.label, self.dest, path, &e), e)
     }
 
     /// Handles one tar entry; returns its change, if it is part of the change set.
@@ -261,7 +270,11 @@ impl Importer<'_> {
         let (_, name) = parent_and_name(path).unwrap_or(("", path));
         let name = name.to_string();
         let label = self.label.to_path_buf();
-        let at = |op: &'static str, e: std::io::Error| Error::io(op, label.join(path), e);
+        let dest = self.dest;
+        let at = |op: &'static str, e: std::io::Error| {
+            let p = at_path(&label, dest, path, &e);
+            Error::io(op, p, e)
+        };
         let kind = match etype {
             TarKind::Regular => {
                 let size = m.size;
@@ -416,10 +429,12 @@ impl Importer<'_> {
                         None => {
                             let (_, name) = parent_and_name(path).unwrap_or(("", path));
                             let name = name.to_string();
-                            let label = self.label;
+                            let (label, dest) = (self.label, self.dest);
                             let dir = self.parent_fd(path, path)?;
-                            fsutil::make_whiteout_at(dir, &name)
-                                .map_err(|e| Error::io("mknod whiteout", label.join(path), e))?;
+                            fsutil::make_whiteout_at(dir, &name).map_err(|e| {
+                                let p = at_path(label, dest, path, &e);
+                                Error::io("mknod whiteout", p, e)
+                            })?;
                             self.held.insert(path.clone(), Held::Other);
                             self.whiteout_devices.push(path.clone());
                         }
@@ -452,6 +467,16 @@ impl Importer<'_> {
         let root_meta = self.root_meta.clone().unwrap_or_else(Meta::implied_dir);
         fsutil::set_meta_at(self.root.as_fd(), ".", &Kind::Dir, &root_meta)
             .map_err(|e| self.io("set metadata", "", e))
+    }
+}
+
+/// The path an error about entry `path` names: the entry in the source, except when the
+/// layer directory ran out of room: then the file being written there.
+fn at_path(label: &Path, dest: &Path, path: &str, e: &std::io::Error) -> PathBuf {
+    if crate::error::is_no_space(e) {
+        dest.join(path)
+    } else {
+        label.join(path)
     }
 }
 
