@@ -601,6 +601,29 @@ pub fn set_meta_fd(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
     set_mtime_fd(fd, meta.mtime)
 }
 
+/// [`set_meta_fd`] of a file made with owner, group and mode `made` (`st_mode & 0o7777`),
+/// leaving out the chown and the chmod that would change nothing. A chown that happens is
+/// followed by the chmod (it clears setuid and setgid bits).
+pub fn set_meta_fd_over(fd: BorrowedFd<'_>, meta: &Meta, made: (u32, u32, u32)) -> io::Result<()> {
+    let (uid, gid, mode) = made;
+    let chown = (uid, gid) != (meta.uid, meta.gid);
+    if chown {
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+        )
+        .map_err(ioe)?;
+    }
+    if chown || mode != meta.mode & 0o7777 {
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ioe)?;
+    }
+    for (k, v) in &meta.xattrs {
+        rfs::fsetxattr(fd, k.as_str(), v, rfs::XattrFlags::empty()).map_err(ioe)?;
+    }
+    set_mtime_fd(fd, meta.mtime)
+}
+
 /// Sets the mtime (atime too, to the same value) of `name` in `dir`, not following symlinks.
 pub fn set_mtime_at(dir: BorrowedFd<'_>, name: &str, t: Timespec) -> io::Result<()> {
     let ts = Timestamps {
@@ -648,6 +671,19 @@ pub fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
         name,
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
+    )
+    .map_err(ioe)?;
+    Ok(File::from(fd))
+}
+
+/// [`create_file_at`] with permission bits `mode` (less the umask); the file is open for
+/// writing whatever they say.
+pub fn create_file_mode_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
     )
     .map_err(ioe)?;
     Ok(File::from(fd))
