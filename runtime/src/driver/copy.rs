@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
@@ -103,6 +103,8 @@ impl Copy {
             mode: OnMissing::Fail,
             shadowed: HashSet::new(),
             deferred: VecDeque::new(),
+            layer_fs: None,
+            dest_arc: Arc::from(dest),
         };
         // File data is copied by workers while this thread builds the tree: the structure
         // must be made in order, the bytes need not.
@@ -199,14 +201,21 @@ const BATCH_BYTES: u64 = 4 << 20;
 
 /// One file's data to copy, then its metadata to set (after the data: chown and writes clear
 /// setuid bits and file capabilities).
+///
+/// The worker opens the source itself (in the directory the building thread opened once per
+/// directory): the thread that builds the tree is the one a copy waits for.
 struct DataJob {
-    src: File,
+    /// The source's parent directory in the layer, and the layer's directory (for errors).
+    src_dir: Arc<OwnedFd>,
+    layer_fs: Arc<Path>,
     dst: File,
     size: u64,
     meta: Meta,
     /// Owner, group and mode `dst` was made with.
     made: (u32, u32, u32),
-    path: PathBuf,
+    /// The path in the layer and in the tree, and the tree's root (for errors).
+    rel: RelPath,
+    dest: Arc<Path>,
 }
 
 /// What the copy workers share.
@@ -237,8 +246,13 @@ fn copy_one(job: DataJob, shared: &Shared) {
         return; // drain: the materialization has failed already
     }
     let reflink = shared.reflink.load(Ordering::Relaxed);
-    let result = fsutil::copy_data(&job.src, &job.dst, job.size, reflink)
-        .map_err(|e| Error::io("copy data", &job.path, e))
+    let name = parent_and_name(&job.rel).map_or(job.rel.as_str(), |(_, n)| n);
+    let result = open_file_at(job.src_dir.as_fd(), name)
+        .map_err(|e| Error::io("open", job.layer_fs.join(&job.rel), e))
+        .and_then(|src| {
+            fsutil::copy_data(&src, &job.dst, job.size, reflink)
+                .map_err(|e| Error::io("copy data", job.dest.join(&job.rel), e))
+        })
         .and_then(|how| {
             if how == CopyMethod::Reflink {
                 shared.reflinked.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +260,7 @@ fn copy_one(job: DataJob, shared: &Shared) {
                 shared.reflink.store(false, Ordering::Relaxed);
             }
             fsutil::set_meta_fd_over(job.dst.as_fd(), &job.meta, job.made)
-                .map_err(|e| Error::io("set metadata", &job.path, e))
+                .map_err(|e| Error::io("set metadata", job.dest.join(&job.rel), e))
         });
     if let Err(e) = result
         && let Ok(mut slot) = shared.error.lock()
@@ -307,6 +321,10 @@ struct Materializer {
     /// Data copies of those files, oldest first, held until a higher layer has had its
     /// chance to unlink them.
     deferred: VecDeque<DataJob>,
+    /// The directory of the layer being applied, shared by its data copies.
+    layer_fs: Option<Arc<Path>>,
+    /// `dest`, shared by the data copies.
+    dest_arc: Arc<Path>,
 }
 
 impl Materializer {
@@ -317,6 +335,7 @@ impl Materializer {
     fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
         // Deletions below may take away a directory a cached resolution went through.
         self.parent_cache = None;
+        self.layer_fs = None;
         self.own.clear();
         self.explicit_dirs = changes
             .entries()
@@ -349,7 +368,7 @@ impl Materializer {
             }
         }
         let src = open_dir(&layer.fs())?;
-        let mut src_cache: Option<(String, OwnedFd)> = None;
+        let mut src_cache: Option<(String, Arc<OwnedFd>)> = None;
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
@@ -469,7 +488,8 @@ impl Materializer {
         let mut keep = VecDeque::with_capacity(self.deferred.len());
         let mut over = self.deferred.len().saturating_sub(DEFERRED_MAX);
         while let Some(job) = self.deferred.pop_front() {
-            let st = rfs::fstat(&job.dst).map_err(|e| Error::io("stat", &job.path, ioe(e)))?;
+            let st = rfs::fstat(&job.dst)
+                .map_err(|e| Error::io("stat", job.dest.join(&job.rel), ioe(e)))?;
             if st.st_nlink == 0 {
                 self.stats.skipped += 1;
                 over = over.saturating_sub(1);
@@ -548,7 +568,7 @@ impl Materializer {
         &mut self,
         e: &Entry,
         src: BorrowedFd<'_>,
-        src_cache: &mut Option<(String, OwnedFd)>,
+        src_cache: &mut Option<(String, Arc<OwnedFd>)>,
         layer: &StoredLayer,
     ) -> Result<()> {
         let Some((parent, name)) = parent_and_name(&e.path) else {
@@ -644,7 +664,7 @@ impl Materializer {
                 self.note_dir(dir.as_fd(), name, &e.path, e.meta.mtime)?;
             }
             Kind::File(data) => {
-                let src_file = open_src(src, src_cache, &e.path)
+                let src_dir = src_dir(src, src_cache, &e.path)
                     .map_err(|err| Error::io("open", layer.fs().join(&e.path), err))?;
                 // Made with its permission bits (the umask may still take some): when owner
                 // and mode come out right, the copy worker skips chown and chmod.
@@ -655,13 +675,23 @@ impl Materializer {
                 self.own.insert(st.st_ino);
                 self.stats.files += 1;
                 self.stats.bytes += data.size;
+                let layer_fs = match &self.layer_fs {
+                    Some(p) => Arc::clone(p),
+                    None => {
+                        let p: Arc<Path> = Arc::from(layer.fs());
+                        self.layer_fs = Some(Arc::clone(&p));
+                        p
+                    }
+                };
                 let job = DataJob {
-                    src: src_file,
+                    src_dir,
+                    layer_fs,
                     dst,
                     size: data.size,
                     meta: e.meta.clone(),
                     made: (st.st_uid, st.st_gid, st.st_mode & 0o7777),
-                    path: self.dest.join(&e.path),
+                    rel: e.path.clone(),
+                    dest: Arc::clone(&self.dest_arc),
                 };
                 if self.shadowed.contains(&e.path) {
                     self.deferred.push_back(job);
@@ -805,20 +835,21 @@ impl Lookup for Materializer {
     }
 }
 
-/// Opens a layer's source file, reusing the parent directory fd of the previous entry.
-fn open_src(
+/// The directory of a layer's source file, reusing the previous entry's when it is the same.
+fn src_dir(
     src: BorrowedFd<'_>,
-    cache: &mut Option<(String, OwnedFd)>,
+    cache: &mut Option<(String, Arc<OwnedFd>)>,
     path: &str,
-) -> io::Result<File> {
-    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-    if cache.as_ref().is_none_or(|(p, _)| p != parent) {
-        *cache = Some((parent.to_string(), open_dir_beneath(src, parent)?));
+) -> io::Result<Arc<OwnedFd>> {
+    let (parent, _) = parent_and_name(path).unwrap_or(("", path));
+    if let Some((p, fd)) = cache
+        && p == parent
+    {
+        return Ok(Arc::clone(fd));
     }
-    match cache {
-        Some((_, fd)) => open_file_at(fd.as_fd(), name),
-        None => Err(io::ErrorKind::NotFound.into()),
-    }
+    let fd = Arc::new(open_dir_beneath(src, parent)?);
+    *cache = Some((parent.to_string(), Arc::clone(&fd)));
+    Ok(fd)
 }
 
 impl Driver for Copy {
@@ -860,7 +891,13 @@ impl Driver for Copy {
     }
 
     fn unmount(&self, view: &MountView) -> Result<()> {
-        umount(&view.target)
+        umount(&view.target)?;
+        // The merged tree is as big as the image: removed here on the cores there are (the
+        // caller's removal of the scratch directory finds it gone, or removes what is left
+        // and reports what failed).
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let _ = fsutil::remove_tree_parallel(&Self::merged(view), threads);
+        Ok(())
     }
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {
