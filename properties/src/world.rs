@@ -51,12 +51,13 @@ impl World {
             Store::open(&tmpfs.join("root")).map_err(|e| e.to_string())
         };
         let store = setup().unwrap_or_else(|e| panic!("{test}: {e}"));
-        // The image lives on the temp dir's disk, not in the tmpfs's memory.
+        // The image lives in the tmpfs: its transaction commits (one per snapshot) then
+        // flush to memory, not to the disk under the temp dir.
         let btrfs = loopfs::check(FsType::Btrfs)
             .and_then(|()| {
                 LoopFs::create(
                     FsType::Btrfs,
-                    &dir.path().join("btrfs.img"),
+                    &tmpfs.join("btrfs.img"),
                     4 << 30,
                     &strata_runtime::driver::btrfs::state_dir(store.root()),
                 )

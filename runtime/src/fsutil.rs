@@ -546,6 +546,69 @@ pub fn open_dir_beneath_long(dir: BorrowedFd<'_>, rel: &str) -> io::Result<Owned
     }
 }
 
+/// [`remove_tree`] on `threads` threads: the directories two levels down are removed in
+/// parallel (unlinks in different directories do not contend), then what is left. For big
+/// trees on a filesystem that copies in memory, where removal is all CPU.
+pub fn remove_tree_parallel(path: &Path, threads: usize) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Usage(format!(
+            "refusing to remove {}",
+            path.display()
+        )));
+    };
+    let err = |e| Error::io("remove", path, e);
+    let top = match open_dir_beneath(open_dir(parent)?.as_fd(), &name.to_string_lossy()) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(e)),
+    };
+    // The directories two levels down, each with its parent; what lies higher is unlinked
+    // here when it is no directory.
+    let mut jobs: Vec<(std::sync::Arc<OwnedFd>, String)> = Vec::new();
+    for (n, t) in list_dir_typed(top.as_fd()).map_err(err)? {
+        let is_dir = match t {
+            Some(t) => t == FileType::Directory,
+            None => file_type(&lstat_at(top.as_fd(), &n).map_err(err)?) == FileType::Directory,
+        };
+        if !is_dir {
+            rfs::unlinkat(top.as_fd(), n.as_str(), AtFlags::empty()).map_err(|e| err(ioe(e)))?;
+            continue;
+        }
+        let sub = std::sync::Arc::new(open_dir_beneath(top.as_fd(), &n).map_err(err)?);
+        for (c, ct) in list_dir_typed(sub.as_fd()).map_err(err)? {
+            if ct.is_some_and(|t| t != FileType::Directory) {
+                rfs::unlinkat(sub.as_fd(), c.as_str(), AtFlags::empty())
+                    .map_err(|e| err(ioe(e)))?;
+            } else {
+                jobs.push((std::sync::Arc::clone(&sub), c));
+            }
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: std::sync::Mutex<Option<io::Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((dir, n)) = jobs.get(i) else { return };
+                    if let Err(e) = remove_all_at(dir.as_fd(), n)
+                        && let Ok(mut slot) = first_err.lock()
+                    {
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.lock().ok().and_then(|mut e| e.take()) {
+        return Err(err(e));
+    }
+    drop(jobs);
+    drop(top);
+    remove_tree(path)
+}
+
 /// Removes `path` and everything under it (for directories strata owns, e.g. in its store).
 pub fn remove_tree(path: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
@@ -601,6 +664,29 @@ pub fn set_meta_fd(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
     set_mtime_fd(fd, meta.mtime)
 }
 
+/// [`set_meta_fd`] of a file made with owner, group and mode `made` (`st_mode & 0o7777`),
+/// leaving out the chown and the chmod that would change nothing. A chown that happens is
+/// followed by the chmod (it clears setuid and setgid bits).
+pub fn set_meta_fd_over(fd: BorrowedFd<'_>, meta: &Meta, made: (u32, u32, u32)) -> io::Result<()> {
+    let (uid, gid, mode) = made;
+    let chown = (uid, gid) != (meta.uid, meta.gid);
+    if chown {
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+        )
+        .map_err(ioe)?;
+    }
+    if chown || mode != meta.mode & 0o7777 {
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ioe)?;
+    }
+    for (k, v) in &meta.xattrs {
+        rfs::fsetxattr(fd, k.as_str(), v, rfs::XattrFlags::empty()).map_err(ioe)?;
+    }
+    set_mtime_fd(fd, meta.mtime)
+}
+
 /// Sets the mtime (atime too, to the same value) of `name` in `dir`, not following symlinks.
 pub fn set_mtime_at(dir: BorrowedFd<'_>, name: &str, t: Timespec) -> io::Result<()> {
     let ts = Timestamps {
@@ -648,6 +734,19 @@ pub fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
         name,
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
+    )
+    .map_err(ioe)?;
+    Ok(File::from(fd))
+}
+
+/// [`create_file_at`] with permission bits `mode` (less the umask); the file is open for
+/// writing whatever they say.
+pub fn create_file_mode_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
     )
     .map_err(ioe)?;
     Ok(File::from(fd))

@@ -3,18 +3,22 @@
 //! exactly as the OCI rules say: whiteouts and opaque markers first, then entries; parents
 //! resolved through symlinks inside the root; directory over directory keeps its children.
 //! File data is cloned (FICLONE) where the filesystem allows, else copied with
-//! copy_file_range (holes stay holes). The merged directory is bind-mounted on the target.
+//! copy_file_range (holes stay holes), by worker threads while the tree is built. The data
+//! of a file that a higher layer names again waits until that layer is applied, and is
+//! dropped when the file is unlinked by then: a path rewritten in every layer of a deep stack
+//! has its data copied once. The merged directory is bind-mounted on the target.
 //!
 //! Commit compares the tree with the stack's model ([`crate::diff::tree`]) by content and metadata (a same-size,
 //! same-mtime rewrite is a change).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
@@ -97,6 +101,10 @@ impl Copy {
             explicit_dirs: HashSet::new(),
             own: HashSet::new(),
             mode: OnMissing::Fail,
+            shadowed: HashSet::new(),
+            deferred: VecDeque::new(),
+            layer_fs: None,
+            dest_arc: Arc::from(dest),
         };
         // File data is copied by workers while this thread builds the tree: the structure
         // must be made in order, the bytes need not.
@@ -104,10 +112,16 @@ impl Copy {
             for _ in 0..workers {
                 s.spawn(|| copy_worker(&rx, &shared));
             }
-            let r = layers
-                .iter()
-                .try_for_each(|layer| m.apply(layer, &layer.changes()?))
-                .and_then(|()| m.flush());
+            let r = changesets(layers).and_then(|sets| {
+                let mut shadowed = shadowed_files(&sets);
+                for ((layer, changes), shadowed) in layers.iter().zip(&sets).zip(&mut shadowed) {
+                    m.shadowed = std::mem::take(shadowed);
+                    m.apply(layer, changes)?;
+                    m.settle_deferred(false)?;
+                }
+                m.settle_deferred(true)?;
+                m.flush()
+            });
             m.jobs = None;
             r
         });
@@ -129,6 +143,55 @@ impl Copy {
     }
 }
 
+/// The change sets of `layers`, lowest first.
+fn changesets(layers: &[StoredLayer]) -> Result<Vec<ChangeSet>> {
+    layers.iter().map(StoredLayer::changes).collect()
+}
+
+/// For each layer, the paths of its regular files that a higher layer names again: an entry
+/// or a whiteout at the same path, or a whiteout, an opaque marker or a non-directory at one
+/// of its parents. Such a file is most likely gone by the end (a deep stack rewriting one
+/// big file in every layer), so its data copy waits ([`Materializer::settle_deferred`]).
+/// Only a hint: whether the file is still linked decides, so symlinks that move a path, or
+/// a hard link of the same layer that keeps the data alive, cost a wait, never a wrong tree.
+fn shadowed_files(sets: &[ChangeSet]) -> Vec<HashSet<RelPath>> {
+    let mut out = vec![HashSet::new(); sets.len()];
+    // Paths the layers above name, and those that take away what lies under them.
+    let mut named: HashSet<&str> = HashSet::new();
+    let mut cut: HashSet<&str> = HashSet::new();
+    for (set, out) in sets.iter().zip(&mut out).rev() {
+        if !named.is_empty() {
+            for e in set.entries() {
+                if matches!(e.kind, EntryKind::File(_))
+                    && (named.contains(e.path.as_str())
+                        || model::ancestors(&e.path).iter().any(|a| cut.contains(a)))
+                {
+                    out.insert(e.path.clone());
+                }
+            }
+        }
+        for c in &set.changes {
+            match c {
+                Change::Whiteout { path } | Change::Opaque { path } => {
+                    named.insert(path);
+                    cut.insert(path);
+                }
+                Change::Entry(e) => {
+                    named.insert(&e.path);
+                    if e.kind != EntryKind::Dir {
+                        cut.insert(&e.path);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// At most this many data copies wait to see whether a higher layer removes their file
+/// (each holds two open files).
+const DEFERRED_MAX: usize = 128;
+
 /// Batches of data copies waiting for a worker (each copy holds two open files).
 const JOB_QUEUE: usize = 4;
 /// A batch goes to the workers at this many files or bytes: handing over one small file at
@@ -138,12 +201,21 @@ const BATCH_BYTES: u64 = 4 << 20;
 
 /// One file's data to copy, then its metadata to set (after the data: chown and writes clear
 /// setuid bits and file capabilities).
+///
+/// The worker opens the source itself (in the directory the building thread opened once per
+/// directory): the thread that builds the tree is the one a copy waits for.
 struct DataJob {
-    src: File,
+    /// The source's parent directory in the layer, and the layer's directory (for errors).
+    src_dir: Arc<OwnedFd>,
+    layer_fs: Arc<Path>,
     dst: File,
     size: u64,
     meta: Meta,
-    path: PathBuf,
+    /// Owner, group and mode `dst` was made with.
+    made: (u32, u32, u32),
+    /// The path in the layer and in the tree, and the tree's root (for errors).
+    rel: RelPath,
+    dest: Arc<Path>,
 }
 
 /// What the copy workers share.
@@ -174,16 +246,21 @@ fn copy_one(job: DataJob, shared: &Shared) {
         return; // drain: the materialization has failed already
     }
     let reflink = shared.reflink.load(Ordering::Relaxed);
-    let result = fsutil::copy_data(&job.src, &job.dst, job.size, reflink)
-        .map_err(|e| Error::io("copy data", &job.path, e))
+    let name = parent_and_name(&job.rel).map_or(job.rel.as_str(), |(_, n)| n);
+    let result = open_file_at(job.src_dir.as_fd(), name)
+        .map_err(|e| Error::io("open", job.layer_fs.join(&job.rel), e))
+        .and_then(|src| {
+            fsutil::copy_data(&src, &job.dst, job.size, reflink)
+                .map_err(|e| Error::io("copy data", job.dest.join(&job.rel), e))
+        })
         .and_then(|how| {
             if how == CopyMethod::Reflink {
                 shared.reflinked.fetch_add(1, Ordering::Relaxed);
             } else if job.size > 0 {
                 shared.reflink.store(false, Ordering::Relaxed);
             }
-            fsutil::set_meta_fd(job.dst.as_fd(), &job.meta)
-                .map_err(|e| Error::io("set metadata", &job.path, e))
+            fsutil::set_meta_fd_over(job.dst.as_fd(), &job.meta, job.made)
+                .map_err(|e| Error::io("set metadata", job.dest.join(&job.rel), e))
         });
     if let Err(e) = result
         && let Ok(mut slot) = shared.error.lock()
@@ -200,6 +277,8 @@ pub struct CopyStats {
     pub reflinked: u64,
     pub dirs: u64,
     pub other: u64,
+    /// Files whose data was never copied: a higher layer removed them first.
+    pub skipped: u64,
 }
 
 /// What the tree a materialization starts from holds.
@@ -227,7 +306,7 @@ struct Materializer {
     batch: Vec<DataJob>,
     batch_bytes: u64,
     /// The directory the last entry's parent resolved to.
-    parent_cache: Option<(String, OwnedFd)>,
+    parent_cache: Option<(String, Rc<OwnedFd>)>,
     root_meta: Meta,
     stats: CopyStats,
     /// The directories the layer being applied has entries for, by their paths in the layer.
@@ -236,6 +315,16 @@ struct Materializer {
     own: HashSet<u64>,
     /// What the resolution under way does at a missing component.
     mode: OnMissing,
+    /// The paths of the layer being applied whose files a higher layer names again
+    /// ([`shadowed_files`]).
+    shadowed: HashSet<RelPath>,
+    /// Data copies of those files, oldest first, held until a higher layer has had its
+    /// chance to unlink them.
+    deferred: VecDeque<DataJob>,
+    /// The directory of the layer being applied, shared by its data copies.
+    layer_fs: Option<Arc<Path>>,
+    /// `dest`, shared by the data copies.
+    dest_arc: Arc<Path>,
 }
 
 impl Materializer {
@@ -246,6 +335,7 @@ impl Materializer {
     fn apply(&mut self, layer: &StoredLayer, changes: &ChangeSet) -> Result<()> {
         // Deletions below may take away a directory a cached resolution went through.
         self.parent_cache = None;
+        self.layer_fs = None;
         self.own.clear();
         self.explicit_dirs = changes
             .entries()
@@ -278,7 +368,7 @@ impl Materializer {
             }
         }
         let src = open_dir(&layer.fs())?;
-        let mut src_cache: Option<(String, OwnedFd)> = None;
+        let mut src_cache: Option<(String, Arc<OwnedFd>)> = None;
         for c in &changes.changes {
             match c {
                 Change::Opaque { path } => {
@@ -391,6 +481,31 @@ impl Materializer {
         Ok(())
     }
 
+    /// Drops the deferred copies whose files a higher layer has unlinked (their data and
+    /// metadata would never show) and queues the rest: all of them at the `end`, else the
+    /// oldest beyond [`DEFERRED_MAX`].
+    fn settle_deferred(&mut self, end: bool) -> Result<()> {
+        let mut keep = VecDeque::with_capacity(self.deferred.len());
+        let mut over = self.deferred.len().saturating_sub(DEFERRED_MAX);
+        while let Some(job) = self.deferred.pop_front() {
+            let st = rfs::fstat(&job.dst)
+                .map_err(|e| Error::io("stat", job.dest.join(&job.rel), ioe(e)))?;
+            if st.st_nlink == 0 {
+                self.stats.skipped += 1;
+                over = over.saturating_sub(1);
+                continue;
+            }
+            if end || over > 0 {
+                over = over.saturating_sub(1);
+                self.queue(job)?;
+            } else {
+                keep.push_back(job);
+            }
+        }
+        self.deferred = keep;
+        Ok(())
+    }
+
     /// Hands the pending copies to the workers.
     fn flush(&mut self) -> Result<()> {
         if self.batch.is_empty() {
@@ -408,19 +523,19 @@ impl Materializer {
     /// The directory `parent` resolves to, from the cache when the last entry had the same
     /// parent (the common case: tar entries come grouped by directory). Every change an
     /// entry makes is in this directory, so its mtime is noted here.
-    fn parent_dir(&mut self, parent: &str) -> Result<BorrowedFd<'_>> {
-        let hit = self.parent_cache.as_ref().is_some_and(|(p, _)| p == parent);
-        if !hit {
-            let fd = self
-                .resolve(parent, OnMissing::Create)?
-                .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
-            self.keep_mtime(fd.as_fd(), parent)?;
-            self.parent_cache = Some((parent.to_string(), fd));
+    fn parent_dir(&mut self, parent: &str) -> Result<Rc<OwnedFd>> {
+        if let Some((p, fd)) = &self.parent_cache
+            && p == parent
+        {
+            return Ok(Rc::clone(fd));
         }
-        match &self.parent_cache {
-            Some((_, fd)) => Ok(fd.as_fd()),
-            None => Err(self.err("resolve", parent, io::ErrorKind::NotFound.into())),
-        }
+        let fd = self
+            .resolve(parent, OnMissing::Create)?
+            .ok_or_else(|| self.err("resolve", parent, io::ErrorKind::NotFound.into()))?;
+        self.keep_mtime(fd.as_fd(), parent)?;
+        let fd = Rc::new(fd);
+        self.parent_cache = Some((parent.to_string(), Rc::clone(&fd)));
+        Ok(fd)
     }
 
     /// Removes `name` in `dir` with everything under it. Every cached resolution may now be
@@ -453,17 +568,15 @@ impl Materializer {
         &mut self,
         e: &Entry,
         src: BorrowedFd<'_>,
-        src_cache: &mut Option<(String, OwnedFd)>,
+        src_cache: &mut Option<(String, Arc<OwnedFd>)>,
         layer: &StoredLayer,
     ) -> Result<()> {
         let Some((parent, name)) = parent_and_name(&e.path) else {
             self.root_meta = e.meta.clone();
             return Ok(());
         };
-        let dir = self
-            .parent_dir(parent)?
-            .try_clone_to_owned()
-            .map_err(|err| self.err("dup", parent, err))?;
+        // Shared with the cache, not duplicated: one fewer syscall pair per entry.
+        let dir = self.parent_dir(parent)?;
         if let EntryKind::HardLink { target } = &e.kind {
             let (tparent, tname) = parent_and_name(target).unwrap_or(("", target));
             let tdir = self
@@ -551,23 +664,40 @@ impl Materializer {
                 self.note_dir(dir.as_fd(), name, &e.path, e.meta.mtime)?;
             }
             Kind::File(data) => {
-                let src_file = open_src(src, src_cache, &e.path)
+                let src_dir = src_dir(src, src_cache, &e.path)
                     .map_err(|err| Error::io("open", layer.fs().join(&e.path), err))?;
+                // Made with its permission bits (the umask may still take some): when owner
+                // and mode come out right, the copy worker skips chown and chmod.
                 let dst = self.create(&dir, name, &e.path, "create", || {
-                    fsutil::create_file_at(dir.as_fd(), name)
+                    fsutil::create_file_mode_at(dir.as_fd(), name, e.meta.mode & 0o777)
                 })?;
                 let st = rfs::fstat(&dst).map_err(|err| self.err("stat", &e.path, ioe(err)))?;
                 self.own.insert(st.st_ino);
                 self.stats.files += 1;
                 self.stats.bytes += data.size;
+                let layer_fs = match &self.layer_fs {
+                    Some(p) => Arc::clone(p),
+                    None => {
+                        let p: Arc<Path> = Arc::from(layer.fs());
+                        self.layer_fs = Some(Arc::clone(&p));
+                        p
+                    }
+                };
                 let job = DataJob {
-                    src: src_file,
+                    src_dir,
+                    layer_fs,
                     dst,
                     size: data.size,
                     meta: e.meta.clone(),
-                    path: self.dest.join(&e.path),
+                    made: (st.st_uid, st.st_gid, st.st_mode & 0o7777),
+                    rel: e.path.clone(),
+                    dest: Arc::clone(&self.dest_arc),
                 };
-                self.queue(job)?;
+                if self.shadowed.contains(&e.path) {
+                    self.deferred.push_back(job);
+                } else {
+                    self.queue(job)?;
+                }
             }
             Kind::Symlink { target } => {
                 self.create(&dir, name, &e.path, "symlink", || {
@@ -705,20 +835,21 @@ impl Lookup for Materializer {
     }
 }
 
-/// Opens a layer's source file, reusing the parent directory fd of the previous entry.
-fn open_src(
+/// The directory of a layer's source file, reusing the previous entry's when it is the same.
+fn src_dir(
     src: BorrowedFd<'_>,
-    cache: &mut Option<(String, OwnedFd)>,
+    cache: &mut Option<(String, Arc<OwnedFd>)>,
     path: &str,
-) -> io::Result<File> {
-    let (parent, name) = parent_and_name(path).unwrap_or(("", path));
-    if cache.as_ref().is_none_or(|(p, _)| p != parent) {
-        *cache = Some((parent.to_string(), open_dir_beneath(src, parent)?));
+) -> io::Result<Arc<OwnedFd>> {
+    let (parent, _) = parent_and_name(path).unwrap_or(("", path));
+    if let Some((p, fd)) = cache
+        && p == parent
+    {
+        return Ok(Arc::clone(fd));
     }
-    match cache {
-        Some((_, fd)) => open_file_at(fd.as_fd(), name),
-        None => Err(io::ErrorKind::NotFound.into()),
-    }
+    let fd = Arc::new(open_dir_beneath(src, parent)?);
+    *cache = Some((parent.to_string(), Arc::clone(&fd)));
+    Ok(fd)
 }
 
 impl Driver for Copy {
@@ -760,7 +891,13 @@ impl Driver for Copy {
     }
 
     fn unmount(&self, view: &MountView) -> Result<()> {
-        umount(&view.target)
+        umount(&view.target)?;
+        // The merged tree is as big as the image: removed here on the cores there are (the
+        // caller's removal of the scratch directory finds it gone, or removes what is left
+        // and reports what failed).
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let _ = fsutil::remove_tree_parallel(&Self::merged(view), threads);
+        Ok(())
     }
 
     fn commit(&self, view: &MountView, opts: &CommitOptions, out: &mut dyn Write) -> Result<()> {

@@ -97,6 +97,24 @@ const LOG: &str = "fuse-overlayfs.log";
 /// How long a mount may take to appear.
 const MOUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Sleeps until the mount table changes (`mountinfo` polled for POLLPRI) or `nap` passes;
+/// without `mountinfo`, sleeps `nap`.
+fn wait_for_mount_change(mountinfo: Option<&std::fs::File>, nap: std::time::Duration) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let Some(f) = mountinfo else {
+        std::thread::sleep(nap);
+        return;
+    };
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(nap.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(f, PollFlags::PRI)];
+    if poll(&mut fds, Some(&timeout)).is_err() {
+        std::thread::sleep(nap);
+    }
+}
+
 /// Waits (briefly) for the mount's daemon to exit and reaps it, when it is this process's
 /// child; a daemon another process started is reaped by its own parent or init.
 fn reap(view: &MountView) {
@@ -280,7 +298,11 @@ impl Driver for FuseOverlay {
         let pid_path = view.scratch.join(PID);
         std::fs::write(&pid_path, child.id().to_string())
             .map_err(|e| Error::io("write", &pid_path, e))?;
-        // Mounted once the target is a FUSE filesystem on a device of its own.
+        // Mounted once the target is a FUSE filesystem on a device of its own. The mount
+        // table wakes a poll(2) of mountinfo when it changes, so the check runs as the mount
+        // appears instead of after a nap; the nap only bounds the wait for a daemon that
+        // fails before mounting.
+        let mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
         let deadline = std::time::Instant::now() + MOUNT_TIMEOUT;
         let mut nap = std::time::Duration::from_micros(50);
         loop {
@@ -320,7 +342,7 @@ impl Driver for FuseOverlay {
                     ),
                 ));
             }
-            std::thread::sleep(nap);
+            wait_for_mount_change(mountinfo.as_ref(), nap);
             nap = (nap * 2).min(std::time::Duration::from_millis(5));
         }
         if let Err(e) = look_up_lower_links(view, &notes) {
