@@ -35,8 +35,8 @@ impl Ctx {
 
 pub fn run(cli: Cli) -> CmdResult<ExitCode> {
     let ctx = Ctx {
-        root: cli.root.unwrap_or_else(Store::default_root),
-        json: cli.json,
+        root: cli.globals.root.unwrap_or_else(Store::default_root),
+        json: cli.globals.json,
     };
     match cli.command {
         Command::Drivers => drivers::run(&ctx),

@@ -880,13 +880,7 @@ fn clone_fork(flags: u64) -> io::Result<libc::pid_t> {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: valid out-array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two fresh fds we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
 /// A connected pair of close-on-exec unix stream sockets.
@@ -1083,22 +1077,18 @@ pub enum Status {
 
 /// Waits for `pid` (retrying on EINTR).
 pub fn wait(pid: libc::pid_t) -> io::Result<Status> {
-    let mut st = 0;
-    loop {
-        // SAFETY: waitpid on our own child with a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-        if r == pid {
-            break;
+    use rustix::process::{Pid, WaitOptions, waitpid};
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
+    let st = loop {
+        match waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, st))) => break st,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    if libc::WIFSIGNALED(st) {
-        Ok(Status::Signaled(libc::WTERMSIG(st)))
-    } else {
-        Ok(Status::Exited(libc::WEXITSTATUS(st)))
+    };
+    match st.terminating_signal() {
+        Some(sig) => Ok(Status::Signaled(sig)),
+        None => Ok(Status::Exited(st.exit_status().unwrap_or(0))),
     }
 }
 

@@ -16,12 +16,15 @@
 //!   walk out of a chroot.
 
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::str::FromStr;
 
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, UnmountFlags, mount, mount_move, unmount};
+use rustix::process::{chdir, chroot, fchdir, pivot_root};
 use serde::Serialize;
 
-use super::process::{Fail, Step, ck, errno};
+use super::process::{Fail, Step, rx};
 use crate::error::{Error, Result};
 
 /// How the container's root is switched.
@@ -86,15 +89,10 @@ pub struct Done {
     pub pivot_errno: i32,
 }
 
-fn sys(step: Step, r: libc::c_int) -> Result<(), Fail> {
-    ck(step, r).map(|_| ())
-}
-
 /// Switches the root to the directory open as `root`; afterwards cwd and / are that root.
 pub fn switch_root(how: Switch, root: &OwnedFd) -> std::result::Result<Done, Fail> {
     // Every switch starts inside the new root, so "." names it.
-    // SAFETY: fchdir on an fd we own.
-    sys(Step::EnterRoot, unsafe { libc::fchdir(root.as_raw_fd()) })?;
+    rx(Step::EnterRoot, fchdir(root))?;
     match how {
         Switch::PivotRoot => match pivot() {
             Ok(()) => Ok(Done {
@@ -116,11 +114,9 @@ pub fn switch_root(how: Switch, root: &OwnedFd) -> std::result::Result<Done, Fai
         }),
         Switch::Chroot => {
             // Only the root directory changes; the mount tree stays as it is.
-            // SAFETY: chroot(".") with a static C string.
-            sys(Step::Chroot, unsafe { libc::chroot(c".".as_ptr()) })?;
+            rx(Step::Chroot, chroot(c"."))?;
             // Leave no cwd outside the new root.
-            // SAFETY: as above.
-            sys(Step::ChdirRoot, unsafe { libc::chdir(c"/".as_ptr()) })?;
+            rx(Step::ChdirRoot, chdir(c"/"))?;
             Ok(Done {
                 used: Switch::Chroot,
                 pivot_errno: 0,
@@ -131,20 +127,12 @@ pub fn switch_root(how: Switch, root: &OwnedFd) -> std::result::Result<Done, Fai
 
 fn pivot() -> std::result::Result<(), Fail> {
     // new_root = put_old = ".": the old root is stacked on top of the new one at "/".
-    // SAFETY: raw pivot_root with two static C strings.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
-    if r < 0 {
-        return Err((Step::PivotRoot, errno()));
-    }
+    rx(Step::PivotRoot, pivot_root(c".", c"."))?;
     // The top of "." is now the old root: detach it with everything under it. It is private
     // already (/ was made rprivate before any mount), so nothing propagates to the host.
-    // SAFETY: umount2 with a static C string.
-    sys(Step::DetachOldRoot, unsafe {
-        libc::umount2(c".".as_ptr(), libc::MNT_DETACH)
-    })?;
+    rx(Step::DetachOldRoot, unmount(c".", UnmountFlags::DETACH))?;
     // Re-enter the new root by name, so the cwd is not whatever "." last named.
-    // SAFETY: as above.
-    sys(Step::ChdirRoot, unsafe { libc::chdir(c"/".as_ptr()) })
+    rx(Step::ChdirRoot, chdir(c"/"))
 }
 
 fn move_root() -> std::result::Result<(), Fail> {
@@ -153,65 +141,42 @@ fn move_root() -> std::result::Result<(), Fail> {
     hide(c"/proc", Step::HideHostProc)?;
     hide(c"/sys", Step::HideHostSys)?;
     // Put the root filesystem (the mount at ".") on top of "/".
-    // SAFETY: mount(2) MS_MOVE with static C strings.
-    sys(Step::MoveRoot, unsafe {
-        libc::mount(
-            c".".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_MOVE,
-            std::ptr::null(),
-        )
-    })?;
+    rx(Step::MoveRoot, mount_move(c".", c"/"))?;
     // Make the moved mount this process's root directory.
-    // SAFETY: chroot(".") with a static C string.
-    sys(Step::Chroot, unsafe { libc::chroot(c".".as_ptr()) })?;
+    rx(Step::Chroot, chroot(c"."))?;
     // Leave no cwd outside the new root.
-    // SAFETY: as above.
-    sys(Step::ChdirRoot, unsafe { libc::chdir(c"/".as_ptr()) })
+    rx(Step::ChdirRoot, chdir(c"/"))
 }
 
 /// Detaches the mount at `path`; where that is refused (not a mount point, or locked in a
 /// user namespace) covers it with an empty read-only tmpfs, as crun and youki do.
 fn hide(path: &std::ffi::CStr, step: Step) -> std::result::Result<(), Fail> {
-    // SAFETY: umount2 with a static C string.
-    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return Ok(());
-    }
-    match errno() {
+    match unmount(path, UnmountFlags::DETACH) {
         // Nothing there to hide.
-        libc::ENOENT => Ok(()),
-        libc::EINVAL | libc::EPERM => {
-            // SAFETY: mount(2) of a tmpfs with static C strings.
-            sys(step, unsafe {
-                libc::mount(
-                    c"tmpfs".as_ptr(),
-                    path.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    c"size=4k,mode=000".as_ptr().cast(),
-                )
-            })
-        }
-        e => Err((step, e)),
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::INVAL | Errno::PERM) => rx(
+            step,
+            mount(
+                c"tmpfs",
+                path,
+                c"tmpfs",
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                c"size=4k,mode=000",
+            ),
+        ),
+        Err(e) => Err((step, e.raw_os_error())),
     }
 }
 
 /// Checks that "/" and the working directory are both the root filesystem open as `root`
 /// (CVE-2024-21626: a cwd left on the host is an escape).
 pub fn verify_root(root: &OwnedFd) -> std::result::Result<(), Fail> {
-    // SAFETY: fstat/stat with valid out-pointers.
-    unsafe {
-        let mut want: libc::stat = std::mem::zeroed();
-        let mut slash: libc::stat = std::mem::zeroed();
-        let mut cwd: libc::stat = std::mem::zeroed();
-        sys(Step::VerifyRoot, libc::fstat(root.as_raw_fd(), &mut want))?;
-        sys(Step::VerifyRoot, libc::stat(c"/".as_ptr(), &mut slash))?;
-        sys(Step::VerifyRoot, libc::stat(c".".as_ptr(), &mut cwd))?;
-        let same = |a: &libc::stat| a.st_dev == want.st_dev && a.st_ino == want.st_ino;
-        if !same(&slash) || !same(&cwd) {
-            return Err((Step::VerifyRoot, libc::EXDEV));
-        }
+    let want = rx(Step::VerifyRoot, rustix::fs::fstat(root))?;
+    let slash = rx(Step::VerifyRoot, rustix::fs::stat(c"/"))?;
+    let cwd = rx(Step::VerifyRoot, rustix::fs::stat(c"."))?;
+    let same = |a: &rustix::fs::Stat| a.st_dev == want.st_dev && a.st_ino == want.st_ino;
+    if !same(&slash) || !same(&cwd) {
+        return Err((Step::VerifyRoot, libc::EXDEV));
     }
     Ok(())
 }
