@@ -658,6 +658,11 @@ pub fn set_meta_fd(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
     )
     .map_err(ioe)?;
     rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ioe)?;
+    set_xattrs_and_mtime_fd(fd, meta)
+}
+
+/// The xattrs and then the mtime of `meta` (last: setting the others may change it).
+fn set_xattrs_and_mtime_fd(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
     for (k, v) in &meta.xattrs {
         rfs::fsetxattr(fd, k.as_str(), v, rfs::XattrFlags::empty()).map_err(ioe)?;
     }
@@ -681,10 +686,7 @@ pub fn set_meta_fd_over(fd: BorrowedFd<'_>, meta: &Meta, made: (u32, u32, u32)) 
     if chown || mode != meta.mode & 0o7777 {
         rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ioe)?;
     }
-    for (k, v) in &meta.xattrs {
-        rfs::fsetxattr(fd, k.as_str(), v, rfs::XattrFlags::empty()).map_err(ioe)?;
-    }
-    set_mtime_fd(fd, meta.mtime)
+    set_xattrs_and_mtime_fd(fd, meta)
 }
 
 /// Sets the mtime (atime too, to the same value) of `name` in `dir`, not following symlinks.
@@ -729,14 +731,7 @@ pub fn is_whiteout(st: &Stat) -> bool {
 
 /// Creates a new empty file `name` in `dir` for writing (fails if the name exists).
 pub fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
-    let fd = rfs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(ioe)?;
-    Ok(File::from(fd))
+    create_file_mode_at(dir, name, 0o600)
 }
 
 /// [`create_file_at`] with permission bits `mode` (less the umask); the file is open for
